@@ -1,0 +1,172 @@
+package chat
+
+import "time"
+
+// Role is what an agent account may do.
+type Role string
+
+// Roles. Admins manage sites and agents; agents chat; analysts tune detectors
+// and read reports but never send messages.
+const (
+	RoleAdmin   Role = "admin"
+	RoleAgent   Role = "agent"
+	RoleAnalyst Role = "analyst"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleAgent || r == RoleAnalyst }
+
+// Status is a conversation's place in its life cycle.
+type Status string
+
+// Conversation statuses (DESIGN.md §4).
+const (
+	StatusWaiting  Status = "waiting"  // in the queue, no agent yet
+	StatusActive   Status = "active"   // assigned to an agent
+	StatusPending  Status = "pending"  // waiting on the customer
+	StatusResolved Status = "resolved" // done; "no" to "Did this solve it?" reopens
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusWaiting, StatusActive, StatusPending, StatusResolved:
+		return true
+	}
+	return false
+}
+
+// Site is one website that embeds the widget.
+type Site struct {
+	// Key is the public site key used in the snippet (data-site).
+	Key  string `json:"key"`
+	Name string `json:"name"`
+	// Origins are the allowed Origin host patterns for the visitor WebSocket,
+	// in coder/websocket OriginPatterns syntax ("shop.example.com", "*.example.com").
+	Origins []string `json:"origins"`
+	// IdentitySecret signs identify calls: hash = hex(HMAC-SHA256(secret, user id)).
+	IdentitySecret string `json:"identity_secret"`
+	// Theme is the widget's accent colour as #rrggbb.
+	Theme string `json:"theme,omitempty"`
+	// Strings overrides widget texts by key (i18n).
+	Strings   map[string]string `json:"strings,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Visitor is one person on a site, anonymous or identified.
+type Visitor struct {
+	ID      string `json:"id"`
+	SiteKey string `json:"site"`
+	// ExternalID, Name and Email come from identify. Verified is true only when
+	// the identify hash checked out against the site's identity secret.
+	ExternalID string            `json:"external_id,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Email      string            `json:"email,omitempty"`
+	Verified   bool              `json:"verified"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Device     string            `json:"device,omitempty"`
+	Locale     string            `json:"locale,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	LastSeen   time.Time         `json:"last_seen"`
+}
+
+// Agent is a support agent, admin or analyst account.
+type Agent struct {
+	ID           string `json:"id"`
+	Email        string `json:"email"`
+	Name         string `json:"name"`
+	Role         Role   `json:"role"`
+	PasswordHash []byte `json:"-"`
+	Disabled     bool   `json:"disabled"`
+	// Capacity is how many active conversations the agent takes at once.
+	// Zero means DefaultCapacity.
+	Capacity  int       `json:"capacity"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DefaultCapacity is an agent's capacity when none is set.
+const DefaultCapacity = 5
+
+// EffectiveCapacity returns a.Capacity, or DefaultCapacity when unset.
+func (a Agent) EffectiveCapacity() int {
+	if a.Capacity <= 0 {
+		return DefaultCapacity
+	}
+	return a.Capacity
+}
+
+// Session is a logged-in agent's browser session.
+type Session struct {
+	// ID is the secret cookie value's SHA-256 hex digest; the raw value is
+	// never stored.
+	ID        string    `json:"id"`
+	AgentID   string    `json:"agent_id"`
+	CSRF      string    `json:"csrf"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Conversation is one support thread between a visitor and agents.
+type Conversation struct {
+	ID        string `json:"id"`
+	Ref       string `json:"ref"` // human-readable reference, e.g. LF-7K3Q
+	SiteKey   string `json:"site"`
+	VisitorID string `json:"visitor_id"`
+	Status    Status `json:"status"`
+	AgentID   string `json:"agent_id,omitempty"`
+	// Priority orders the queue: higher first, then oldest first. Struggle
+	// detection raises it.
+	Priority int `json:"priority"`
+	// Explanation is the detector's one-sentence reason, if any.
+	Explanation string `json:"explanation,omitempty"`
+	// Email is set when the visitor left a message for later.
+	Email string `json:"email,omitempty"`
+	// Feedback is the answer to "Did this solve it?": "", "yes" or "no".
+	Feedback   string    `json:"feedback,omitempty"`
+	LastSeq    int64     `json:"last_seq"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	AssignedAt time.Time `json:"assigned_at,omitzero"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+}
+
+// Open reports whether the conversation still needs or has an agent.
+func (c Conversation) Open() bool { return c.Status != StatusResolved }
+
+// AuthorKind says who wrote a message.
+type AuthorKind string
+
+// Author kinds.
+const (
+	AuthorVisitor AuthorKind = "visitor"
+	AuthorAgent   AuthorKind = "agent"
+	AuthorSystem  AuthorKind = "system"
+)
+
+// Author identifies the writer of a message.
+type Author struct {
+	Kind AuthorKind `json:"kind"`
+	ID   string     `json:"id,omitempty"`
+	Name string     `json:"name,omitempty"`
+}
+
+// Message is one chat message. Seq is per conversation, gap-free from 1.
+type Message struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+	// ClientID is the sender's idempotency key: a retry with the same
+	// ClientID in the same conversation is stored once.
+	ClientID string    `json:"client_id"`
+	Author   Author    `json:"author"`
+	Text     string    `json:"text"`
+	At       time.Time `json:"at"`
+}
+
+// Note is an internal note on a conversation, visible to agents only.
+type Note struct {
+	ID             string    `json:"id"`
+	ConversationID string    `json:"conversation_id"`
+	AgentID        string    `json:"agent_id"`
+	Text           string    `json:"text"`
+	At             time.Time `json:"at"`
+}

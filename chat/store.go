@@ -1,0 +1,119 @@
+package chat
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the durable state of a Lifeline deployment. The embedded default
+// lives in internal/store/bolt; internal/redis serves many nodes. Every
+// implementation passes chattest.TestStore.
+//
+// Methods return ErrNotFound, ErrConflict, ErrCapacity or ErrInvalid
+// (wrapped) for the conditions documented on each.
+type Store interface {
+	// PutSite creates or replaces a site. ErrInvalid if Key is empty.
+	PutSite(ctx context.Context, s Site) error
+	// Site returns the site with the key, or ErrNotFound.
+	Site(ctx context.Context, key string) (Site, error)
+	// Sites returns every site ordered by key.
+	Sites(ctx context.Context) ([]Site, error)
+
+	// PutVisitor creates or replaces a visitor. ErrInvalid if ID or SiteKey is empty.
+	PutVisitor(ctx context.Context, v Visitor) error
+	// Visitor returns the visitor, or ErrNotFound.
+	Visitor(ctx context.Context, id string) (Visitor, error)
+	// FindVisitors returns the visitors of a site matching every non-empty
+	// field of q (Email compares case-insensitively).
+	FindVisitors(ctx context.Context, q VisitorQuery) ([]Visitor, error)
+
+	// CreateAgent adds an agent. ErrConflict if the ID or the email
+	// (case-insensitive) is taken.
+	CreateAgent(ctx context.Context, a Agent) error
+	// UpdateAgent replaces an existing agent. ErrNotFound if absent,
+	// ErrConflict if the new email belongs to another agent.
+	UpdateAgent(ctx context.Context, a Agent) error
+	// Agent returns the agent, or ErrNotFound.
+	Agent(ctx context.Context, id string) (Agent, error)
+	// AgentByEmail finds an agent by email, case-insensitively, or ErrNotFound.
+	AgentByEmail(ctx context.Context, email string) (Agent, error)
+	// Agents returns every agent ordered by email.
+	Agents(ctx context.Context) ([]Agent, error)
+
+	// PutSession stores an agent session.
+	PutSession(ctx context.Context, s Session) error
+	// Session returns a session; ErrNotFound if absent or expired at now.
+	Session(ctx context.Context, id string, now time.Time) (Session, error)
+	// DeleteSession removes a session; deleting an absent one is not an error.
+	DeleteSession(ctx context.Context, id string) error
+
+	// CreateConversation stores a new conversation. ErrConflict if its ID or
+	// Ref is taken; ErrInvalid if ID, Ref, SiteKey or VisitorID is empty or
+	// Status is not valid.
+	CreateConversation(ctx context.Context, c Conversation) error
+	// Conversation returns the conversation, or ErrNotFound.
+	Conversation(ctx context.Context, id string) (Conversation, error)
+	// ConversationByRef finds a conversation by its reference
+	// (case-insensitive), or ErrNotFound.
+	ConversationByRef(ctx context.Context, ref string) (Conversation, error)
+	// Conversations lists conversations matching q, newest first.
+	Conversations(ctx context.Context, q ConversationQuery) ([]Conversation, error)
+	// UpdateConversation atomically reads the conversation, applies fn and
+	// writes the result. If fn returns an error nothing is written and that
+	// error is returned. fn may be called more than once (optimistic
+	// retries) and must not have side effects. fn must not change ID, Ref,
+	// SiteKey, VisitorID or LastSeq.
+	UpdateConversation(ctx context.Context, id string, fn func(*Conversation) error) (Conversation, error)
+	// Assign atomically gives a waiting conversation to an agent, setting
+	// Status active, AgentID and AssignedAt (= now). It returns ErrConflict if
+	// the conversation is not waiting, and ErrCapacity if the agent already has
+	// capacity or more active or pending conversations (capacity <= 0 means
+	// no limit). Exactly one of several racing Assign calls wins.
+	Assign(ctx context.Context, id, agentID string, capacity int, now time.Time) (Conversation, error)
+	// AgentLoad returns how many active or pending conversations the agent has.
+	AgentLoad(ctx context.Context, agentID string) (int, error)
+
+	// AppendMessage durably stores m at the next sequence number of its
+	// conversation and returns it with Seq set (and At set to now if zero).
+	// It also advances the conversation's LastSeq and UpdatedAt. If a
+	// message with the same ClientID is already in the conversation, it
+	// returns that stored message and created = false, storing nothing.
+	// ErrNotFound if the conversation does not exist; ErrInvalid if ClientID
+	// or ConversationID is empty.
+	AppendMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
+	// Messages returns up to limit messages with Seq > afterSeq in order
+	// (limit <= 0 means all). ErrNotFound if the conversation does not exist.
+	Messages(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]Message, error)
+
+	// AddNote stores an internal note. ErrNotFound if the conversation does
+	// not exist.
+	AddNote(ctx context.Context, n Note) error
+	// Notes returns a conversation's notes, oldest first.
+	Notes(ctx context.Context, conversationID string) ([]Note, error)
+
+	// PutMetaIfAbsent stores value under key unless the key exists, and
+	// returns the value in force. Nodes use it to agree on shared secrets.
+	PutMetaIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the store. Calls after Close return ErrClosed.
+	Close() error
+}
+
+// VisitorQuery selects visitors of one site.
+type VisitorQuery struct {
+	SiteKey    string
+	Email      string
+	ExternalID string
+	Limit      int // <= 0 means 100
+}
+
+// ConversationQuery selects conversations. Empty fields match everything.
+type ConversationQuery struct {
+	SiteKey   string
+	VisitorID string
+	AgentID   string
+	Statuses  []Status
+	Limit     int // <= 0 means 100
+}
