@@ -29,6 +29,7 @@ const (
 	TypeResolve       = "resolve"
 	TypeReopen        = "reopen"
 	TypeInvite        = "invite"
+	TypePending       = "pending"
 
 	TypeWelcome      = "welcome"
 	TypeAck          = "ack"
@@ -142,7 +143,7 @@ var (
 	agentTypes = map[string]bool{
 		TypeHello: true, TypePresence: true, TypeOpen: true, TypeClose: true,
 		TypeMessage: true, TypeNote: true, TypeTyping: true, TypeRead: true,
-		TypeClaim: true, TypeTransfer: true, TypeResolve: true, TypeReopen: true,
+		TypeClaim: true, TypeTransfer: true, TypeResolve: true, TypeReopen: true, TypePending: true,
 		TypeInvite: true, TypePing: true,
 	}
 )
@@ -151,7 +152,13 @@ var (
 func DecodeVisitor(data []byte) (Inbound, error) { return decode(data, visitorTypes) }
 
 // DecodeAgent parses and validates a frame from an agent.
-func DecodeAgent(data []byte) (Inbound, error) { return decode(data, agentTypes) }
+func DecodeAgent(data []byte) (Inbound, error) {
+	in, err := decode(data, agentTypes)
+	if err == nil && agentNeedsConversation[in.Type] && in.ConversationID == "" {
+		err = frameErr(CodeInvalid, "%s needs conversation_id", in.Type)
+	}
+	return in, err
+}
 
 func decode(data []byte, allowed map[string]bool) (Inbound, error) {
 	var in Inbound
@@ -260,13 +267,13 @@ func validate(in *Inbound) error {
 			return frameErr(CodeInvalid, "invite needs visitor_id")
 		}
 	}
-	switch in.Type {
-	case TypeOpen, TypeClose, TypeClaim, TypeResolve, TypeReopen:
-		if in.ConversationID == "" {
-			return frameErr(CodeInvalid, "%s needs conversation_id", in.Type)
-		}
-	}
 	return nil
+}
+
+// agentNeedsConversation lists agent frames that act on one conversation.
+var agentNeedsConversation = map[string]bool{
+	TypeOpen: true, TypeClose: true, TypeClaim: true, TypeResolve: true, TypeReopen: true,
+	TypePending: true, TypeMessage: true, TypeNote: true, TypeTyping: true, TypeRead: true,
 }
 
 func checkAttributes(m map[string]string) error {

@@ -1,0 +1,201 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// StatusCode is a WebSocket close code.
+type StatusCode int
+
+// Close codes the hub uses; see docs/protocol.md.
+const (
+	CloseNormal         StatusCode = 1000
+	CloseGoingAway      StatusCode = 1001
+	ClosePolicy         StatusCode = 1008
+	CloseTooBig         StatusCode = 1009
+	CloseInternal       StatusCode = 1011
+	CloseServiceRestart StatusCode = 1012
+)
+
+// transport is the write side of one socket. The single file that imports
+// coder/websocket adapts a real connection to it; tests use fakes.
+type transport interface {
+	write(ctx context.Context, frame []byte) error
+	close(code StatusCode, reason string)
+}
+
+type clientKind uint8
+
+const (
+	kindVisitor clientKind = iota + 1
+	kindAgent
+)
+
+func (k clientKind) String() string {
+	if k == kindAgent {
+		return "agent"
+	}
+	return "visitor"
+}
+
+// client is one connected socket. It has one reader (the goroutine serving
+// the socket) and a writer goroutine that exists only while frames are
+// queued, so an idle connection costs no goroutine beyond its reader.
+type client struct {
+	hub  *Hub
+	t    transport
+	kind clientKind
+	ip   string
+
+	// Set at hello, then read-only.
+	site    Site
+	visitor string // visitor id
+	agent   Agent
+	helloed bool
+
+	lastActive atomic.Int64 // unix nanoseconds of the last frame read
+
+	mu      sync.Mutex
+	queue   [][]byte
+	writing bool
+	closed  bool
+	cursors map[string]int64 // conversation id → highest seq sent
+	rooms   map[string]bool  // conversations attached; true = assigned/own
+	conv    string           // visitor: current conversation id
+	lastPos int              // visitor: last queue position sent
+	lastETA int
+
+	// Token bucket, touched only by the reader goroutine.
+	tokens  float64
+	tokenAt time.Time
+	strikes int
+}
+
+func newClient(h *Hub, t transport, kind clientKind, ip string) *client {
+	c := &client{hub: h, t: t, kind: kind, ip: ip, cursors: make(map[string]int64), rooms: make(map[string]bool)}
+	c.tokens = float64(h.cfg.FrameBurst)
+	c.tokenAt = h.now()
+	c.lastActive.Store(c.tokenAt.UnixNano())
+	return c
+}
+
+// send queues a frame. A client whose queue is full is too slow: it is
+// closed so it can never stall the hub or other clients.
+func (c *client) send(frame []byte) {
+	c.mu.Lock()
+	c.sendLocked(frame)
+	c.mu.Unlock()
+}
+
+func (c *client) sendLocked(frame []byte) {
+	if c.closed {
+		return
+	}
+	if len(c.queue) >= c.hub.cfg.SendQueue {
+		c.closeLocked(ClosePolicy, "send queue full: reconnect and resume")
+		c.hub.metrics.SlowConsumer()
+		return
+	}
+	c.queue = append(c.queue, frame)
+	if !c.writing {
+		c.writing = true
+		c.hub.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+func (c *client) writeLoop() {
+	defer c.hub.wg.Done()
+	var batch [][]byte
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.closed {
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.mu.Unlock()
+		for i, f := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
+			err := c.t.write(ctx, f)
+			cancel()
+			batch[i] = nil
+			if err != nil {
+				c.close(CloseGoingAway, "write failed")
+				c.mu.Lock()
+				c.writing = false
+				c.queue = nil
+				c.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+func (c *client) close(code StatusCode, reason string) {
+	c.mu.Lock()
+	c.closeLocked(code, reason)
+	c.mu.Unlock()
+}
+
+func (c *client) closeLocked(code StatusCode, reason string) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.queue = nil
+	// Closing waits for the peer's close frame; never do it under the lock.
+	c.hub.wg.Add(1)
+	go func() {
+		defer c.hub.wg.Done()
+		c.t.close(code, reason)
+	}()
+}
+
+func (c *client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// deliver sends a message unless the client has already been sent it.
+// Callers hold the room lock, so messages reach a client in seq order.
+func (c *client) deliver(m *Message, frame []byte) {
+	c.mu.Lock()
+	if m.Seq > c.cursors[m.ConversationID] {
+		c.cursors[m.ConversationID] = m.Seq
+		c.sendLocked(frame)
+	}
+	c.mu.Unlock()
+}
+
+// allow spends one token of the client's frame budget.
+func (c *client) allow(now time.Time) bool {
+	cfg := &c.hub.cfg
+	c.tokens += now.Sub(c.tokenAt).Seconds() * cfg.FrameRate
+	if c.tokens > float64(cfg.FrameBurst) {
+		c.tokens = float64(cfg.FrameBurst)
+	}
+	c.tokenAt = now
+	if c.tokens < 1 {
+		c.strikes++
+		return false
+	}
+	c.tokens--
+	c.strikes = 0
+	return true
+}
+
+func (c *client) sendError(code, msg, id, clientID string) {
+	c.hub.metrics.ErrorSent(code)
+	c.send(encode(errorFrame{Type: TypeError, Code: code, Message: msg, Retryable: retryable(code), ID: id, ClientID: clientID}))
+}
+
+func retryable(code string) bool {
+	return code == CodeRateLimited || code == CodeUnavailable || code == CodeInternal
+}

@@ -1,0 +1,289 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// room fans one conversation's live traffic out to this node's sockets. It
+// subscribes to the conversation's topic while anyone local is attached.
+//
+// Ordering: the broker is a hint, the store is the truth. The room tracks the
+// highest seq it has delivered; a message that skips ahead makes it read the
+// gap from the store first (every seq below a published one is already
+// durable), and anything at or below the mark is a duplicate and dropped. So
+// every socket sees each message once, in seq order, even when nodes publish
+// out of order or the broker drops a message.
+type room struct {
+	id    string
+	refs  int           // attached clients plus attaches in progress; guarded by Hub.mu
+	ready chan struct{} // closed once subscribed
+	err   error         // set before ready is closed
+
+	cancel func()
+
+	mu        sync.Mutex
+	clients   map[*client]struct{}
+	delivered int64
+}
+
+// visitorGroup is one visitor's sockets on this node (tabs).
+type visitorGroup struct {
+	clients map[*client]struct{}
+	cancel  func()
+}
+
+// agentGroup is one agent's sockets on this node.
+type agentGroup struct {
+	agent    Agent
+	status   string
+	capacity int
+	clients  map[*client]struct{}
+}
+
+// attach joins c to the conversation's room and sends it every message after
+// the client's cursor, then live traffic.
+func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) error {
+	c.mu.Lock()
+	if _, ok := c.rooms[convID]; ok {
+		c.rooms[convID] = c.rooms[convID] || own
+		c.mu.Unlock()
+		return nil
+	}
+	c.rooms[convID] = own
+	c.mu.Unlock()
+
+	r, err := h.acquireRoom(ctx, convID)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.rooms, convID)
+		c.mu.Unlock()
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.mu.Lock()
+	after := c.cursors[convID]
+	c.mu.Unlock()
+	msgs, err := h.store.Messages(ctx, convID, after, 0)
+	if err != nil {
+		h.releaseRoom(r)
+		c.mu.Lock()
+		delete(c.rooms, convID)
+		c.mu.Unlock()
+		return fmt.Errorf("attach %s: %w", convID, err)
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		c.deliver(m, encode(messageFrame{Type: TypeMessage, Message: m}))
+		if m.Seq > r.delivered {
+			r.delivered = m.Seq
+		}
+	}
+	r.clients[c] = struct{}{}
+	return nil
+}
+
+// detach removes c from the room.
+func (h *Hub) detach(c *client, convID string) {
+	c.mu.Lock()
+	_, ok := c.rooms[convID]
+	delete(c.rooms, convID)
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	r := h.rooms[convID]
+	h.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	_, member := r.clients[c]
+	delete(r.clients, c)
+	r.mu.Unlock()
+	if member {
+		h.releaseRoom(r)
+	}
+}
+
+func (h *Hub) acquireRoom(ctx context.Context, convID string) (*room, error) {
+	h.mu.Lock()
+	r := h.rooms[convID]
+	if r == nil {
+		r = &room{id: convID, ready: make(chan struct{}), clients: make(map[*client]struct{})}
+		h.rooms[convID] = r
+		r.refs++
+		h.mu.Unlock()
+		r.cancel, r.err = h.broker.Subscribe(ctx, convTopic(convID), func(p []byte) { h.onRoomEvent(r, p) })
+		if r.err == nil {
+			// Messages stored before the subscription are read from the
+			// store by whoever attaches, so start the mark at the tail.
+			conv, err := h.store.Conversation(ctx, convID)
+			if err != nil {
+				r.cancel()
+				r.err = err
+			} else {
+				r.mu.Lock()
+				if conv.LastSeq > r.delivered {
+					r.delivered = conv.LastSeq
+				}
+				r.mu.Unlock()
+			}
+		}
+		close(r.ready)
+	} else {
+		r.refs++
+		h.mu.Unlock()
+		<-r.ready
+	}
+	if r.err != nil {
+		h.releaseRoom(r)
+		return nil, fmt.Errorf("join conversation %s: %w", convID, r.err)
+	}
+	return r, nil
+}
+
+func (h *Hub) releaseRoom(r *room) {
+	h.mu.Lock()
+	r.refs--
+	var cancel func()
+	if r.refs == 0 {
+		if h.rooms[r.id] == r {
+			delete(h.rooms, r.id)
+		}
+		if r.err == nil {
+			cancel = r.cancel
+		}
+	}
+	h.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// onRoomEvent handles an event on a conversation topic.
+func (h *Hub) onRoomEvent(r *room, payload []byte) {
+	ev, ok := h.decodeEvent(payload)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch ev.Kind {
+	case evMessage:
+		if ev.Message == nil || ev.Message.Seq <= r.delivered {
+			return
+		}
+		if ev.Message.Seq > r.delivered+1 {
+			h.fillGap(r)
+			if ev.Message.Seq <= r.delivered {
+				return
+			}
+		}
+		r.delivered = ev.Message.Seq
+		frame := encode(messageFrame{Type: TypeMessage, Message: ev.Message})
+		for c := range r.clients {
+			c.deliver(ev.Message, frame)
+		}
+	case evConversation:
+		if ev.Conversation == nil {
+			return
+		}
+		frame := encode(conversationFrame{Type: TypeConversation, Conversation: visitorView(*ev.Conversation, ev.AgentName)})
+		for c := range r.clients {
+			if c.kind == kindVisitor {
+				c.send(frame)
+			}
+		}
+	case evNote:
+		frame := encode(noteFrame{Type: TypeNote, Note: ev.Note})
+		r.sendTo(kindAgent, frame)
+	case evTyping:
+		if ev.Author == nil {
+			return
+		}
+		frame := encode(typingFrame{Type: TypeTyping, ConversationID: r.id, Author: *ev.Author, Typing: ev.Typing})
+		r.sendTo(oppositeOf(ev.Author.Kind), frame)
+	case evRead:
+		frame := encode(readFrame{Type: TypeRead, ConversationID: r.id, Seq: ev.Seq, Reader: ev.Reader})
+		if ev.Reader == string(AuthorVisitor) {
+			r.sendTo(kindAgent, frame)
+		} else {
+			r.sendTo(kindVisitor, frame)
+		}
+	}
+}
+
+func oppositeOf(k AuthorKind) clientKind {
+	if k == AuthorVisitor {
+		return kindAgent
+	}
+	return kindVisitor
+}
+
+func (r *room) sendTo(kind clientKind, frame []byte) {
+	for c := range r.clients {
+		if c.kind == kind {
+			c.send(frame)
+		}
+	}
+}
+
+// fillGap reads messages the broker skipped from the store and delivers
+// them. The caller holds r.mu.
+func (h *Hub) fillGap(r *room) {
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	msgs, err := h.store.Messages(ctx, r.id, r.delivered, 0)
+	if err != nil {
+		h.log.Warn("fill message gap", "conv", r.id, "after", r.delivered, "err", err)
+		return
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		frame := encode(messageFrame{Type: TypeMessage, Message: m})
+		for c := range r.clients {
+			c.deliver(m, frame)
+		}
+		r.delivered = m.Seq
+	}
+}
+
+// publish sends an event on a topic. Failures are logged: the broker is a
+// hint and readers resync from the store.
+func (h *Hub) publish(ctx context.Context, topic string, ev *event) {
+	if err := h.broker.Publish(ctx, topic, encode(ev)); err != nil {
+		h.log.Warn("publish", "topic", topic, "kind", ev.Kind, "err", err)
+	}
+}
+
+// publishConversation tells the conversation's room and every agent that it
+// changed.
+func (h *Hub) publishConversation(ctx context.Context, conv Conversation) {
+	ev := &event{Kind: evConversation, Conversation: &conv, AgentName: h.agentName(ctx, conv.AgentID)}
+	payload := encode(ev)
+	for _, topic := range []string{convTopic(conv.ID), queueTopic} {
+		if err := h.broker.Publish(ctx, topic, payload); err != nil {
+			h.log.Warn("publish conversation", "topic", topic, "conv", conv.ID, "err", err)
+		}
+	}
+	h.kickRouter()
+}
+
+func (h *Hub) agentName(ctx context.Context, id string) string {
+	if id == "" {
+		return ""
+	}
+	a, err := h.store.Agent(ctx, id)
+	if err != nil {
+		return ""
+	}
+	if a.Name != "" {
+		return a.Name
+	}
+	return "Support"
+}

@@ -1,0 +1,339 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// presenceInfo is an agent's entry in the broker's presence set.
+type presenceInfo struct {
+	Status   string `json:"status"`
+	Capacity int    `json:"capacity"`
+	Node     string `json:"node"`
+}
+
+func (h *Hub) kickRouter() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hub) routeLoop() {
+	tick := time.NewTicker(h.cfg.RouteInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.kick:
+		case <-tick.C:
+		}
+		h.route()
+	}
+}
+
+// route assigns waiting conversations to online agents with room, least
+// busy first, then pushes queue positions and wait estimates to this node's
+// waiting visitors. Every node runs it; Store.Assign makes racing nodes
+// assign each conversation exactly once and never over capacity.
+func (h *Hub) route() {
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	waiting, err := h.store.Conversations(ctx, ConversationQuery{Statuses: []Status{StatusWaiting}, Limit: 1000})
+	if err != nil {
+		if h.ctx.Err() == nil {
+			h.log.Warn("route: list queue", "err", err)
+		}
+		return
+	}
+	sortQueue(waiting)
+	online, err := h.onlineAgents(ctx)
+	if err != nil {
+		h.log.Warn("route: presence", "err", err)
+	}
+	rest := waiting[:0:0]
+	for _, conv := range waiting {
+		if !h.assignOne(ctx, conv, online) {
+			rest = append(rest, conv)
+		}
+	}
+	h.metrics.QueueLength(len(rest))
+	h.pushQueuePositions(rest, online)
+}
+
+// onlineAgent is an agent who can take conversations now.
+type onlineAgent struct {
+	id       string
+	capacity int
+	load     int
+}
+
+func (h *Hub) onlineAgents(ctx context.Context) ([]*onlineAgent, error) {
+	members, err := h.broker.Presence(ctx, agentsSet)
+	if err != nil {
+		return nil, err
+	}
+	var out []*onlineAgent
+	for id, raw := range members {
+		var info presenceInfo
+		if json.Unmarshal(raw, &info) != nil || info.Status != "online" {
+			continue
+		}
+		load, err := h.store.AgentLoad(ctx, id)
+		if err != nil {
+			continue
+		}
+		out = append(out, &onlineAgent{id: id, capacity: info.Capacity, load: load})
+	}
+	return out, nil
+}
+
+// assignOne gives conv to the least-busy agent with room, if any.
+func (h *Hub) assignOne(ctx context.Context, conv Conversation, agents []*onlineAgent) bool {
+	for {
+		var best *onlineAgent
+		for _, a := range agents {
+			if a.load >= a.capacity {
+				continue
+			}
+			if best == nil || a.load*best.capacity < best.load*a.capacity ||
+				(a.load*best.capacity == best.load*a.capacity && a.id < best.id) {
+				best = a
+			}
+		}
+		if best == nil {
+			return false
+		}
+		got, err := h.store.Assign(ctx, conv.ID, best.id, best.capacity, h.now())
+		switch {
+		case err == nil:
+			best.load++
+			h.log.Info("assigned", "conv", conv.ID, "agent", best.id)
+			h.publishConversation(ctx, got)
+			return true
+		case errors.Is(err, ErrCapacity):
+			best.load = best.capacity // another node filled them; try the next
+		case errors.Is(err, ErrConflict):
+			return true // another node took it
+		default:
+			h.log.Warn("assign", "conv", conv.ID, "agent", best.id, "err", err)
+			return false
+		}
+	}
+}
+
+// sortQueue orders waiting conversations: higher priority first, then
+// oldest first.
+func sortQueue(q []Conversation) {
+	slices.SortStableFunc(q, func(a, b Conversation) int {
+		if a.Priority != b.Priority {
+			return b.Priority - a.Priority
+		}
+		return a.CreatedAt.Compare(b.CreatedAt)
+	})
+}
+
+// pushQueuePositions sends each local waiting visitor its place and an
+// estimated wait, only when either changed.
+func (h *Hub) pushQueuePositions(queue []Conversation, online []*onlineAgent) {
+	pos := make(map[string]int, len(queue))
+	for i, c := range queue {
+		pos[c.ID] = i + 1
+	}
+	slots := 0
+	for _, a := range online {
+		slots += a.capacity
+	}
+	avg := h.handle.average()
+	h.mu.Lock()
+	var targets []*client
+	for _, g := range h.visitors {
+		for c := range g.clients {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range targets {
+		c.mu.Lock()
+		p, ok := pos[c.conv]
+		if ok {
+			eta := -1 // unknown: nobody online
+			if slots > 0 {
+				eta = int((time.Duration(p) * avg / time.Duration(slots)).Seconds())
+			}
+			if p != c.lastPos || eta != c.lastETA {
+				c.lastPos, c.lastETA = p, eta
+				c.sendLocked(encode(queueFrame{Type: TypeQueue, ConversationID: c.conv, Position: p, ETASeconds: eta}))
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// handleStats keeps an exponentially weighted average of how long agents
+// take to resolve a conversation, for wait estimates.
+type handleStats struct {
+	mu  sync.Mutex
+	avg time.Duration
+}
+
+const defaultHandleTime = 4 * time.Minute
+
+func (s *handleStats) observe(d time.Duration) {
+	if d <= 0 || d > 24*time.Hour {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.avg == 0 {
+		s.avg = d
+		return
+	}
+	s.avg = (s.avg*4 + d) / 5
+}
+
+func (s *handleStats) average() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.avg == 0 {
+		return defaultHandleTime
+	}
+	return s.avg
+}
+
+// onNodeEvent handles the queue and presence topics, which every node
+// subscribes to once.
+func (h *Hub) onNodeEvent(payload []byte) {
+	ev, ok := h.decodeEvent(payload)
+	if !ok {
+		return
+	}
+	switch ev.Kind {
+	case evConversation:
+		conv := ev.Conversation
+		if conv == nil {
+			return
+		}
+		frame := encode(conversationFrame{Type: TypeConversation, Conversation: conv})
+		h.mu.Lock()
+		var owners []*client
+		for _, g := range h.agents {
+			for c := range g.clients {
+				c.send(frame)
+				if g.agent.ID == conv.AgentID && (conv.Status == StatusActive || conv.Status == StatusPending) {
+					owners = append(owners, c)
+				}
+			}
+		}
+		h.mu.Unlock()
+		for _, c := range owners {
+			// Attaching reads the store, so do it off the broker's goroutine.
+			h.wg.Go(func() {
+				if err := h.attach(h.ctx, c, conv.ID, true); err != nil {
+					h.log.Warn("attach assigned agent", "conv", conv.ID, "err", err)
+				}
+			})
+		}
+		if conv.Status == StatusWaiting {
+			h.kickRouter()
+		}
+	case evPresence:
+		frame := make([]byte, 0, len(payload)+16)
+		frame = append(frame, `{"type":"presence",`...)
+		// The payload is {"k":"presence","agents":[...]}: reuse its tail.
+		var p struct {
+			Agents json.RawMessage `json:"agents"`
+		}
+		if json.Unmarshal(payload, &p) != nil || p.Agents == nil {
+			return
+		}
+		frame = append(frame, `"agents":`...)
+		frame = append(frame, p.Agents...)
+		frame = append(frame, '}')
+		h.mu.Lock()
+		for _, g := range h.agents {
+			for c := range g.clients {
+				c.send(frame)
+			}
+		}
+		h.mu.Unlock()
+		h.kickRouter()
+	}
+}
+
+// refreshPresence (re)announces a local agent.
+func (h *Hub) refreshPresence(ctx context.Context, g *agentGroup) {
+	h.mu.Lock()
+	info := presenceInfo{Status: g.status, Capacity: g.capacity, Node: h.cfg.Node}
+	id := g.agent.ID
+	h.mu.Unlock()
+	if err := h.broker.SetPresence(ctx, agentsSet, id, encode(info), h.cfg.PresenceTTL); err != nil && ctx.Err() == nil {
+		h.log.Warn("refresh presence", "agent", id, "err", err)
+	}
+}
+
+// Agents returns every agent with their live status and load.
+func (h *Hub) Agents(ctx context.Context) ([]AgentView, error) {
+	agents, err := h.store.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	members, err := h.broker.Presence(ctx, agentsSet)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AgentView, 0, len(agents))
+	for _, a := range agents {
+		if a.Disabled {
+			continue
+		}
+		v := AgentView{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role, Status: "offline", Capacity: a.EffectiveCapacity()}
+		if raw, ok := members[a.ID]; ok {
+			var info presenceInfo
+			if json.Unmarshal(raw, &info) == nil {
+				v.Status, v.Capacity = info.Status, info.Capacity
+			}
+		}
+		if v.Load, err = h.store.AgentLoad(ctx, a.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// publishPresence sends every node the current agent list.
+func (h *Hub) publishPresence(ctx context.Context) {
+	views, err := h.Agents(ctx)
+	if err != nil {
+		h.log.Warn("presence list", "err", err)
+		return
+	}
+	payload := encode(struct {
+		Kind   string      `json:"k"`
+		Agents []AgentView `json:"agents"`
+	}{evPresence, views})
+	if err := h.broker.Publish(ctx, presenceTopic, payload); err != nil {
+		h.log.Warn("publish presence", "err", err)
+	}
+}
+
+// AgentsOnline reports whether any agent is online to answer now.
+func (h *Hub) AgentsOnline(ctx context.Context) bool {
+	members, err := h.broker.Presence(ctx, agentsSet)
+	if err != nil {
+		return false
+	}
+	for _, raw := range members {
+		var info presenceInfo
+		if json.Unmarshal(raw, &info) == nil && info.Status == "online" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,486 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Detector is how struggle detection sees visitors. Its methods run on the
+// visitor's reader goroutine and must be quick; to make an offer it calls
+// Hub.Offer.
+type Detector interface {
+	// HandleEvents receives a batch of at most MaxBatchEvents raw behaviour
+	// events (JSON objects, see docs/protocol.md).
+	HandleEvents(ctx context.Context, v VisitorRef, events [][]byte)
+	// OfferResponse reports the visitor's answer to an offer.
+	OfferResponse(ctx context.Context, v VisitorRef, offerID string, accepted bool)
+	// Assess returns the queue priority and the agent-facing explanation
+	// for a conversation the visitor is starting.
+	Assess(v VisitorRef) (priority int, explanation string)
+	// VisitorGone says the visitor has no socket left on this node.
+	VisitorGone(v VisitorRef)
+}
+
+// VisitorRef identifies a connected visitor to hooks.
+type VisitorRef struct {
+	SiteKey   string
+	VisitorID string
+	// ConversationID is the visitor's current conversation, if any.
+	ConversationID string
+}
+
+func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
+	in, err := DecodeVisitor(data)
+	if err != nil {
+		h.replyErr(c, err, in.ID, in.ClientID)
+		return
+	}
+	h.metrics.Frame("visitor", in.Type)
+	if !c.helloed && in.Type != TypeHello && in.Type != TypePing {
+		c.sendError(CodeHelloRequired, "say hello first", in.ID, in.ClientID)
+		return
+	}
+	switch in.Type {
+	case TypePing:
+		c.send(pongFrame)
+	case TypeHello:
+		err = h.visitorHello(ctx, c, &in)
+	case TypeMessage:
+		err = h.visitorMessage(ctx, c, &in, "")
+	case TypeLeaveMessage:
+		err = h.visitorMessage(ctx, c, &in, strings.TrimSpace(in.Email))
+	case TypeTyping:
+		if conv := c.currentConv(); conv != "" {
+			h.publish(ctx, convTopic(conv), &event{Kind: evTyping, Author: &Author{Kind: AuthorVisitor, ID: c.visitor}, Typing: in.Typing})
+		}
+	case TypeRead:
+		if conv := c.currentConv(); conv != "" {
+			h.publish(ctx, convTopic(conv), &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorVisitor)})
+		}
+	case TypeIdentify:
+		err = h.visitorIdentify(ctx, c, in.Identity)
+	case TypeContext:
+		err = h.updateVisitor(ctx, c.visitor, func(v *Visitor) { mergeAttributes(v, in.Attributes) })
+	case TypeFeedback:
+		err = h.visitorFeedback(ctx, c, in.ConversationID, *in.Solved)
+	case TypeEvents:
+		if h.detector != nil && len(in.Events) > 0 {
+			raw := make([][]byte, len(in.Events))
+			for i, e := range in.Events {
+				raw[i] = e
+			}
+			h.detector.HandleEvents(ctx, c.ref(), raw)
+		}
+	case TypeOfferResponse:
+		if h.detector != nil {
+			h.detector.OfferResponse(ctx, c.ref(), in.OfferID, in.Accept)
+		}
+	}
+	if err != nil {
+		h.replyErr(c, err, in.ID, in.ClientID)
+	}
+}
+
+// replyErr answers a failed frame. Contract and protocol errors say what
+// went wrong; anything else is logged and answered as unavailable.
+func (h *Hub) replyErr(c *client, err error, id, clientID string) {
+	var fe *FrameError
+	if errors.As(err, &fe) {
+		c.sendError(fe.Code, fe.Message, id, clientID)
+		return
+	}
+	code := storeErrCode(err)
+	msg := "the server cannot store this right now; retry"
+	switch code {
+	case CodeNotFound:
+		msg = "no such conversation or visitor"
+	case CodeConflict:
+		msg = "the conversation changed; refresh it"
+	case CodeCapacity:
+		msg = "the agent is at capacity"
+	case CodeInvalid:
+		msg = "invalid request"
+	default:
+		h.log.Warn("frame failed", "kind", c.kind.String(), "err", err)
+	}
+	c.sendError(code, msg, id, clientID)
+}
+
+func (c *client) currentConv() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conv
+}
+
+func (c *client) ref() VisitorRef {
+	return VisitorRef{SiteKey: c.site.Key, VisitorID: c.visitor, ConversationID: c.currentConv()}
+}
+
+func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
+	if c.helloed {
+		return frameErr(CodeInvalid, "hello was already said on this socket")
+	}
+	now := h.now()
+	var v Visitor
+	if in.Token != "" {
+		id, ok := VerifyVisitorToken(h.cfg.Secret, c.site.Key, in.Token)
+		if !ok {
+			return frameErr(CodeBadToken, "the token is not valid for this site; drop it and say hello without one")
+		}
+		var err error
+		v, err = h.store.Visitor(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && v.SiteKey != c.site.Key) {
+			return frameErr(CodeBadToken, "this visitor no longer exists; drop the token and say hello without one")
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		v = Visitor{ID: uuid.NewString(), SiteKey: c.site.Key, CreatedAt: now}
+	}
+	v.LastSeen = now
+	if in.Device != "" {
+		v.Device = truncate(in.Device, 200)
+	}
+	if in.Locale != "" {
+		v.Locale = truncate(in.Locale, 35)
+	}
+	if err := h.store.PutVisitor(ctx, v); err != nil {
+		return err
+	}
+	var conv *Conversation
+	if list, err := h.store.Conversations(ctx, ConversationQuery{VisitorID: v.ID, Limit: 1}); err != nil {
+		return err
+	} else if len(list) > 0 {
+		conv = &list[0]
+	}
+
+	c.visitor = v.ID
+	c.helloed = true
+	if err := h.joinVisitorGroup(ctx, c); err != nil {
+		c.helloed = false
+		return err
+	}
+	w := visitorWelcome{
+		Type: TypeWelcome, VisitorID: v.ID, Token: SignVisitorToken(h.cfg.Secret, c.site.Key, v.ID),
+		AgentsOnline: h.AgentsOnline(ctx), Site: SiteSettings{Theme: c.site.Theme, Strings: c.site.Strings},
+	}
+	if conv != nil {
+		w.Conversation = visitorView(*conv, h.agentName(ctx, conv.AgentID))
+		c.mu.Lock()
+		c.conv = conv.ID
+		c.cursors[conv.ID] = in.LastSeq
+		c.mu.Unlock()
+	}
+	c.send(encode(w))
+	if conv != nil {
+		if err := h.attach(ctx, c, conv.ID, true); err != nil {
+			return err
+		}
+		if conv.Status == StatusWaiting {
+			h.kickRouter() // sends this socket its queue position
+		}
+	}
+	if h.detector != nil && in.Page != nil && in.Page.Path != "" {
+		h.detector.HandleEvents(ctx, c.ref(), [][]byte{pageEvent(now, in.Page)})
+	}
+	return nil
+}
+
+// pageEvent turns the hello's page into a behaviour event.
+func pageEvent(now time.Time, p *Page) []byte {
+	return encode(struct {
+		T     int64  `json:"t"`
+		K     string `json:"k"`
+		Path  string `json:"path"`
+		Title string `json:"title,omitempty"`
+		Ref   string `json:"ref,omitempty"`
+	}{now.UnixMilli(), "page", truncate(p.Path, 512), truncate(p.Title, 200), truncate(p.Referrer, 512)})
+}
+
+// joinVisitorGroup records the socket among the visitor's local sockets and
+// subscribes to the visitor's topic when it is the first.
+func (h *Hub) joinVisitorGroup(ctx context.Context, c *client) error {
+	h.mu.Lock()
+	g := h.visitors[c.visitor]
+	if g != nil {
+		g.clients[c] = struct{}{}
+		h.mu.Unlock()
+		return nil
+	}
+	g = &visitorGroup{clients: map[*client]struct{}{c: {}}}
+	h.visitors[c.visitor] = g
+	h.mu.Unlock()
+	id := c.visitor
+	cancel, err := h.broker.Subscribe(ctx, visitorTopic(id), func(p []byte) { h.onVisitorEvent(id, p) })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		delete(g.clients, c)
+		if len(g.clients) == 0 && h.visitors[id] == g {
+			delete(h.visitors, id)
+		}
+		return fmt.Errorf("subscribe visitor: %w", err)
+	}
+	if h.visitors[id] != g { // every socket left meanwhile
+		defer cancel()
+		return nil
+	}
+	g.cancel = cancel
+	return nil
+}
+
+// onVisitorEvent handles events addressed to one visitor: offers, and a
+// conversation started in another tab.
+func (h *Hub) onVisitorEvent(visitorID string, payload []byte) {
+	ev, ok := h.decodeEvent(payload)
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	var tabs []*client
+	if g := h.visitors[visitorID]; g != nil {
+		for c := range g.clients {
+			tabs = append(tabs, c)
+		}
+	}
+	h.mu.Unlock()
+	switch ev.Kind {
+	case evOffer:
+		if ev.Offer == nil {
+			return
+		}
+		frame := encode(ev.Offer)
+		for _, c := range tabs {
+			c.send(frame)
+		}
+	case evConversation:
+		conv := ev.Conversation
+		if conv == nil {
+			return
+		}
+		frame := encode(conversationFrame{Type: TypeConversation, Conversation: visitorView(*conv, ev.AgentName)})
+		for _, c := range tabs {
+			c.mu.Lock()
+			fresh := c.conv != conv.ID
+			c.conv = conv.ID
+			c.mu.Unlock()
+			if fresh {
+				c.send(frame)
+				h.wg.Go(func() {
+					if err := h.attach(h.ctx, c, conv.ID, true); err != nil {
+						h.log.Warn("attach visitor tab", "conv", conv.ID, "err", err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// visitorMessage stores a visitor's message (starting or reopening the
+// conversation when needed) and acknowledges it once durable.
+func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email string) error {
+	start := h.now()
+	conv, err := h.visitorConversation(ctx, c, email)
+	if err != nil {
+		return err
+	}
+	v, err := h.store.Visitor(ctx, c.visitor)
+	if err != nil {
+		return err
+	}
+	m, created, err := h.store.AppendMessage(ctx, Message{
+		ConversationID: conv.ID, ClientID: in.ClientID, Text: in.Text,
+		Author: Author{Kind: AuthorVisitor, ID: v.ID, Name: v.Name},
+	})
+	if err != nil {
+		return err
+	}
+	h.metrics.MessageStored(h.now().Sub(start))
+	c.send(encode(ackFrame{Type: TypeAck, ID: in.ID, ClientID: in.ClientID, ConversationID: conv.ID, Seq: m.Seq, Ref: conv.Ref}))
+	if created {
+		h.publish(ctx, convTopic(conv.ID), &event{Kind: evMessage, Message: &m})
+	}
+	return nil
+}
+
+// visitorConversation returns the visitor's open conversation, starting one
+// when there is none and moving a resolved or pending one back to work.
+func (h *Hub) visitorConversation(ctx context.Context, c *client, email string) (Conversation, error) {
+	if id := c.currentConv(); id != "" {
+		conv, err := h.store.Conversation(ctx, id)
+		if err != nil {
+			return Conversation{}, err
+		}
+		if conv.Status == StatusWaiting || conv.Status == StatusActive {
+			if email != "" && conv.Email == "" {
+				return h.updateConversation(ctx, id, func(cv *Conversation) error { cv.Email = email; return nil })
+			}
+			return conv, nil
+		}
+		if conv.Status == StatusPending || (conv.Status == StatusResolved && conv.Feedback == "") {
+			// The customer answered or came back: back to the agent, or the queue.
+			return h.updateConversation(ctx, id, func(cv *Conversation) error {
+				reopen(cv, h.now())
+				if email != "" {
+					cv.Email = email
+				}
+				return nil
+			})
+		}
+	}
+	return h.startConversation(ctx, c, email)
+}
+
+// reopen moves a conversation back to its agent, or to the queue.
+func reopen(cv *Conversation, now time.Time) {
+	cv.Status = StatusWaiting
+	if cv.AgentID != "" {
+		cv.Status = StatusActive
+	}
+	cv.ResolvedAt = time.Time{}
+	cv.Feedback = ""
+	cv.UpdatedAt = now
+}
+
+// updateConversation applies fn and tells everyone about the result.
+func (h *Hub) updateConversation(ctx context.Context, id string, fn func(*Conversation) error) (Conversation, error) {
+	conv, err := h.store.UpdateConversation(ctx, id, func(cv *Conversation) error {
+		if err := fn(cv); err != nil {
+			return err
+		}
+		cv.UpdatedAt = h.now()
+		return nil
+	})
+	if err != nil {
+		return conv, err
+	}
+	h.publishConversation(ctx, conv)
+	return conv, nil
+}
+
+func (h *Hub) startConversation(ctx context.Context, c *client, email string) (Conversation, error) {
+	now := h.now()
+	conv := Conversation{
+		ID: uuid.NewString(), SiteKey: c.site.Key, VisitorID: c.visitor, Status: StatusWaiting,
+		Email: email, CreatedAt: now, UpdatedAt: now,
+	}
+	if h.detector != nil {
+		conv.Priority, conv.Explanation = h.detector.Assess(c.ref())
+	}
+	var err error
+	for i := 0; i < 8; i++ {
+		conv.Ref = NewRef(4 + i/4)
+		if err = h.store.CreateConversation(ctx, conv); !errors.Is(err, ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return Conversation{}, fmt.Errorf("start conversation: %w", err)
+	}
+	c.mu.Lock()
+	c.conv = conv.ID
+	c.mu.Unlock()
+	if err := h.attach(ctx, c, conv.ID, true); err != nil {
+		return Conversation{}, err
+	}
+	h.log.Info("conversation started", "conv", conv.ID, "ref", conv.Ref, "site", conv.SiteKey)
+	ev := &event{Kind: evConversation, Conversation: &conv}
+	h.publish(ctx, visitorTopic(c.visitor), ev)
+	h.publishConversation(ctx, conv)
+	return conv, nil
+}
+
+// refAlphabet is Crockford's base32 without easily confused letters.
+const refAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewRef returns a random human-readable conversation reference such as
+// "LF-7K3Q" with n characters after the prefix.
+func NewRef(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = refAlphabet[int(b[i])%len(refAlphabet)]
+	}
+	return "LF-" + string(b)
+}
+
+func (h *Hub) visitorIdentify(ctx context.Context, c *client, id *Identity) error {
+	verified := VerifyIdentity(c.site.IdentitySecret, id.ID, id.Hash)
+	return h.updateVisitor(ctx, c.visitor, func(v *Visitor) {
+		if v.Verified && !verified {
+			// A claim without proof never replaces a proven identity.
+			return
+		}
+		if verified && v.Verified && v.ExternalID != id.ID {
+			// Another proven user on the same browser: start clean.
+			v.Attributes = nil
+		}
+		v.ExternalID, v.Verified = id.ID, verified
+		if id.Name != "" {
+			v.Name = id.Name
+		}
+		if id.Email != "" {
+			v.Email = strings.ToLower(id.Email)
+		}
+		mergeAttributes(v, id.Attributes)
+	})
+}
+
+func mergeAttributes(v *Visitor, attrs map[string]string) {
+	if len(attrs) == 0 {
+		return
+	}
+	if v.Attributes == nil {
+		v.Attributes = make(map[string]string, len(attrs))
+	}
+	for k, val := range attrs {
+		if _, ok := v.Attributes[k]; !ok && len(v.Attributes) >= maxAttributes {
+			continue
+		}
+		v.Attributes[k] = val
+	}
+}
+
+func (h *Hub) updateVisitor(ctx context.Context, id string, fn func(*Visitor)) error {
+	v, err := h.store.Visitor(ctx, id)
+	if err != nil {
+		return err
+	}
+	v.Attributes = maps.Clone(v.Attributes)
+	fn(&v)
+	return h.store.PutVisitor(ctx, v)
+}
+
+func (h *Hub) visitorFeedback(ctx context.Context, c *client, convID string, solved bool) error {
+	if convID == "" {
+		convID = c.currentConv()
+	}
+	conv, err := h.store.Conversation(ctx, convID)
+	if err != nil {
+		return err
+	}
+	if conv.VisitorID != c.visitor {
+		return fmt.Errorf("feedback: %w", ErrNotFound)
+	}
+	_, err = h.updateConversation(ctx, convID, func(cv *Conversation) error {
+		if cv.Status != StatusResolved {
+			return frameErr(CodeConflict, "the conversation is not resolved")
+		}
+		if solved {
+			cv.Feedback = "yes"
+			return nil
+		}
+		reopen(cv, h.now())
+		cv.Feedback = "no"
+		return nil
+	})
+	return err
+}
