@@ -334,4 +334,3 @@ func (h *Hub) invite(ctx context.Context, visitorID, text string) error {
 	h.Offer(ctx, visitorID, "invite-"+uuid.NewString(), text, "chat")
 	return nil
 }
-

@@ -104,21 +104,21 @@ type Metrics interface {
 
 type nopMetrics struct{}
 
-func (nopMetrics) ConnOpened(string)            {}
-func (nopMetrics) ConnClosed(string)            {}
-func (nopMetrics) Frame(string, string)         {}
-func (nopMetrics) MessageStored(time.Duration)  {}
-func (nopMetrics) ErrorSent(string)             {}
-func (nopMetrics) QueueLength(int)              {}
-func (nopMetrics) SlowConsumer()                {}
+func (nopMetrics) ConnOpened(string)           {}
+func (nopMetrics) ConnClosed(string)           {}
+func (nopMetrics) Frame(string, string)        {}
+func (nopMetrics) MessageStored(time.Duration) {}
+func (nopMetrics) ErrorSent(string)            {}
+func (nopMetrics) QueueLength(int)             {}
+func (nopMetrics) SlowConsumer()               {}
 
 // Hub connects visitors and agents on one node. Create it with NewHub, call
 // Start, serve sockets with ServeVisitor and ServeAgent, and call Shutdown.
 type Hub struct {
-	cfg     Config
-	store   Store
-	broker  Broker
-	log     *slog.Logger
+	cfg      Config
+	store    Store
+	broker   Broker
+	log      *slog.Logger
 	metrics  Metrics
 	detector Detector
 	now      func() time.Time
