@@ -178,10 +178,11 @@ func (h *Hub) Start(ctx context.Context) error {
 // or ctx. Messages being stored when it is called finish storing first.
 // It is idempotent.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
 	if !h.closing.CompareAndSwap(false, true) {
+		h.mu.Unlock()
 		return nil
 	}
-	h.mu.Lock()
 	clients := make([]*client, 0, len(h.clients))
 	for c := range h.clients {
 		clients = append(clients, c)
@@ -229,12 +230,25 @@ func (h *Hub) Stats() Stats {
 	return s
 }
 
+// spawn runs fn on a goroutine Shutdown waits for, unless shutting down.
+func (h *Hub) spawn(fn func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing.Load() {
+		return
+	}
+	h.wg.Go(fn)
+}
+
+// register records a new socket; its serving goroutine counts in h.wg so
+// Shutdown waits for frames being handled (durable writes) to finish.
 func (h *Hub) register(c *client) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing.Load() {
 		return false
 	}
+	h.wg.Add(1)
 	h.clients[c] = struct{}{}
 	h.metrics.ConnOpened(c.kind.String())
 	return true
@@ -252,6 +266,7 @@ func (h *Hub) unregister(c *client) {
 	for _, id := range convs {
 		h.detach(c, id)
 	}
+	defer h.wg.Done()
 	h.mu.Lock()
 	delete(h.clients, c)
 	var lastAgent bool

@@ -233,7 +233,7 @@ func (h *Hub) onNodeEvent(payload []byte) {
 		h.mu.Unlock()
 		for _, c := range owners {
 			// Attaching reads the store, so do it off the broker's goroutine.
-			h.wg.Go(func() {
+			h.spawn(func() {
 				if err := h.attach(h.ctx, c, conv.ID, true); err != nil {
 					h.log.Warn("attach assigned agent", "conv", conv.ID, "err", err)
 				}

@@ -274,7 +274,7 @@ func (h *Hub) onVisitorEvent(visitorID string, payload []byte) {
 			c.mu.Unlock()
 			if fresh {
 				c.send(frame)
-				h.wg.Go(func() {
+				h.spawn(func() {
 					if err := h.attach(h.ctx, c, conv.ID, true); err != nil {
 						h.log.Warn("attach visitor tab", "conv", conv.ID, "err", err)
 					}

@@ -1,0 +1,104 @@
+// Package metrics exposes Lifeline's Prometheus metrics.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics implements chat.Metrics on a private Prometheus registry.
+type Metrics struct {
+	reg          *prometheus.Registry
+	conns        *prometheus.GaugeVec
+	connsTotal   *prometheus.CounterVec
+	frames       *prometheus.CounterVec
+	messages     prometheus.Counter
+	ackLatency   prometheus.Histogram
+	errors       *prometheus.CounterVec
+	queue        prometheus.Gauge
+	slow         prometheus.Counter
+	httpRejected *prometheus.CounterVec
+}
+
+var _ chat.Metrics = (*Metrics)(nil)
+
+// New registers Lifeline's metrics and the Go runtime's on a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lifeline_connections", Help: "Open WebSocket connections.",
+		}, []string{"kind"}),
+		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_connections_total", Help: "WebSocket connections accepted.",
+		}, []string{"kind"}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_frames_received_total", Help: "Valid frames received, by type.",
+		}, []string{"kind", "type"}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lifeline_messages_stored_total", Help: "Chat messages durably stored and acknowledged.",
+		}),
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "lifeline_ack_latency_seconds", Help: "Time from a message frame's arrival to its durable ack.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_error_frames_total", Help: "Error frames sent, by code.",
+		}, []string{"code"}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lifeline_queue_length", Help: "Conversations waiting for an agent.",
+		}),
+		slow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lifeline_slow_consumers_total", Help: "Sockets closed because they could not keep up.",
+		}),
+		httpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_handshakes_rejected_total", Help: "WebSocket handshakes refused, by reason.",
+		}, []string{"reason"}),
+	}
+	m.reg.MustRegister(m.conns, m.connsTotal, m.frames, m.messages, m.ackLatency, m.errors, m.queue, m.slow, m.httpRejected,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is where other packages register their own collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// ConnOpened counts a new socket.
+func (m *Metrics) ConnOpened(kind string) {
+	m.conns.WithLabelValues(kind).Inc()
+	m.connsTotal.WithLabelValues(kind).Inc()
+}
+
+// ConnClosed counts a closed socket.
+func (m *Metrics) ConnClosed(kind string) { m.conns.WithLabelValues(kind).Dec() }
+
+// Frame counts a valid frame.
+func (m *Metrics) Frame(kind, typ string) { m.frames.WithLabelValues(kind, typ).Inc() }
+
+// MessageStored counts a durable message and its ack latency.
+func (m *Metrics) MessageStored(d time.Duration) {
+	m.messages.Inc()
+	m.ackLatency.Observe(d.Seconds())
+}
+
+// ErrorSent counts an error frame.
+func (m *Metrics) ErrorSent(code string) { m.errors.WithLabelValues(code).Inc() }
+
+// QueueLength records the queue length seen by the router.
+func (m *Metrics) QueueLength(n int) { m.queue.Set(float64(n)) }
+
+// SlowConsumer counts a socket closed for being too slow.
+func (m *Metrics) SlowConsumer() { m.slow.Inc() }
+
+// HandshakeRejected counts a refused WebSocket handshake.
+func (m *Metrics) HandshakeRejected(reason string) { m.httpRejected.WithLabelValues(reason).Inc() }
