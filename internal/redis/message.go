@@ -3,7 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"

@@ -324,4 +324,3 @@ func command(addr, cmd string) (string, error) {
 	}
 	return line, nil
 }
-
