@@ -124,8 +124,11 @@ func (p *Page) listen(ev any) {
 		case *runtime.EventConsoleAPICalled:
 			var parts []string
 			for _, a := range ev.Args {
-				if a.Value != nil {
-					parts = append(parts, strings.Trim(string(a.Value), `"`))
+				var s string
+				if a.Value != nil && json.Unmarshal(a.Value, &s) == nil {
+					parts = append(parts, s)
+				} else if a.Value != nil {
+					parts = append(parts, string(a.Value))
 				} else {
 					parts = append(parts, a.Description)
 				}

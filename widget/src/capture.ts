@@ -29,11 +29,11 @@ const keep = (list: string[], s: string): void => {
   if (list.length > 20) list.shift();
 };
 
-function push(e: Obj & { k: string }): Ev | undefined {
+function push(e: Obj & { k: string }, hold?: boolean): Ev | undefined {
   if (!enabled) return undefined;
   const ev = e as Ev;
   ev.t = ev.t || now();
-  sink(ev);
+  if (!hold) sink(ev);
   return ev;
 }
 
@@ -205,6 +205,7 @@ function checkDead(): void {
   pending = pending.filter(([e, at]) => {
     if (t - at < 2500) return true;
     if (lastChange < at) e.dead = true;
+    if (enabled) sink(e);
     return false;
   });
   if (pending.length) deadTimer = W.setTimeout(checkDead, 2500 - (t - pending[0][1]) + 10);
@@ -218,14 +219,16 @@ function onClick(ev: MouseEvent): void {
   if (el.closest('.lifeline-ignore,[data-lifeline-ignore]')) return;
   const x = Math.round(ev.clientX);
   const y = Math.round(ev.clientY);
-  const e = push({ k: 'click', sel: selector(el), x, y });
+  const tag = el.localName;
+  const skip = tag === 'textarea' || (tag === 'input' && textish.test((el as HTMLInputElement).type)) || (el as HTMLElement).isContentEditable || stepper(el);
+  // Clicks on interactive targets wait 2.5 s for the verdict dead or not.
+  const held = !skip && !!el.closest(interactive);
+  const e = push({ k: 'click', sel: selector(el), x, y }, held);
   if (!e) return;
   const t = perf();
   // Rage: three or more clicks, each within 1 s of the last, within 30 px
   // (Manhattan) of where the burst began. Reported once per burst, on the
   // third click's event, with the count updated while it grows.
-  const tag = el.localName;
-  const skip = tag === 'textarea' || (tag === 'input' && textish.test((el as HTMLInputElement).type)) || (el as HTMLElement).isContentEditable || stepper(el);
   if (burst && t - burst.last <= 1000 && Math.abs(x - burst.x) + Math.abs(y - burst.y) <= 30) {
     burst.n++;
     burst.last = t;
@@ -237,7 +240,7 @@ function onClick(ev: MouseEvent): void {
     burst = { x, y, last: t, n: 1 };
   }
   // Dead: an interactive target after which nothing changed for 2.5 s.
-  if (el.closest(interactive) && !skip) {
+  if (held) {
     if (!mo) mo = new MutationObserver(changed);
     if (!pending.length) mo.observe(D.documentElement, { childList: true, subtree: true, attributes: true, characterData: true });
     pending.push([e, t]);
@@ -315,6 +318,7 @@ export function start(origin: string, el: Element, onHide: () => void): void {
     if (!visible) {
       // A page being hidden may never come back: decide pending dead clicks
       // as "not dead" and flush everything now.
+      for (const [ev] of pending) sink(ev);
       pending = [];
       onHide();
     }

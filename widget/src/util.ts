@@ -33,8 +33,8 @@ export const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 export function redact(s: unknown, max = 300): string {
   return String(s)
     .replace(/[^\s@<>()"']+@[^\s@<>()"']+\.[a-z]{2,}/gi, '[email]')
-    .replace(/\d(?:[ -]?\d){5,}/g, '[number]')
     .replace(/[\w+/=-]{20,}/g, (t) => (/\d/.test(t) && /[a-z]/i.test(t) ? '[token]' : t))
+    .replace(/\d(?:[ -]?\d){5,}/g, '[number]')
     .slice(0, max);
 }
 
