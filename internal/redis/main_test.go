@@ -25,3 +25,5 @@ func backends() []backend {
 		{"cluster", func(t *testing.T) redis.UniversalClient { return redistest.Cluster(t).Client(t) }},
 	}
 }
+
+func redisZ(member string) redis.Z { return redis.Z{Score: 1, Member: member} }
