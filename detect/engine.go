@@ -126,6 +126,7 @@ type visit struct {
 	interacted bool
 	pv         uint8
 	rageFired  bool
+	reload     bool
 	chain      uint16
 	head       uint8
 	trig       Trigger
@@ -493,7 +494,8 @@ func (e *Engine) repage(v *visit) {
 func (e *Engine) before(v *visit, ev *Event, t int64) {
 	switch ev.Kind {
 	case KindPage:
-		if ev.Path != v.page {
+		v.reload = ev.Path == v.page
+		if !v.reload {
 			v.prev2 = hash1(v.prevPage)
 			v.prevPage, v.prevStart = v.page, v.pageStart
 			v.page = ev.Path
@@ -656,26 +658,33 @@ func (e *Engine) eval(i int, v *visit, ev *Event, t int64) {
 			return
 		}
 		fk := hash1(ev.Form)
-		if ev.Kind == KindSubmit {
-			if ev.OK {
-				v.use(r.id, fk)
-				v.useAll(r.fieldID)
-				return
-			}
-		} else if r.FieldCount > 0 {
-			n, first := v.note(r.fieldID, hash2(ev.Form, ev.Field), t, r.window)
-			if n >= r.FieldCount {
-				v.use(r.fieldID, hash2(ev.Form, ev.Field))
-				e.fire(r, v, ev, n, first, t)
-				return
-			}
+		if ev.Kind == KindSubmit && ev.OK {
+			v.use(r.id, fk)
+			v.useAll(r.fieldID)
+			return
+		}
+		fieldN, fieldFirst := 0, t
+		if ev.Kind == KindInvalid && r.FieldCount > 0 {
+			fieldN, fieldFirst = v.note(r.fieldID, hash2(ev.Form, ev.Field), t, r.window)
 		}
 		// Invalid events of one submit attempt arrive together: count one
 		// attempt per form per second.
-		if v.recent(r.id, fk, t, 1000) {
-			return
+		n, first := 0, t
+		if !v.recent(r.id, fk, t, 1000) {
+			n, first = v.note(r.id, fk, t, r.window)
 		}
-		key = fk
+		switch {
+		case n >= r.Count:
+			v.use(r.id, fk)
+			v.useAll(r.fieldID)
+			e.fire(r, v, ev, n, first, t)
+		case r.FieldCount > 0 && fieldN >= r.FieldCount:
+			v.use(r.id, fk)
+			v.useAll(r.fieldID)
+			f := e.fire(r, v, ev, fieldN, fieldFirst, t)
+			f.Evidence.Form = ev.Form
+		}
+		return
 	case RageClick:
 		n := max(int(v.chain), ev.Rage)
 		if v.rageFired || n < r.Count || !r.selector(ev.Sel) {
@@ -705,7 +714,12 @@ func (e *Engine) eval(i int, v *visit, ev *Event, t int64) {
 			return
 		}
 	case PageLoop:
+		// Loads of the same path in a row (reloads): with ids templated,
+		// /products/:id three times is browsing, not a loop.
 		key = hash1(ev.Path)
+		if !v.reload {
+			v.use(r.id, key)
+		}
 	case QuickBack:
 		if v.prevPage == "" || hash1(ev.Path) != v.prev2 || ev.Path == v.prevPage || t-v.prevStart > r.window {
 			return

@@ -123,7 +123,7 @@ var Signals = []SignalDefaults{
 	{Signal: UIUnresponsive, Count: 1, Window: time.Minute, After: 10 * time.Second, Min: 2 * time.Second, Weight: 3, kinds: kinds(KindLongTask),
 		Say:    `The page froze for {duration} after a click on {page}`,
 		Source: "web.dev INP thresholds (poor > 500 ms); long tasks API"},
-	// Same path >= 3 times within 15 s: Conviva page loop.
+	// Same path loaded >= 3 times in a row within 15 s: Conviva page loop.
 	{Signal: PageLoop, Count: 3, Window: 15 * time.Second, Weight: 2, kinds: kinds(KindPage),
 		Say:    `Loaded {page} {count} times in {span}`,
 		Source: "Conviva page loop"},
