@@ -34,6 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	mux.Handle("/ws/visitor", fake)
 	mux.Handle("/api/v1/events", fake)
 	mux.HandleFunc("/t/", serveTestdata)
+	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := browsertest.StartServer(t, mux)
 	t.Cleanup(fake.Close)
 	return &fixture{fake: fake, srv: srv}
@@ -57,7 +58,7 @@ func serveTestdata(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(strings.ReplaceAll(string(b), "{{CSS}}", css)))
 	case strings.HasPrefix(name, "fail/"):
 		http.Error(w, "boom", http.StatusInternalServerError)
-	case name == "ok":
+	case name == "ok" || name == "favicon.ico":
 		w.Write([]byte("ok"))
 	case strings.HasSuffix(name, ".js") || strings.HasSuffix(name, ".css"):
 		http.ServeFile(w, r, filepath.Join("testdata", filepath.Base(name)))
@@ -76,14 +77,17 @@ func shadow(sel string) string {
 func click(t *testing.T, p *browsertest.Page, sel string) {
 	t.Helper()
 	var pt struct{ X, Y float64 }
-	p.Eval(`(() => { const r = `+shadow(sel)+`.getBoundingClientRect(); return {X: r.x + r.width/2, Y: r.y + r.height/2}; })()`, &pt)
+	p.Eval(`(() => { const e = `+shadow(sel)+`; e.scrollIntoView({block: 'nearest'}); const r = e.getBoundingClientRect(); return {X: r.x + r.width/2, Y: r.y + r.height/2}; })()`, &pt)
 	p.Run(chromedp.MouseClickXY(pt.X, pt.Y))
 }
 
-// typeInto focuses a field in the widget and types text, then Enter.
-func typeInto(p *browsertest.Page, sel, text string) {
+// typeInto focuses a field in the widget, types text and sends it with the
+// composer's button.
+func typeInto(t *testing.T, p *browsertest.Page, sel, text string) {
+	t.Helper()
 	p.Eval(shadow(sel)+`.focus()`, nil)
-	p.Run(chromedp.KeyEvent(text), chromedp.KeyEvent("\r"))
+	p.Run(chromedp.KeyEvent(text))
+	click(t, p, ".c .pri")
 }
 
 func open(t *testing.T, p *browsertest.Page, url string) {
@@ -123,4 +127,13 @@ func hostEvents(p *browsertest.Page) string {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func keys(s string) chromedp.Action[chromedp.Void] { return chromedp.KeyEvent(s) }
+
+// shot waits for the widget's entrance animations to end, then saves a
+// screenshot.
+func shot(p *browsertest.Page, name string) {
+	p.WaitJS("animations to settle", `document.querySelector('lifeline-widget').shadowRoot.getAnimations().every(a => a.effect.getTiming().iterations === Infinity)`)
+	p.Screenshot(name)
 }

@@ -135,6 +135,7 @@ function status(): void {
     no.onclick = safe(answer(false));
   }
   if (fb.hidden) fb.textContent = '';
+  else log.scrollTop = log.scrollHeight;
   const leave = !agentsOnline && (!c || c.status === 'resolved') && view !== 'left';
   if (view !== 'seen') show(leave ? 'leave' : view === 'left' ? 'left' : 'chat');
 }
@@ -319,6 +320,7 @@ function buildUI(): void {
     const text = input.value.trim();
     if (!text) return;
     input.value = '';
+    input.style.height = '';
     say(text);
   });
   input.onkeydown = (e: KeyboardEvent): void => {
@@ -328,6 +330,12 @@ function buildUI(): void {
     }
   };
   input.oninput = safe(() => {
+    // Grow with the text up to 120 px, then scroll.
+    const st = input.style;
+    st.height = 'auto';
+    const h = input.scrollHeight + 2;
+    st.height = Math.min(120, h) + 'px';
+    st.overflowY = h > 120 ? 'auto' : 'hidden';
     if (!typingT) send({ type: 'typing', typing: true });
     clearTimeout(typingT);
     typingT = W.setTimeout(() => {

@@ -3,7 +3,7 @@
 // (style-src 'self') allows, unlike an inline <style> element.
 
 export const css = `
-:host{all:initial!important;display:block!important;position:fixed!important;right:20px!important;bottom:20px!important;left:auto!important;top:auto!important;width:0!important;height:0!important;z-index:2147483647!important;visibility:visible!important;opacity:1!important;transform:none!important;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2433;--c:#1f5fcc;--f:#fff}
+:host{all:initial!important;display:block!important;position:fixed!important;right:20px!important;bottom:20px!important;left:auto!important;top:auto!important;width:0!important;height:0!important;z-index:2147483647!important;visibility:visible!important;opacity:1!important;transform:none!important;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif!important;color:#1d2433!important;--c:#1f5fcc;--f:#fff}
 *{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0;letter-spacing:normal;text-transform:none}
 [hidden]{display:none!important}
 button{cursor:pointer;border:0;background:none;text-align:center}
@@ -23,7 +23,7 @@ svg{width:20px;height:20px;fill:currentColor;display:block}
 .h p{font-size:13px;opacity:.92;margin-top:2px}
 .ib{width:34px;height:34px;border-radius:10px;display:flex;align-items:center;justify-content:center;flex:none}
 .ib:hover{background:rgba(255,255,255,.16)}
-.s{flex:1;overflow-y:auto;padding:18px 16px;display:flex;flex-direction:column;gap:6px;background:#f7f8fa}
+.s{flex:1;overflow-y:auto;scrollbar-width:thin;padding:18px 16px;display:flex;flex-direction:column;gap:6px;background:#f7f8fa}
 .m{max-width:82%;padding:9px 13px;border-radius:16px 16px 16px 5px;white-space:pre-wrap;overflow-wrap:anywhere;background:#fff;border:1px solid #e4e7ec;align-self:flex-start;box-shadow:0 1px 1px rgba(16,24,40,.04)}
 .m.v{align-self:flex-end;background:var(--c);color:var(--f);border-color:transparent;border-radius:16px 16px 5px 16px}
 .m.q{opacity:.65}
@@ -44,10 +44,11 @@ svg{width:20px;height:20px;fill:currentColor;display:block}
 .sec:hover{background:#f2f4f7}
 .o{font-size:12.5px;color:#8a2c0d;background:#fff4ed;padding:7px 16px;border-top:1px solid #fbe3d3}
 .c{border-top:1px solid #e4e7ec;padding:10px 12px;display:flex;gap:8px;align-items:flex-end;background:#fff}
-textarea,input{border:1px solid #d0d5dd;border-radius:12px;padding:9px 12px;background:#fff;width:100%;outline:0}
+textarea,input{border:1px solid #d0d5dd;border-radius:12px;padding:9px 12px;line-height:20px;background:#fff;width:100%;outline:0}
+textarea{overflow-y:hidden}
 textarea:focus,input:focus{border-color:var(--c)}
-.c textarea{flex:1;resize:none;height:42px;max-height:120px}
-.c .pri{height:42px;flex:none}
+.c textarea{flex:1;resize:none;height:40px;max-height:120px}
+.c .pri{height:40px;flex:none}
 button:disabled{opacity:.5;cursor:default}
 .f{display:flex;flex-direction:column;gap:12px;padding:20px;overflow-y:auto;flex:1}
 .f h3{font-size:16px;font-weight:650}
@@ -56,7 +57,7 @@ label{font-size:13px;font-weight:600;color:#344054;display:flex;flex-direction:c
 .f textarea{min-height:110px;resize:vertical}
 dl{display:grid;grid-template-columns:auto 1fr;gap:8px 14px;font-size:13px}
 dt{color:#5b6475;font-weight:600}
-dd{overflow-wrap:anywhere}
+dd{overflow-wrap:anywhere;white-space:pre-line}
 .ft{font-size:11.5px;color:#5b6475;text-align:center;padding:6px;background:#fff}
 .card{width:min(320px,calc(100vw - 40px));border-radius:16px;padding:16px 16px 14px}
 .card .t{display:flex;gap:12px;align-items:flex-start;margin-bottom:14px}

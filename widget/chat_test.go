@@ -1,0 +1,152 @@
+package widget
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/lifelinehq/lifeline/internal/browsertest"
+)
+
+// TestChat: a round trip in the UI; resume after the server dies and comes
+// back (the unacked message resent with its client_id, hello.last_seq right,
+// nothing duplicated on screen); the transcript surviving a reload; two tabs
+// in sync; "Did this solve it?" on resolve; keyboard and focus.
+func TestChat(t *testing.T) {
+	f := newFixture(t)
+	fake := f.fake
+	p := browsertest.New(t)
+	open(t, p, f.srv.URL+"/t/page")
+
+	// Open with the launcher: focus moves into the composer.
+	click(t, p, ".l")
+	p.WaitJS("panel open with focus in the composer", shadow(".p")+`.hidden === false && document.querySelector('lifeline-widget').shadowRoot.activeElement === `+shadow("textarea"))
+
+	// Enter sends.
+	p.Run(chromedp.KeyEvent("Hello, I can't pay"), chromedp.KeyEvent("\r"))
+	fake.Wait(t, "the message", func() bool { return len(fake.Frames("message")) == 1 })
+	p.WaitJS("the message acknowledged", shadow(".m.v")+` && !`+shadow(".m.v")+`.classList.contains('q')`)
+	p.WaitJS("queue position and reference", shadow("[part=status]")+`.textContent.includes('#2 in line') && `+shadow("[part=reference]")+`.textContent.includes('LF-7K3Q')`)
+
+	fake.Send(map[string]any{"type": "typing", "conversation_id": "c1", "author": map[string]any{"kind": "agent"}, "typing": true})
+	p.WaitJS("typing indicator", shadow(".ty")+`.hidden === false`)
+	fake.SetStatus("active")
+	fake.AgentSay("Hi Ava, I'm Sam. I can see the card was declined — let's fix it.")
+	p.WaitJS("the agent's reply", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].length === 2`)
+	if !strings.Contains(hostEvents(p), `"message"`) {
+		t.Errorf("host page got no lifeline:message event: %s", hostEvents(p))
+	}
+	p.Eval(shadow("textarea")+`.value = ''`, nil) // the test's Enter also typed a newline
+	shot(p, "panel")
+
+	// The node dies before the next message is durable.
+	fake.HoldAcks(true)
+	typeInto(t, p, "textarea", "Are you still there?")
+	fake.Wait(t, "the held message", func() bool { return len(fake.Frames("message")) == 2 })
+	cid := fake.Frames("message")[1].Data["client_id"].(string)
+	fake.SetDown(true)
+	f.srv.Stop()
+	p.WaitJS("the composer to say it is offline", shadow(".o")+`.hidden === false`)
+	fake.AgentSay("Yes — one moment while I check.") // stored while the visitor is away
+	fake.HoldAcks(false)
+	fake.SetDown(false)
+	f.srv.Start()
+	fake.Wait(t, "the message resent after the restart", func() bool { return len(fake.Frames("message")) == 3 })
+	if got := fake.Frames("message")[2].Data["client_id"]; got != cid {
+		t.Errorf("resent client_id = %v, want %v", got, cid)
+	}
+	hellos := fake.Frames("hello")
+	last := hellos[len(hellos)-1].Data
+	if last["token"] != browsertest.Token || last["last_seq"] != 2.0 {
+		t.Errorf("hello after restart = %v, want the token and last_seq 2", last)
+	}
+	p.WaitJS("four bubbles, none queued", `(() => { const b = [...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')]; return b.length === 4 && !b.some(e => e.classList.contains('q')); })()`)
+	texts, _ := bubbles(p)
+	for _, s := range []string{"Are you still there?", "Yes — one moment while I check."} {
+		if n := count(texts, s); n != 1 {
+			t.Errorf("%q shown %d times, want once: %q", s, n, texts)
+		}
+	}
+
+	// A reload keeps the conversation and resumes after the last seq.
+	open(t, p, f.srv.URL+"/t/page")
+	fake.Wait(t, "hello after reload", func() bool { return len(fake.Frames("hello")) > len(hellos) })
+	hellos = fake.Frames("hello")
+	if h := hellos[len(hellos)-1].Data; h["token"] != browsertest.Token || h["last_seq"] != 4.0 {
+		t.Errorf("hello after reload = %v, want the token and last_seq 4", h)
+	}
+	if texts, _ := bubbles(p); len(texts) != 4 {
+		t.Errorf("after reload the transcript is %q, want the 4 messages", texts)
+	}
+
+	// A second tab of the same visitor shows new messages once.
+	q := p.NewTab()
+	open(t, q, f.srv.URL+"/t/page")
+	click(t, p, ".l")
+	typeInto(t, p, "textarea", "Sent from tab one")
+	q.WaitJS("the message in tab two", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].some(e => e.textContent === 'Sent from tab one')`)
+	fake.AgentSay("Seen in both tabs")
+	for _, tab := range []*browsertest.Page{p, q} {
+		tab.WaitJS("the agent message", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].some(e => e.textContent === 'Seen in both tabs')`)
+		texts, queued := bubbles(tab)
+		if count(texts, "Sent from tab one") != 1 || count(texts, "Seen in both tabs") != 1 || queued != 0 {
+			t.Errorf("a tab shows %q (%d queued), want each message once", texts, queued)
+		}
+	}
+	if n := strings.Count(hostEvents(q), `"unread"`); n == 0 {
+		t.Errorf("tab two (closed) fired no unread event: %s", hostEvents(q))
+	}
+
+	// Resolved: "Did this solve it?"
+	fake.SetStatus("resolved")
+	p.WaitJS("the feedback question", shadow(".fb")+`.hidden === false`)
+	shot(p, "feedback")
+	click(t, p, ".fb .pri")
+	fake.Wait(t, "feedback", func() bool { return len(fake.Frames("feedback")) == 1 })
+	if fb := fake.Frames("feedback")[0].Data; fb["solved"] != true || fb["conversation_id"] != "c1" {
+		t.Errorf("feedback = %v, want solved true for c1", fb)
+	}
+
+	// "What support can see" lists identity, pages and device.
+	click(t, p, "[part=header] .ib")
+	p.WaitJS("the what-support-can-see view", shadow("[part=seen]")+`.hidden === false`)
+	var seen string
+	p.Eval(shadow("[part=seen]")+`.textContent`, &seen)
+	for _, want := range []string{"Ava", "verified", "cart: 42.00", "/t/page", "desktop", "en-US"} {
+		if !strings.Contains(seen, want) {
+			t.Errorf("what support can see = %q, want it to mention %q", seen, want)
+		}
+	}
+	shot(p, "seen")
+
+	// Escape closes the panel and gives focus back to the page.
+	p.Eval(shadow("[part=seen] button")+`.focus()`, nil)
+	p.Eval(`document.querySelector('lifeline-widget').shadowRoot.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true, composed: true}))`, nil)
+	p.WaitJS("the panel closed", shadow(".p")+`.hidden === true && `+shadow(".l")+`.getAttribute('aria-expanded') === 'false'`)
+	if errs := q.Errors(); len(errs) > 0 {
+		t.Errorf("tab two logged errors: %q", errs)
+	}
+}
+
+// TestLeaveMessage: with no agent online the panel offers a form with an
+// email instead of a chat.
+func TestLeaveMessage(t *testing.T) {
+	f := newFixture(t)
+	f.fake.AgentsOnline = false
+	p := browsertest.New(t)
+	open(t, p, f.srv.URL+"/t/page")
+	click(t, p, ".l")
+	p.WaitJS("the leave-a-message form", shadow("[part=leave]")+`.hidden === false && `+shadow("[part=composer]")+`.hidden === true`)
+	p.Eval(shadow("[part=leave] input")+`.focus()`, nil)
+	p.Run(keys("ava@example.com"))
+	p.Eval(shadow("[part=leave] textarea")+`.focus()`, nil)
+	p.Run(keys("Please call me back about order 1234"))
+	shot(p, "leave")
+	click(t, p, "[part=leave] .pri")
+	f.fake.Wait(t, "leave_message", func() bool { return len(f.fake.Frames("leave_message")) == 1 })
+	m := f.fake.Frames("leave_message")[0].Data
+	if m["email"] != "ava@example.com" || m["text"] != "Please call me back about order 1234" || m["client_id"] == "" {
+		t.Errorf("leave_message = %v", m)
+	}
+	p.WaitJS("the thank-you note", shadow("[part=leave]")+`.textContent.includes('ava@example.com')`)
+}
