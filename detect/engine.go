@@ -40,6 +40,8 @@ type Assessment struct {
 	// Score is the decayed struggle score; Threshold is the one in force
 	// on the visit's current page.
 	Score, Threshold float64
+	// Prior is the score just before the findings of the event observed.
+	Prior float64
 	// Forced reports that an immediate rule or a critical page fired on
 	// the event just observed.
 	Forced bool
@@ -77,9 +79,10 @@ type Trigger struct {
 	disarmed bool
 }
 
-// Step feeds one score and reports whether it triggers an offer.
-func (tr *Trigger) Step(score, threshold float64, forced bool, max int) bool {
-	if tr.disarmed && score < threshold/2 {
+// Step feeds one event's scores, prior (just before the event's findings)
+// and score (after them), and reports whether it triggers an offer.
+func (tr *Trigger) Step(prior, score, threshold float64, forced bool, max int) bool {
+	if tr.disarmed && min(prior, score) < threshold/2 {
 		tr.disarmed = false
 	}
 	if int(tr.offers) >= max {
@@ -402,6 +405,7 @@ func (e *Engine) Observe(ev Event) []Finding {
 	}
 	e.after(v, &ev, t)
 
+	prior := e.score(v, t)
 	forced := false
 	reason := ReasonScore
 	for i := range e.out {
@@ -425,9 +429,9 @@ func (e *Engine) Observe(ev Event) []Finding {
 		}
 	}
 	a := &e.last
-	*a = Assessment{Visit: v.key, Time: ev.Time, Forced: forced}
+	*a = Assessment{Visit: v.key, Time: ev.Time, Forced: forced, Prior: prior}
 	e.fill(a, v, t)
-	if v.trig.Step(a.Score, a.Threshold, forced, c.rs.MaxOffersPerVisit) {
+	if v.trig.Step(prior, a.Score, a.Threshold, forced, c.rs.MaxOffersPerVisit) {
 		a.Offer, a.Reason = true, reason
 		a.Offers = v.trig.Offers()
 	}

@@ -169,6 +169,7 @@ func quantile(d []time.Duration, q float64) time.Duration {
 // point is one event's score, for replaying other thresholds.
 type point struct {
 	t         int64
+	prior     float64
 	score     float64
 	threshold float64
 	forced    bool
@@ -239,7 +240,7 @@ func Run(rs detect.Ruleset, sessions []Session, opt Options) (Report, error) {
 			}
 			a := e.Verdict()
 			t := ev.Time.UnixMilli()
-			trace = append(trace, point{t: t, score: a.Score, threshold: a.Threshold, forced: a.Forced})
+			trace = append(trace, point{t: t, prior: a.Prior, score: a.Score, threshold: a.Threshold, forced: a.Forced})
 			if a.Offer {
 				offers = append(offers, t)
 			}
@@ -264,7 +265,7 @@ func Run(rs detect.Ruleset, sessions []Session, opt Options) (Report, error) {
 			var tr detect.Trigger
 			f := th / rs.Threshold
 			for _, p := range trace {
-				if tr.Step(p.score, p.threshold*f, p.forced, rs.MaxOffersPerVisit) {
+				if tr.Step(p.prior, p.score, p.threshold*f, p.forced, rs.MaxOffersPerVisit) {
 					alerts = append(alerts, p.t)
 				}
 			}
