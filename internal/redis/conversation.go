@@ -441,16 +441,29 @@ func (s *Store) UpdateConversation(ctx context.Context, id string, fn func(*chat
 
 func (s *Store) update(ctx context.Context, id string, fn func(*chat.Conversation) error) (chat.Conversation, error) {
 	key := s.k.conv(id)
+	// owned holds the load reservations this call added (agent -> token).
+	// They are kept across optimistic retries and settled at the end.
+	owned := map[string]string{}
+	var seen chat.Conversation // the latest state read
+	settle := func(committed string) {
+		for a, tok := range owned {
+			// Keep the entry if it is our committed load, or if the state
+			// that beat us has the conversation open with that agent: then
+			// it is that writer's load, rewritten after its commit.
+			if a != committed && a != openWith(seen) {
+				s.releaseLoad(ctx, a, id, tok)
+			}
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		var old, cur chat.Conversation
-		tok := token()
-		var reserved string
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var err error
 			old, err = s.readConv(ctx, tx, id)
 			if err != nil {
 				return err
 			}
+			seen = old
 			cur = old
 			if err := fn(&cur); err != nil {
 				return fnError{err}
@@ -469,13 +482,14 @@ func (s *Store) update(ctx context.Context, id string, fn func(*chat.Conversatio
 			if err := s.indexConv(ctx, cur); err != nil {
 				return err
 			}
-			if a := openWith(cur); a != "" && a != openWith(old) {
+			if a := openWith(cur); a != "" && a != openWith(old) && owned[a] == "" {
+				tok := token()
 				r, err := s.reserve(ctx, a, id, tok, 0)
 				if err != nil {
 					return err
 				}
 				if r == 1 {
-					reserved = a
+					owned[a] = tok
 				}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -484,11 +498,9 @@ func (s *Store) update(ctx context.Context, id string, fn func(*chat.Conversatio
 			})
 			return err
 		}, key)
-		if err != nil && reserved != "" {
-			s.releaseLoad(ctx, reserved, id, tok)
-		}
 		switch {
 		case err == nil:
+			settle(openWith(cur))
 			// The write is durable; the entries added before it already
 			// cover it, so a failure here only delays repair.
 			if err := s.afterWrite(ctx, old, cur); err != nil {
@@ -498,6 +510,10 @@ func (s *Store) update(ctx context.Context, id string, fn func(*chat.Conversatio
 		case errors.Is(err, redis.TxFailedErr) && attempt < maxTxRetries:
 			continue
 		}
+		_, isFn := errors.AsType[fnError](err)
+		if isFn || errors.Is(err, redis.TxFailedErr) || errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrInvalid) {
+			settle("") // nothing was written
+		} // else the outcome may be unknown: repairLoad settles after reserveGrace
 		if fe, ok := errors.AsType[fnError](err); ok {
 			return chat.Conversation{}, fe.err
 		}

@@ -123,9 +123,9 @@ func (s *Store) repairLoad(ctx context.Context, agent, only string) (int, error)
 			n++
 			continue
 		}
-		_, tok, ok := strings.Cut(entries[id][2:], ":")
-		if !ok {
-			tok = ""
+		tok := ""
+		if parts := strings.SplitN(entries[id], ":", 3); len(parts) == 3 {
+			tok = parts[2]
 		}
 		if err := dropLoadScript.Run(ctx, s.rdb, []string{key}, id, tok, reserveGrace.Milliseconds()).Err(); err != nil {
 			return 0, wrap(err, "repair load of agent %s", agent)
@@ -177,8 +177,10 @@ func (s *Store) Assign(ctx context.Context, id, agentID string, capacity int, no
 			return chat.Conversation{}, fmt.Errorf("assign %s to %s: %w", id, agentID, chat.ErrCapacity)
 		}
 	}
+	var lost chat.Conversation // the state that beat us, if any
 	got, err := s.update(ctx, id, func(c *chat.Conversation) error {
 		if c.Status != chat.StatusWaiting {
+			lost = *c
 			return fmt.Errorf("assign %s: status %s: %w", id, c.Status, chat.ErrConflict)
 		}
 		c.Status = chat.StatusActive
@@ -188,9 +190,14 @@ func (s *Store) Assign(ctx context.Context, id, agentID string, capacity int, no
 		return nil
 	})
 	// On a contract error nothing was written and the reservation is ours
-	// to release. On a Redis error the outcome is unknown: keep it, and
+	// to release, unless a racing Assign gave the conversation to the same
+	// agent: then the entry is the winner's load (it relied on our
+	// reservation and rewrites the entry after its commit, which may not
+	// have happened yet), and dropping it would let a third Assign overfill
+	// the agent. On a Redis error the outcome is unknown: keep it, and
 	// repairLoad drops it after reserveGrace unless the write happened.
-	if r == 1 && (errors.Is(err, chat.ErrConflict) || errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrInvalid)) {
+	if r == 1 && openWith(lost) != agentID &&
+		(errors.Is(err, chat.ErrConflict) || errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrInvalid)) {
 		s.releaseLoad(ctx, agentID, id, tok)
 	}
 	return got, err
