@@ -65,6 +65,8 @@ type Broker struct {
 	lanes  map[string]*lane  // by master address ("" without a cluster)
 	topics map[string]*topic // by channel
 	nextID uint64
+
+	onResub []func()
 }
 
 var _ chat.Broker = (*Broker)(nil)
@@ -298,6 +300,12 @@ func (b *Broker) receive(l *lane) {
 		if down {
 			b.log.Info("redis broker: reconnected", "shard", l.addr)
 			down = false
+			b.mu.Lock()
+			fs := slices.Clone(b.onResub)
+			b.mu.Unlock()
+			for _, f := range fs {
+				f()
+			}
 		}
 		backoff = 50 * time.Millisecond
 		switch m := msg.(type) {
@@ -351,6 +359,18 @@ func (b *Broker) dispatch(m *redis.Message) {
 	for _, s := range list {
 		s.h(payload)
 	}
+}
+
+// OnResubscribe registers f to be called after a pub/sub connection was
+// lost and re-established (for instance across a Redis restart). Messages
+// published while it was down are lost, so a caller holding live state
+// should resynchronise it from the Store. f runs on the broker's goroutine
+// and must not block. This is an optional capability beyond chat.Broker,
+// found by type assertion.
+func (b *Broker) OnResubscribe(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onResub = append(b.onResub, f)
 }
 
 func (b *Broker) presenceKeys(set string) []string {

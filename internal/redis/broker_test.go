@@ -144,6 +144,8 @@ func TestBrokerRedisRestart(t *testing.T) {
 	b := rstore.NewBroker(srv.Client(t), rstore.BrokerOptions{})
 	defer a.Close()
 	defer b.Close()
+	resub := make(chan struct{}, 10)
+	b.OnResubscribe(func() { resub <- struct{}{} })
 	got := make(collector, 1000)
 	if _, err := b.Subscribe(ctx, "conv:1", got.handle); err != nil {
 		t.Fatal(err)
@@ -165,6 +167,11 @@ func TestBrokerRedisRestart(t *testing.T) {
 			}
 			if err := b.Ping(ctx); err != nil {
 				t.Fatal(err)
+			}
+			select {
+			case <-resub:
+			default:
+				t.Error("OnResubscribe callback not called after the restart")
 			}
 			// New subscriptions work too.
 			other := make(collector, 1)
