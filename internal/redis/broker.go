@@ -185,6 +185,18 @@ func (b *Broker) subscribeLocked(ctx context.Context, ch string) (*topic, error)
 		}
 		addr = node.Options().Addr
 	}
+	l, err := b.joinLaneLocked(ctx, addr, ch)
+	if err != nil {
+		return nil, err
+	}
+	t := &topic{channel: ch, lane: l, ready: make(chan struct{})}
+	b.topics[ch] = t
+	return t, nil
+}
+
+// joinLaneLocked subscribes ch on the lane for addr, opening the lane if
+// needed, and counts the topic on it.
+func (b *Broker) joinLaneLocked(ctx context.Context, addr, ch string) (*lane, error) {
 	l := b.lanes[addr]
 	fresh := l == nil
 	if fresh {
@@ -219,9 +231,62 @@ func (b *Broker) subscribeLocked(ctx context.Context, ch string) (*topic, error)
 		b.wg.Go(func() { b.receive(l) })
 	}
 	l.topics++
-	t := &topic{channel: ch, lane: l, ready: make(chan struct{})}
-	b.topics[ch] = t
-	return t, nil
+	return l, nil
+}
+
+// leaveLaneLocked uncounts a topic from its lane; a shard lane left with
+// no channels would reconnect to a random node, so it is closed and the
+// next Subscribe opens a fresh one. It reports whether the lane is open.
+func (b *Broker) leaveLaneLocked(l *lane) bool {
+	l.topics--
+	if l.topics == 0 && b.cluster != nil {
+		delete(b.lanes, l.addr)
+		_ = l.ps.Close()
+		return false
+	}
+	return true
+}
+
+// rehome moves a topic whose shard dropped it (its slot moved to another
+// master during resharding: Redis sends an unsolicited sunsubscribe) to
+// the lane of the slot's new owner.
+func (b *Broker) rehome(t *topic) {
+	backoff := 50 * time.Millisecond
+	for range 60 {
+		b.cluster.ReloadState(b.ctx)
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+		b.mu.Lock()
+		if b.closed || b.topics[t.channel] != t {
+			b.mu.Unlock()
+			return
+		}
+		node, err := b.cluster.MasterForKey(b.ctx, t.channel)
+		if err != nil || node.Options().Addr == t.lane.addr {
+			b.mu.Unlock()
+			continue // the client's view of the slots is not updated yet
+		}
+		old := t.lane
+		// Drop the channel from the old connection's set so its reconnects
+		// do not try it; the node answers MOVED, which the lane ignores.
+		_ = b.unsubscribeLane(old, t.channel)
+		b.leaveLaneLocked(old)
+		l, err := b.joinLaneLocked(b.ctx, node.Options().Addr, t.channel)
+		if err != nil {
+			b.mu.Unlock()
+			b.log.Warn("redis broker: resubscribe after slot move", "channel", t.channel, "err", err)
+			continue
+		}
+		t.lane = l
+		b.mu.Unlock()
+		b.log.Info("redis broker: channel moved shard", "channel", t.channel, "shard", l.addr)
+		return
+	}
+	b.log.Error("redis broker: channel dropped by its shard and not resubscribed", "channel", t.channel)
 }
 
 func (b *Broker) unsubscribeLane(l *lane, ch string) error {
@@ -252,12 +317,7 @@ func (b *Broker) unsubscribe(ch string, s *sub) {
 	}
 	delete(b.topics, ch)
 	l := t.lane
-	l.topics--
-	if l.topics == 0 && b.cluster != nil {
-		// A shard lane with no channels would reconnect to a random node;
-		// close it and let the next Subscribe open a fresh one.
-		delete(b.lanes, l.addr)
-		_ = l.ps.Close()
+	if !b.leaveLaneLocked(l) {
 		return
 	}
 	l.pending[ch]++
@@ -328,11 +388,19 @@ func (b *Broker) laneClosed(l *lane) bool {
 func (b *Broker) confirm(l *lane, m *redis.Subscription) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if n := l.pending[m.Channel]; n > 1 {
+	n := l.pending[m.Channel]
+	if n > 1 {
 		l.pending[m.Channel] = n - 1
 		return
 	}
 	delete(l.pending, m.Channel)
+	if m.Kind == "sunsubscribe" && n == 0 {
+		// Unsolicited: the shard no longer owns the channel's slot.
+		if t := b.topics[m.Channel]; t != nil && t.lane == l && !b.closed {
+			b.wg.Go(func() { b.rehome(t) })
+		}
+		return
+	}
 	if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
 		return
 	}

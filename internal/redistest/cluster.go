@@ -40,6 +40,26 @@ func Cluster(t testing.TB) *ClusterInstance {
 	return sharedCluster.c
 }
 
+// NewCluster starts a dedicated three-master cluster, stopped when the test
+// ends. Use it for tests that reconfigure the cluster; otherwise prefer
+// Cluster.
+func NewCluster(t testing.TB) *ClusterInstance {
+	t.Helper()
+	bin := binary(t, "redis-server", "LIFELINE_REDIS_SERVER")
+	cli := binary(t, "redis-cli", "LIFELINE_REDIS_CLI")
+	c, err := startCluster(bin, cli)
+	if err != nil {
+		t.Fatalf("redistest: cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		c.kill()
+		for _, n := range c.nodes {
+			_ = os.RemoveAll(n.dir)
+		}
+	})
+	return c
+}
+
 func startCluster(bin, cli string) (*ClusterInstance, error) {
 	c := &ClusterInstance{}
 	for range 3 {
@@ -104,3 +124,7 @@ func (c *ClusterInstance) Client(t testing.TB) *redis.ClusterClient {
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
+
+// Nodes returns the masters as Instances, for tests that send them
+// commands or stop one. Do not stop nodes of the shared Cluster.
+func (c *ClusterInstance) Nodes() []*Instance { return c.nodes }
