@@ -209,3 +209,54 @@ func TestStoreDurableAcrossRestart(t *testing.T) {
 		t.Fatalf("append after restart = seq %d, %v; want 21", m.Seq, err)
 	}
 }
+
+// TestStoreUpdateConcurrent: read-modify-write from two nodes while
+// messages are appended loses no update and keeps LastSeq.
+func TestStoreUpdateConcurrent(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			prefix := redistest.Prefix(t)
+			a := rstore.NewStore(be.client(t), rstore.StoreOptions{Prefix: prefix})
+			b := rstore.NewStore(be.client(t), rstore.StoreOptions{Prefix: prefix})
+			newConv(t, a, "c1", time.Now())
+			const n = 30
+			var wg sync.WaitGroup
+			for _, s := range []chat.Store{a, b} {
+				wg.Go(func() {
+					for range n {
+						if _, err := s.UpdateConversation(ctx, "c1", func(c *chat.Conversation) error {
+							c.Priority++
+							c.LastSeq = -1 // must be ignored
+							return nil
+						}); err != nil {
+							t.Errorf("UpdateConversation = %v", err)
+							return
+						}
+					}
+				})
+				wg.Go(func() {
+					for i := range n {
+						if _, _, err := s.AppendMessage(ctx, chat.Message{ConversationID: "c1", ClientID: fmt.Sprint(s == a, i)}); err != nil {
+							t.Errorf("AppendMessage = %v", err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			c, err := a.Conversation(ctx, "c1")
+			if err != nil || c.Priority != 2*n || c.LastSeq != 2*n {
+				t.Fatalf("Conversation = priority %d, last seq %d, %v; want %d, %d", c.Priority, c.LastSeq, err, 2*n, 2*n)
+			}
+			sentinel := errors.New("no")
+			if _, err := a.UpdateConversation(ctx, "c1", func(*chat.Conversation) error { return sentinel }); !errors.Is(err, sentinel) {
+				t.Fatalf("UpdateConversation(fn error) = %v, want the fn's error", err)
+			}
+			if _, err := a.UpdateConversation(ctx, "nope", func(*chat.Conversation) error { return nil }); !errors.Is(err, chat.ErrNotFound) {
+				t.Fatalf("UpdateConversation(missing) = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
