@@ -149,6 +149,10 @@ type visit struct {
 	lastSel    string
 	lastAct    int64
 	lastErr    int64
+	errMsg     string // last JS error on this page
+	badMethod  string // last bad request on this page
+	badPath    string
+	badStatus  int
 	scoreT     int64
 	core       float64
 	boost      float64
@@ -422,7 +426,9 @@ func (e *Engine) Observe(ev Event) []Finding {
 		v.pv |= pvCritical
 		e.out = append(e.out, e.finding(v, &ev, &critical, t, 1, t))
 		f := &e.out[len(e.out)-1]
-		f.Offer = c.pages[v.ov].offer
+		f.Offer, f.Immediate = c.pages[v.ov].offer, true
+		x := &f.Evidence
+		x.Message, x.Method, x.Path, x.Status = v.errMsg, v.badMethod, v.badPath, v.badStatus
 		e.add(v, f, t)
 		if !forced {
 			forced, reason = true, ReasonCritical
@@ -444,7 +450,7 @@ const idleAfter = 30_000
 
 // critical is the pseudo rule of a critical page's error plus failed request.
 var critical = crule{
-	Rule: Rule{ID: "critical-page", Signal: "critical_page", Say: "A JS error and a failed request on {page}"},
+	Rule: Rule{ID: "critical-page", Signal: "critical_page", Say: `JS error "{message}" and {request} failing with {status} on {page}`},
 }
 
 // add counts a finding toward the visit's score.
@@ -507,6 +513,7 @@ func (e *Engine) before(v *visit, ev *Event, t int64) {
 		v.pageStart, v.active, v.progress = t, 0, 0
 		v.pv, v.firedPage, v.interacted = 0, 0, false
 		v.lastClick, v.lastErr, v.lastSel, v.chain, v.rageFired = 0, 0, "", 0, false
+		v.errMsg, v.badMethod, v.badPath, v.badStatus = "", "", "", 0
 		v.visible, v.idle = true, false
 		e.repage(v)
 	case KindClick:
@@ -534,9 +541,11 @@ func (e *Engine) before(v *visit, ev *Event, t int64) {
 		// Rules read the state before the idle change; see after.
 	case KindError:
 		v.pv |= pvJSError
+		v.errMsg = ev.Msg
 	case KindRequest:
-		if ev.Status == 0 || ev.Status >= 500 || (ev.Status >= 400 && ev.Method != "GET") {
+		if badRequest(ev) {
 			v.pv |= pvBadRequest
+			v.badMethod, v.badPath, v.badStatus = ev.Method, ev.Path, ev.Status
 		}
 	}
 }
@@ -549,10 +558,16 @@ func (e *Engine) after(v *visit, ev *Event, t int64) {
 	case KindError, KindReport:
 		v.lastErr = t
 	case KindRequest:
-		if ev.Status == 0 || ev.Status >= 400 {
+		if badRequest(ev) {
 			v.lastErr = t
 		}
 	}
+}
+
+// badRequest tells a failure that hurts (network error, 5xx, a refused
+// POST) from a harmless one such as a missing image (GET 4xx).
+func badRequest(ev *Event) bool {
+	return ev.Status == 0 || ev.Status >= 500 || (ev.Status >= 400 && ev.Method != "GET")
 }
 
 func abs32(x int32) int32 {

@@ -237,16 +237,16 @@ func DecodeEvent(data []byte) (Event, error) {
 		}
 		return Event{}, fmt.Errorf("%w: unknown kind %q", ErrEvent, cut(w.K, 20))
 	case KindPage:
-		if w.Path == "" {
+		ev.Path, ev.Title, ev.Ref = CleanPath(w.Path), cut(w.Title, maxTitle), CleanPath(w.Ref)
+		if ev.Path == "" {
 			return missing("path")
 		}
-		ev.Path, ev.Title, ev.Ref = CleanPath(w.Path), cut(w.Title, maxTitle), CleanPath(w.Ref)
 	case KindError:
 		if w.Msg == nil && w.FP == "" {
 			return missing("msg")
 		}
 		if w.Msg != nil {
-			ev.Msg = Redact(cut(*w.Msg, maxMsg))
+			ev.Msg = cut(Redact(cut(*w.Msg, maxMsg)), maxMsg)
 		}
 		ev.Src, ev.Line, ev.Col = CleanPath(w.Src), clampInt(w.Line), clampInt(w.Col)
 		ev.FP = cut(w.FP, maxFP)
@@ -254,7 +254,7 @@ func DecodeEvent(data []byte) (Event, error) {
 			ev.FP = fmt.Sprintf("%08x", hashStrings(ev.Msg, ev.Src))
 		}
 	case KindRequest:
-		if w.Path == "" {
+		if CleanPath(w.Path) == "" {
 			return missing("path")
 		}
 		if w.Status == nil {
@@ -317,7 +317,7 @@ func DecodeEvent(data []byte) (Event, error) {
 		if w.Msg == nil {
 			return missing("msg")
 		}
-		ev.Msg = Redact(cut(*w.Msg, maxMsg))
+		ev.Msg = cut(Redact(cut(*w.Msg, maxMsg)), maxMsg)
 	case KindLongTask:
 		if w.Dur == nil {
 			return missing("dur")

@@ -14,7 +14,7 @@ type step struct {
 	ev Event
 }
 
-func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+func ms(n int) time.Duration  { return time.Duration(n) * time.Millisecond }
 func sec(n int) time.Duration { return time.Duration(n) * time.Second }
 
 func page(at time.Duration, path string) step {
@@ -43,8 +43,8 @@ func visible(at time.Duration, on bool) step {
 	return step{at, Event{Kind: KindVisibility, Visible: on}}
 }
 func report(at time.Duration, msg string) step { return step{at, Event{Kind: KindReport, Msg: msg}} }
-func track(at time.Duration, name string) step  { return step{at, Event{Kind: KindTrack, Name: name}} }
-func longTask(at time.Duration, d int) step     { return step{at, Event{Kind: KindLongTask, Dur: d}} }
+func track(at time.Duration, name string) step { return step{at, Event{Kind: KindTrack, Name: name}} }
+func longTask(at time.Duration, d int) step    { return step{at, Event{Kind: KindLongTask, Dur: d}} }
 
 // play feeds steps to e as visit "v" and returns copies of all findings.
 func play(e *Engine, steps []step) []Finding {

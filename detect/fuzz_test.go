@@ -1,0 +1,96 @@
+package detect
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var eventSeeds = []string{
+	`{"t":1767603600000,"k":"page","path":"/orders/123?x=1#top","title":"Order","ref":"/orders"}`,
+	`{"t":1767603600000,"k":"error","msg":"Failed for bob@example.com 1234567","fp":"ab12","src":"/app.js","line":3,"col":9}`,
+	`{"t":1767603600000,"k":"request","method":"post","path":"/api/pay","status":402,"dur":312.5}`,
+	`{"t":1767603600000,"k":"invalid","form":"address","field":"zip","ftype":"text","flags":["valueMissing"]}`,
+	`{"t":1767603600000,"k":"submit","form":"address","ok":false}`,
+	`{"t":1767603600000,"k":"click","sel":"button#pay","x":10,"y":20,"dead":true,"rage":4}`,
+	`{"t":1767603600000,"k":"visibility","visible":false}`,
+	`{"t":1767603600000,"k":"idle","idle":true}`,
+	`{"t":1767603600000,"k":"track","name":"app_crash","props":{"a":"b"}}`,
+	`{"t":1767603600000,"k":"report","msg":"Card declined"}`,
+	`{"t":1767603600000,"k":"longtask","dur":2500}`,
+	`{"t":1e300,"k":"click","x":-1e300,"y":"NaN"}`,
+	`{"t":1,"k":"page","path":"\u0000/\ud800"}`,
+}
+
+// FuzzDecodeEvent checks that DecodeEvent never panics, that what it
+// accepts survives MarshalJSON, that input split in two is handled, and
+// that the engine takes any decoded event.
+func FuzzDecodeEvent(f *testing.F) {
+	for _, s := range eventSeeds {
+		f.Add([]byte(s))
+	}
+	e := NewEngine(Config{MaxVisits: 8})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, part := range [][]byte{data, data[:len(data)/2], data[len(data)/2:]} {
+			ev, err := DecodeEvent(part)
+			if err != nil {
+				continue
+			}
+			b, err := ev.MarshalJSON()
+			if err != nil {
+				t.Fatalf("MarshalJSON(%+v): %v", ev, err)
+			}
+			again, err := DecodeEvent(b)
+			if err != nil {
+				t.Fatalf("DecodeEvent(MarshalJSON(DecodeEvent(%q))) = %v", part, err)
+			}
+			if !reflect.DeepEqual(again, ev) {
+				t.Fatalf("round trip of %q:\n%+v\nwant\n%+v", part, again, ev)
+			}
+			ev.Visit = string(rune('a' + len(part)%4))
+			for _, f := range e.Observe(ev) {
+				_ = f.Sentence()
+			}
+			e.Expire(ev.Time.Add(-time.Hour))
+		}
+		var raws []json.RawMessage
+		if json.Unmarshal(data, &raws) == nil {
+			_, _ = DecodeBatch(raws)
+		}
+	})
+}
+
+// FuzzParseRuleset checks that ParseRuleset never panics, that input split
+// in two is handled, and that an accepted ruleset marshals to JSON that
+// parses again and runs in an engine.
+func FuzzParseRuleset(f *testing.F) {
+	f.Add(DefaultRulesetJSON())
+	f.Add([]byte(`{"version":1,"rules":[{"id":"a","signal":"report","window":"2h","match":{"status":"4xx,500-599"}}],"pages":[{"page":"/x","weights":{"a":3}}]}`))
+	f.Add([]byte(`{"version":1,"half_life":"1s","rules":[{"id":"b","signal":"rage_click","dead_bonus":0,"alone":false,"say":"{page} {times}"}]}`))
+	f.Add([]byte(`{"version":1,"rules":[null,{},{"id":5}],"pages":[null]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, part := range [][]byte{data, data[:len(data)/2], data[len(data)/2:]} {
+			rs, err := ParseRuleset(part)
+			if err != nil {
+				continue
+			}
+			b, err := json.Marshal(rs)
+			if err != nil {
+				t.Fatalf("Marshal: %v", err)
+			}
+			if _, err := ParseRuleset(b); err != nil {
+				t.Fatalf("ParseRuleset(Marshal(ParseRuleset(%q))) = %v", part, err)
+			}
+			e, err := NewEngineRuleset(Config{}, rs)
+			if err != nil {
+				t.Fatalf("NewEngineRuleset: %v", err)
+			}
+			for _, s := range eventSeeds[:11] {
+				ev, _ := DecodeEvent([]byte(s))
+				ev.Visit = "v"
+				e.Observe(ev)
+			}
+		}
+	})
+}
