@@ -133,10 +133,33 @@ func TestChat(t *testing.T) {
 func TestLeaveMessage(t *testing.T) {
 	f := newFixture(t)
 	f.fake.AgentsOnline = false
+	// The site's own theme and strings (i18n) come with welcome.
+	f.fake.Site = map[string]any{"theme": map[string]any{"color": "#0b7a55"}, "strings": map[string]any{"title": "Hilfe", "leaveTitle": "Wir sind gerade nicht da"}}
 	p := browsertest.New(t)
 	open(t, p, f.srv.URL+"/t/page")
 	click(t, p, ".l")
 	p.WaitJS("the leave-a-message form", shadow("[part=leave]")+`.hidden === false && `+shadow("[part=composer]")+`.hidden === true`)
+	var look struct{ Title, Leave, Bg, Ink string }
+	p.Eval(`({Title: `+shadow("h2")+`.textContent, Leave: `+shadow("[part=leave] h3")+`.textContent,
+		Bg: getComputedStyle(`+shadow(".l")+`).backgroundColor, Ink: getComputedStyle(`+shadow(".l")+`).color})`, &look)
+	if look.Title != "Hilfe" || look.Leave != "Wir sind gerade nicht da" || look.Bg != "rgb(11, 122, 85)" || look.Ink != "rgb(255, 255, 255)" {
+		t.Errorf("site strings and theme not applied: %+v", look)
+	}
+
+	// Tab and Shift-Tab stay inside the open panel.
+	for i := 0; i < 12; i++ {
+		key := "\t"
+		if i >= 8 {
+			p.Run(chromedp.KeyEvent(key, chromedp.KeyModifiers(chromedp.ModifierShift)))
+		} else {
+			p.Run(chromedp.KeyEvent(key))
+		}
+		var inside bool
+		p.Eval(`document.activeElement === document.querySelector('lifeline-widget') && `+shadow(".p")+`.contains(document.querySelector('lifeline-widget').shadowRoot.activeElement)`, &inside)
+		if !inside {
+			t.Fatalf("after %d Tab presses focus left the panel", i+1)
+		}
+	}
 	p.Eval(shadow("[part=leave] input")+`.focus()`, nil)
 	p.Run(keys("ava@example.com"))
 	p.Eval(shadow("[part=leave] textarea")+`.focus()`, nil)

@@ -193,9 +193,10 @@ function setUnread(n: number): void {
   emit('unread', { count: n });
 }
 
+let readSeq = 0;
 function markRead(): void {
   if (isOpen && st.seq && D.visibilityState === 'visible') {
-    send({ type: 'read', seq: st.seq });
+    if (st.seq > readSeq && send({ type: 'read', seq: st.seq })) readSeq = st.seq;
     setUnread(0);
     if (bc) bc.postMessage({ read: st.seq });
   }
