@@ -176,6 +176,7 @@ type Engine struct {
 	out    []Finding
 	last   Assessment
 	view   View
+	ev     Event
 }
 
 const chunkSize = 1024
@@ -385,7 +386,11 @@ func (e *Engine) fill(a *Assessment, v *visit, t int64) {
 // findings included. The slice is valid until the next call. Call Verdict
 // for the offer decision. Events of one visit must come in time order;
 // Observe does not allocate in steady state.
-func (e *Engine) Observe(ev Event) []Finding {
+func (e *Engine) Observe(event Event) []Finding {
+	// Work on a copy held by the engine: custom signals get a pointer, and
+	// a pointer to the parameter would move it to the heap.
+	e.ev = event
+	ev := &e.ev
 	e.out = e.out[:0]
 	t := ev.Time.UnixMilli()
 	v := e.lookup(ev.Visit, t)
@@ -399,15 +404,15 @@ func (e *Engine) Observe(ev Event) []Finding {
 		}
 		v.last = t
 	}
-	e.before(v, &ev, t)
+	e.before(v, ev, t)
 
 	mask := v.mask & c.byKind[ev.Kind]
 	for mask != 0 {
 		i := bits.TrailingZeros64(mask)
 		mask &= mask - 1
-		e.eval(i, v, &ev, t)
+		e.eval(i, v, ev, t)
 	}
-	e.after(v, &ev, t)
+	e.after(v, ev, t)
 
 	prior := e.score(v, t)
 	forced := false
@@ -424,7 +429,7 @@ func (e *Engine) Observe(ev Event) []Finding {
 	}
 	if v.ov >= 0 && c.pages[v.ov].critical && v.pv&(pvJSError|pvBadRequest) == pvJSError|pvBadRequest && v.pv&pvCritical == 0 {
 		v.pv |= pvCritical
-		e.out = append(e.out, e.finding(v, &ev, &critical, t, 1, t))
+		e.out = append(e.out, e.finding(v, ev, &critical, t, 1, t))
 		f := &e.out[len(e.out)-1]
 		f.Offer, f.Immediate = c.pages[v.ov].offer, true
 		x := &f.Evidence
