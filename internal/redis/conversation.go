@@ -255,6 +255,12 @@ func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation) err
 		}
 	}
 	ok, err := s.rdb.HSetNX(ctx, s.k.conv(c.ID), "v", b).Result()
+	if err == nil && !ok {
+		// go-redis retries a command whose reply was lost; if the first
+		// try wrote it, the record is ours.
+		cur, gerr := s.rdb.HGet(ctx, s.k.conv(c.ID), "v").Result()
+		ok = gerr == nil && cur == string(b)
+	}
 	if err != nil || !ok {
 		release()
 		if reserved != "" {
