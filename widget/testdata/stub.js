@@ -14,3 +14,5 @@ lifeline('on', 'ready', function () { document.documentElement.setAttribute('dat
 });
 lifeline('nope');
 lifeline('identify', 42);
+// The page's globals before widget.js: the widget may add only "lifeline".
+document.documentElement.setAttribute('data-globals', JSON.stringify(Object.keys(window)));
