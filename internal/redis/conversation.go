@@ -18,11 +18,15 @@ import (
 // maxTxRetries bounds the optimistic retries of one UpdateConversation.
 const maxTxRetries = 100
 
-// convFields are the fields of a conversation hash: the JSON written by Go,
-// and the two fields the append script advances without decoding the JSON.
-var convFields = []string{"v", "seq", "upd"}
+// readConvScript reads a conversation's record and its sequence state:
+// {v, seq, upd}. The two live in separate keys of one slot so that appends
+// (which only touch {c:ID}:s) do not abort an UpdateConversation watching
+// {c:ID}.
+var readConvScript = redis.NewScript(`
+return {redis.call('HGET', KEYS[1], 'v'), redis.call('HGET', KEYS[2], 'seq'), redis.call('HGET', KEYS[2], 'upd')}
+`)
 
-// decodeConv builds a conversation from HMGET v seq upd. ok is false when
+// decodeConv builds a conversation from {v, seq, upd}. ok is false when
 // the conversation does not exist.
 func decodeConv(vals []any) (c chat.Conversation, ok bool, err error) {
 	v, _ := vals[0].(string)
@@ -46,8 +50,8 @@ func decodeConv(vals []any) (c chat.Conversation, ok bool, err error) {
 	return c, true, nil
 }
 
-func (s *Store) readConv(ctx context.Context, c redis.Cmdable, id string) (chat.Conversation, error) {
-	vals, err := c.HMGet(ctx, s.k.conv(id), convFields...).Result()
+func (s *Store) readConv(ctx context.Context, c redis.Scripter, id string) (chat.Conversation, error) {
+	vals, err := readConvScript.Run(ctx, c, []string{s.k.conv(id), s.k.seq(id)}).Slice()
 	if err != nil {
 		return chat.Conversation{}, wrap(err, "get conversation %s", id)
 	}
@@ -65,16 +69,22 @@ func (s *Store) readConv(ctx context.Context, c redis.Cmdable, id string) (chat.
 // reported in the second result.
 func (s *Store) readConvs(ctx context.Context, ids []string) (map[string]chat.Conversation, error) {
 	p := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(ids))
+	recs := make([]*redis.StringCmd, len(ids))
+	seqs := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = p.HMGet(ctx, s.k.conv(id), convFields...)
+		recs[i] = p.HGet(ctx, s.k.conv(id), "v")
+		seqs[i] = p.HMGet(ctx, s.k.seq(id), "seq", "upd")
 	}
-	if _, err := p.Exec(ctx); err != nil {
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, wrap(err, "get conversations")
 	}
 	out := make(map[string]chat.Conversation, len(ids))
-	for i, cmd := range cmds {
-		c, ok, err := decodeConv(cmd.Val())
+	for i := range ids {
+		var v any
+		if recs[i].Err() == nil {
+			v = recs[i].Val()
+		}
+		c, ok, err := decodeConv(append([]any{v}, seqs[i].Val()...))
 		if err != nil {
 			return nil, fmt.Errorf("conversation %s: %w", ids[i], err)
 		}
@@ -435,7 +445,8 @@ func (e fnError) Unwrap() error { return e.err }
 
 // UpdateConversation atomically reads the conversation, applies fn and
 // writes the result: WATCH on {c:ID}, then MULTI/EXEC, retried when another
-// writer (or an append) touched the conversation in between. Indexes and
+// writer changed the record in between (appends do not: they advance
+// {c:ID}:s, which is not watched, and LastSeq is read from it). Indexes and
 // agent loads in other slots are updated around the write as described in
 // the package comment.
 func (s *Store) UpdateConversation(ctx context.Context, id string, fn func(*chat.Conversation) error) (chat.Conversation, error) {

@@ -12,7 +12,7 @@ import (
 )
 
 // appendScript appends a message atomically in the conversation's slot.
-// KEYS: {c:ID} hash, {c:ID}:m list, {c:ID}:cid hash.
+// KEYS: {c:ID} hash, {c:ID}:m list, {c:ID}:cid hash, {c:ID}:s hash.
 // ARGV: client ID, message JSON (without seq), message time (RFC 3339).
 // Returns {-1} if the conversation is missing, {0, seq, json} if the
 // client ID was already stored, {1, seq} when stored now. The list length
@@ -21,13 +21,13 @@ var appendScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'v') == 0 then return {-1} end
 local s = redis.call('HGET', KEYS[3], ARGV[1])
 if s then return {0, tonumber(s), redis.call('LINDEX', KEYS[2], tonumber(s) - 1)} end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
 if redis.call('RPUSH', KEYS[2], ARGV[2]) ~= seq then
   return redis.error_reply('ERR lifeline: message list out of step with seq')
 end
 redis.call('HSET', KEYS[3], ARGV[1], seq)
-local upd = redis.call('HGET', KEYS[1], 'upd')
-if not upd or upd < ARGV[3] then redis.call('HSET', KEYS[1], 'upd', ARGV[3]) end
+local upd = redis.call('HGET', KEYS[4], 'upd')
+if not upd or upd < ARGV[3] then redis.call('HSET', KEYS[4], 'upd', ARGV[3]) end
 return {1, seq}
 `)
 
@@ -51,7 +51,7 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (chat.Message
 	}
 	at := m.At.UTC().Format(timeKey)
 	id := m.ConversationID
-	res, err := appendScript.Run(ctx, s.rdb, []string{s.k.conv(id), s.k.msgs(id), s.k.cids(id)}, m.ClientID, b, at).Slice()
+	res, err := appendScript.Run(ctx, s.rdb, []string{s.k.conv(id), s.k.msgs(id), s.k.cids(id), s.k.seq(id)}, m.ClientID, b, at).Slice()
 	if err != nil {
 		return chat.Message{}, false, wrap(err, "append message to %s", id)
 	}

@@ -16,7 +16,8 @@
 //	{vx:SITE}[:em:E|:ext:X] zset   visitor IDs of a site (by email, by external ID)
 //	{s:ID}                  string session JSON, expiring with the session
 //	{r:REF}                 string upper-case reference -> conversation ID
-//	{c:ID}                  hash   conversation: v (JSON), seq (last seq), upd (last message time)
+//	{c:ID}                  hash   conversation: v (JSON as written by Go)
+//	{c:ID}:s                hash   seq (last seq), upd (last message time), advanced by appends
 //	{c:ID}:m                list   message JSON; element i has seq i+1
 //	{c:ID}:cid              hash   client ID -> seq (idempotent appends)
 //	{c:ID}:n                list   note JSON
@@ -98,6 +99,7 @@ func (k keys) visitor(id string) string { return k.p + "{v:" + id + "}" }
 func (k keys) session(id string) string { return k.p + "{s:" + id + "}" }
 func (k keys) ref(ref string) string    { return k.p + "{r:" + strings.ToUpper(ref) + "}" }
 func (k keys) conv(id string) string    { return k.p + "{c:" + id + "}" }
+func (k keys) seq(id string) string     { return k.p + "{c:" + id + "}:s" }
 func (k keys) msgs(id string) string    { return k.p + "{c:" + id + "}:m" }
 func (k keys) cids(id string) string    { return k.p + "{c:" + id + "}:cid" }
 func (k keys) notes(id string) string   { return k.p + "{c:" + id + "}:n" }
