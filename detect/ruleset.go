@@ -61,8 +61,9 @@ type Match struct {
 	// Selector lists substrings; a click counts only if its selector
 	// contains one of them.
 	Selector []string `json:"selector,omitempty"`
-	// Ignore lists selector substrings whose clicks never count (steppers,
-	// next/prev controls, an opt-out class).
+	// Ignore lists case-insensitive substrings of a selector or message
+	// whose events never count (steppers, next/prev controls, an opt-out
+	// class, benign errors such as "ResizeObserver loop").
 	Ignore []string `json:"ignore,omitempty"`
 }
 
@@ -80,7 +81,8 @@ type Rule struct {
 	// FieldCount (form_invalid) fires when one field is invalid this many
 	// times in Window. Defaults to 3; 0 to 16.
 	FieldCount int `json:"field_count,omitempty"`
-	// Window is the time span for Count. 1s to 1h.
+	// Window is the time span for Count. 1s to 1h. rage_click ignores it:
+	// its chain is clicks at most 1000 ms apart and 30 px away.
 	Window Duration `json:"window,omitempty"`
 	// After bounds the delay from the triggering action to the evidence
 	// (error_click, ui_unresponsive, idle_after_error; request_failed and
