@@ -36,7 +36,8 @@ func TestChat(t *testing.T) {
 	if !strings.Contains(hostEvents(p), `"message"`) {
 		t.Errorf("host page got no lifeline:message event: %s", hostEvents(p))
 	}
-	p.Eval(shadow("textarea")+`.value = ''`, nil) // the test's Enter also typed a newline
+	// The test's Enter also typed a newline.
+	p.Eval(shadow("textarea")+`.value = ''; `+shadow("textarea")+`.dispatchEvent(new Event('input'))`, nil)
 	shot(p, "panel")
 
 	// The node dies before the next message is durable.

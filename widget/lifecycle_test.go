@@ -45,6 +45,20 @@ func TestLifecycle(t *testing.T) {
 		h := fake.Frames("hello")
 		return len(h) == 3 && h[2].Data["token"] == nil
 	})
+	// With the socket down, hiding the page sends the queue in one
+	// keepalive request instead.
+	p.WaitJS("connected again", shadow(".o")+`.hidden === true`)
+	fake.SetDown(true)
+	p.WaitJS("offline", shadow(".o")+`.hidden === false`)
+	p.Eval(`lifeline('track', 'while_down'); Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'}); document.dispatchEvent(new Event('visibilitychange'))`, nil)
+	fake.Wait(t, "the keepalive beacon", func() bool {
+		for _, e := range fake.Events("track") {
+			if e["name"] == "while_down" {
+				return true
+			}
+		}
+		return false
+	})
 	if errs := p.Errors(); len(errs) > 0 {
 		t.Errorf("browser errors: %q", errs)
 	}

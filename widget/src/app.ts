@@ -79,6 +79,7 @@ const ref = h('p', { class: 'ref', part: 'reference' });
 const seenBtn = h('button', { class: 'ib', type: 'button' }, icon('eye'));
 const closeBtn = h('button', { class: 'ib', type: 'button' }, icon('down'));
 const log = h('div', { class: 's', part: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: '0' });
+const hi = h('div', { class: 'hi', part: 'greeting' });
 const typing = h('div', { class: 'ty', role: 'status', hidden: '' }, h('i'), h('i'), h('i'));
 const fb = h('div', { class: 'fb', part: 'feedback', hidden: '' });
 const offline = h('div', { class: 'o', part: 'offline', role: 'status', hidden: '' });
@@ -115,7 +116,8 @@ function label(): void {
 
 function status(): void {
   const c = st.conv;
-  sub.textContent = c && c.status === 'waiting' && queueText ? queueText : c && c.agent && c.agent.name && c.status !== 'resolved' ? T('agent', { name: c.agent.name }) : S.subtitle;
+  sub.textContent = c && c.status === 'waiting' && queueText ? queueText : c && c.agent && c.agent.name && c.status !== 'resolved' ? T('agent', { name: c.agent.name }) : agentsOnline ? S.subtitle : S.away;
+  hi.textContent = S.welcome;
   ref.textContent = c && c.ref ? T('ref', { ref: c.ref }) : '';
   fb.hidden = !(c && c.status === 'resolved' && c.feedback === undefined);
   if (!fb.hidden && !fb.firstChild) {
@@ -344,7 +346,7 @@ function buildUI(): void {
       send({ type: 'typing', typing: false });
     }, 3000);
   });
-  log.append(typing, fb);
+  log.append(hi, typing, fb);
   for (const m of st.msgs) render(m);
   status();
   const mount = (): void => {
@@ -612,7 +614,7 @@ const calls: Record<string, (...a: unknown[]) => void> = {
     st = { seq: 0, msgs: [], out: [], consent: st.consent };
     save();
     for (const k in nodes) delete nodes[k];
-    log.replaceChildren(typing, fb);
+    log.replaceChildren(hi, typing, fb);
     close();
     hideOffer();
     const s = ws;

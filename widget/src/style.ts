@@ -25,6 +25,7 @@ svg{width:20px;height:20px;fill:currentColor;display:block}
 .ib:hover{background:rgba(255,255,255,.16)}
 .s{flex:1;overflow-y:auto;scrollbar-width:thin;padding:18px 16px;display:flex;flex-direction:column;gap:6px;background:#f7f8fa}
 .m{max-width:82%;padding:9px 13px;border-radius:16px 16px 16px 5px;white-space:pre-wrap;overflow-wrap:anywhere;background:#fff;border:1px solid #e4e7ec;align-self:flex-start;box-shadow:0 1px 1px rgba(16,24,40,.04)}
+.hi{align-self:flex-start;max-width:82%;padding:9px 13px;border-radius:16px 16px 16px 5px;background:#fff;border:1px solid #e4e7ec;margin-bottom:6px}
 .m.v{align-self:flex-end;background:var(--c);color:var(--f);border-color:transparent;border-radius:16px 16px 5px 16px}
 .m.q{opacity:.65}
 .n{font-size:12px;color:#5b6475;margin:8px 4px 0}
@@ -44,7 +45,7 @@ svg{width:20px;height:20px;fill:currentColor;display:block}
 .sec:hover{background:#f2f4f7}
 .o{font-size:12.5px;color:#8a2c0d;background:#fff4ed;padding:7px 16px;border-top:1px solid #fbe3d3}
 .c{border-top:1px solid #e4e7ec;padding:10px 12px;display:flex;gap:8px;align-items:flex-end;background:#fff}
-textarea,input{border:1px solid #d0d5dd;border-radius:12px;padding:9px 12px;line-height:20px;background:#fff;width:100%;outline:0}
+textarea,input{font-weight:400;color:#1d2433;border:1px solid #d0d5dd;border-radius:12px;padding:9px 12px;line-height:20px;background:#fff;width:100%;outline:0}
 textarea{overflow-y:hidden}
 textarea:focus,input:focus{border-color:var(--c)}
 .c textarea{flex:1;resize:none;height:40px;max-height:120px}

@@ -9,6 +9,7 @@ import { D, W, type Obj } from './util';
 export const S: Record<string, string> = {
   title: 'Support',
   subtitle: 'We usually reply in a few minutes.',
+  away: 'We’re offline — we’ll reply by email.',
   welcome: 'Hi! Ask us anything — we’re happy to help.',
   placeholder: 'Write a message…',
   send: 'Send',
