@@ -41,7 +41,8 @@ type BrokerOptions struct {
 // sharded channels being bound to their shard), multiplexing every topic
 // with reference counts: the first Subscribe to a topic subscribes in
 // Redis, the last cancel unsubscribes. One goroutine per connection reads
-// messages and calls the topic's handlers in order. When Redis restarts,
+// it and hands messages to another that calls the topic's handlers in
+// order, so a handler may itself Subscribe without deadlocking. When Redis restarts,
 // go-redis reconnects and subscribes again; messages published meanwhile
 // are lost, which readers repair from the Store.
 //
@@ -77,7 +78,16 @@ type lane struct {
 	ps      *redis.PubSub
 	topics  int            // topics using this lane
 	pending map[string]int // channel -> (un)subscribe acks still due
+	// queue hands messages from the reading goroutine to the dispatching
+	// one, so that a handler that subscribes (and so waits for a
+	// confirmation the reader must see) does not deadlock the lane.
+	queue chan *redis.Message
 }
+
+// laneQueue is how many messages a lane buffers for its handlers before
+// the reader stops reading (and Redis buffers, up to its pubsub output
+// limit, after which it drops the connection and the lane resubscribes).
+const laneQueue = 1024
 
 // topic is one subscribed channel and its handlers.
 type topic struct {
@@ -200,7 +210,7 @@ func (b *Broker) joinLaneLocked(ctx context.Context, addr, ch string) (*lane, er
 	l := b.lanes[addr]
 	fresh := l == nil
 	if fresh {
-		l = &lane{addr: addr, pending: make(map[string]int)}
+		l = &lane{addr: addr, pending: make(map[string]int), queue: make(chan *redis.Message, laneQueue)}
 		if b.cluster != nil {
 			l.ps = b.cluster.SSubscribe(ctx) // connects on the first channel, to its shard
 		} else {
@@ -229,6 +239,11 @@ func (b *Broker) joinLaneLocked(ctx context.Context, addr, ch string) (*lane, er
 	if fresh {
 		b.lanes[addr] = l
 		b.wg.Go(func() { b.receive(l) })
+		b.wg.Go(func() {
+			for m := range l.queue {
+				b.dispatch(m)
+			}
+		})
 	}
 	l.topics++
 	return l, nil
@@ -332,6 +347,7 @@ func (b *Broker) unsubscribe(ch string, s *sub) {
 // messages and subscription confirmations, and reconnecting with backoff
 // while Redis is unreachable.
 func (b *Broker) receive(l *lane) {
+	defer close(l.queue)
 	backoff := 50 * time.Millisecond
 	down := false
 	for {
@@ -372,7 +388,11 @@ func (b *Broker) receive(l *lane) {
 		case *redis.Subscription:
 			b.confirm(l, m)
 		case *redis.Message:
-			b.dispatch(m)
+			select {
+			case l.queue <- m:
+			case <-b.ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -191,3 +191,42 @@ func TestBrokerRedisRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerSubscribeFromHandler: a handler may subscribe (as a hub
+// joining a room on an event would) without deadlocking the connection.
+func TestBrokerSubscribeFromHandler(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			a, b := newBrokers(t, be)
+			inner := make(collector, 10)
+			done := make(chan error, 1)
+			cancel, err := b.Subscribe(ctx, "outer", func([]byte) {
+				_, err := b.Subscribe(ctx, "inner", inner.handle)
+				done <- err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cancel()
+			if err := a.Publish(ctx, "outer", []byte("go")); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Subscribe from a handler = %v", err)
+				}
+			case <-ctx.Done():
+				t.Fatal("Subscribe from a handler never returned")
+			}
+			if err := a.Publish(ctx, "inner", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if p := inner.next(t); p != "x" {
+				t.Fatalf("inner got %q", p)
+			}
+		})
+	}
+}
