@@ -124,6 +124,12 @@ func TestChat(t *testing.T) {
 	p.Eval(shadow("[part=seen] button")+`.focus()`, nil)
 	p.Eval(`document.querySelector('lifeline-widget').shadowRoot.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true, composed: true}))`, nil)
 	p.WaitJS("the panel closed", shadow(".p")+`.hidden === true && `+shadow(".l")+`.getAttribute('aria-expanded') === 'false'`)
+	// A new conversation numbers its messages from 1 again: the old
+	// transcript gives way instead of swallowing seq 1 as a duplicate.
+	fake.Send(map[string]any{"type": "conversation", "conversation": map[string]any{"id": "c2", "ref": "LF-9ZZZ", "status": "active", "agent": map[string]any{"name": "Sam"}}})
+	fake.Send(map[string]any{"type": "message", "message": map[string]any{"conversation_id": "c2", "seq": 1, "client_id": "a-c2-1", "author": map[string]any{"kind": "agent", "name": "Sam"}, "text": "A new conversation"}})
+	p.WaitJS("the new conversation", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].map(e => e.textContent).join('|') === 'A new conversation'`)
+
 	if errs := q.Errors(); len(errs) > 0 {
 		t.Errorf("tab two logged errors: %q", errs)
 	}

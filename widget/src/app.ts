@@ -53,6 +53,7 @@ let evq: C.Ev[] = [];
 let flushT = 0;
 let isOpen = false;
 let unread = 0;
+let readSeq = 0;
 let announced = false;
 let lastFocus: Element | null = null;
 let view = 'chat';
@@ -195,7 +196,6 @@ function setUnread(n: number): void {
   emit('unread', { count: n });
 }
 
-let readSeq = 0;
 function markRead(): void {
   if (isOpen && st.seq && D.visibilityState === 'visible') {
     if (st.seq > readSeq && send({ type: 'read', seq: st.seq })) readSeq = st.seq;
@@ -402,8 +402,14 @@ function setConv(c: unknown): void {
   if (!isObj(c) || !c.id) return;
   const prev = st.conv;
   if (prev && prev.id !== c.id) {
-    // A new conversation: its seq numbers start again at 1.
+    // A new conversation: its seq numbers start again at 1, so the old
+    // transcript goes (messages still queued stay).
     st.seq = 0;
+    readSeq = 0;
+    st.msgs = st.msgs.filter((m) => m.q);
+    for (const k in nodes) delete nodes[k];
+    log.replaceChildren(hi, typing, fb);
+    for (const m of st.msgs) render(m);
   }
   st.conv = c as unknown as Conv;
   if (c.status !== 'waiting') queueText = '';
@@ -556,7 +562,19 @@ function queueEvent(e: C.Ev): void {
 function flush(): void {
   clearTimeout(flushT);
   flushT = 0;
-  while (evq.length && ready && send({ type: 'events', events: evq.slice(0, 200) })) evq.splice(0, 200);
+  while (evq.length && ready) {
+    // At most 200 events and well under the 64 KiB frame limit.
+    let n = Math.min(200, evq.length);
+    let frame = '';
+    while ((frame = JSON.stringify({ type: 'events', events: evq.slice(0, n) })).length > 60000 && n > 1) n >>= 1;
+    if (!ws) return;
+    try {
+      ws.send(frame);
+    } catch (e) {
+      return;
+    }
+    evq.splice(0, n);
+  }
 }
 
 /** On page hide: the socket if open, else one keepalive request. */

@@ -94,8 +94,15 @@ export function track(name: string, props?: Obj): void {
 
 // ---- requests: failures only.
 function request(method: string, url: string, status: number, t0: number): void {
-  if (!enabled || status && status < 400) return;
-  if (own && url.indexOf(own) === 0) return;
+  if (!enabled || (status && status < 400)) return;
+  // The widget's own endpoints are not the site's traffic. (The site itself
+  // may share the origin, as /demo does, so only these paths are skipped.)
+  try {
+    const u = new URL(url, location.href);
+    if (u.origin === own && /^\/(ws\/|api\/v1\/events|widget\.js)/.test(u.pathname)) return;
+  } catch (e) {
+    return;
+  }
   const path = cleanPath(url);
   const e = { k: 'request', method: (method || 'GET').toUpperCase(), path, status, dur: Math.round(perf() - t0) };
   keep(seen.requests, e.method + ' ' + path + ' → ' + (status || 'network error'));
