@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/lifelinehq/lifeline/internal/browsertest"
 )
 
@@ -71,4 +72,24 @@ func TestHostilePageAndStrictCSP(t *testing.T) {
 	if !refused {
 		t.Errorf("the policy did not refuse an inline <style>; the test would not catch a widget that needs one")
 	}
+}
+
+// TestMobile: on a phone the open panel takes the whole screen.
+func TestMobile(t *testing.T) {
+	f := newFixture(t)
+	p := browsertest.New(t)
+	p.Run(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	open(t, p, f.srv.URL+"/t/page")
+	f.fake.AgentSay("Hi! I'm Sam. How can I help with your order?")
+	p.Eval(`lifeline('open')`, nil)
+	p.WaitJS("the panel open", shadow(".p")+`.hidden === false`)
+	var r struct{ W, H float64 }
+	p.Eval(`(() => { const r = `+shadow(".p")+`.getBoundingClientRect(); return {W: r.width, H: r.height}; })()`, &r)
+	if r.W != 390 || r.H != 844 {
+		t.Errorf("panel on a 390x844 phone = %vx%v, want the whole screen", r.W, r.H)
+	}
+	shot(p, "mobile")
+	// Its close button is reachable, and closing brings the launcher back.
+	click(t, p, "[part=header] .ib:last-child")
+	p.WaitJS("the launcher back", shadow(".p")+`.hidden && `+shadow(".l")+`.getBoundingClientRect().width === 56`)
 }

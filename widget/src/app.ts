@@ -210,6 +210,7 @@ function open(): void {
   hideOffer();
   lastFocus = D.activeElement;
   panel.hidden = false;
+  host.setAttribute('data-open', '');
   launcher.setAttribute('aria-expanded', 'true');
   launcher.replaceChildren(icon('x'), badge);
   label();
@@ -223,6 +224,7 @@ function close(): void {
   if (!isOpen) return;
   isOpen = false;
   panel.hidden = true;
+  host.removeAttribute('data-open');
   if (view === 'seen') status();
   launcher.setAttribute('aria-expanded', 'false');
   launcher.replaceChildren(icon('chat'), badge);

@@ -64,5 +64,6 @@ dd{overflow-wrap:anywhere;white-space:pre-line}
 .card .t{display:flex;gap:12px;align-items:flex-start;margin-bottom:14px}
 .av{width:36px;height:36px;border-radius:50%;background:var(--c);color:var(--f);display:flex;align-items:center;justify-content:center;flex:none}
 .card p{font-size:14.5px;line-height:1.45;padding-top:1px}
+@media (max-width:480px){.p{position:fixed;inset:0;width:auto;height:auto;border-radius:0}textarea,input{font-size:16px}:host([data-open]) .l{display:none}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}
 `;
