@@ -472,6 +472,11 @@ func (e *Engine) add(v *visit, f *Finding, t int64) {
 	} else {
 		v.core += f.Weight
 	}
+	// A booster (dwell, an intent page) explains the visit only when
+	// nothing else does.
+	if f.Booster && v.cause.Rule != "" && !v.cause.Booster {
+		return
+	}
 	if f.Weight >= v.causeW || f.Immediate {
 		v.causeW = f.Weight
 		v.cause = *f

@@ -40,8 +40,10 @@ type Metrics struct {
 	Precision float64 `json:"precision"`
 	Recall    float64 `json:"recall"`
 	F1        float64 `json:"f1"`
-	// PRAUC is the area under the precision-recall curve traced by
-	// sweeping the threshold (overall only; 0 per rule).
+	// PRAUC is the area under the precision-recall curve (interpolated
+	// average precision). Overall it is traced by sweeping the threshold;
+	// a rule's findings are a single operating point, whose area is
+	// Precision x Recall.
 	PRAUC float64 `json:"pr_auc,omitempty"`
 	// TTDMedian and TTDP90 are the median and 90th percentile of the time
 	// from onset to the first alert, over detected episodes.
@@ -64,23 +66,29 @@ func (s Seconds) String() string { return fmt.Sprintf("%.1fs", time.Duration(s).
 
 // RuleMetrics are a rule's findings judged as alerts on their own.
 type RuleMetrics struct {
+	// Rule is the rule's ID, Signal its signal.
 	Rule   string        `json:"rule"`
 	Signal detect.Signal `json:"signal"`
-	Shadow bool          `json:"shadow,omitempty"`
+	// Shadow reports a rule in shadow mode.
+	Shadow bool `json:"shadow,omitempty"`
 	Metrics
 }
 
 // LabelMetrics are the overall alerts' recall on one kind of episode.
 type LabelMetrics struct {
-	Label     string  `json:"label"`
-	Episodes  int     `json:"episodes"`
-	Detected  int     `json:"detected"`
-	Recall    float64 `json:"recall"`
+	// Label is the episode label, such as "card_declined".
+	Label string `json:"label"`
+	// Episodes with the label, Detected of them, and the share.
+	Episodes int     `json:"episodes"`
+	Detected int     `json:"detected"`
+	Recall   float64 `json:"recall"`
+	// TTDMedian is the median time to detect them.
 	TTDMedian Seconds `json:"ttd_median_s"`
 }
 
 // SweepRow is the overall result at one threshold.
 type SweepRow struct {
+	// Threshold replaces the ruleset's; page thresholds scale with it.
 	Threshold float64 `json:"threshold"`
 	Metrics
 }
@@ -282,7 +290,9 @@ func Run(rs detect.Ruleset, sessions []Session, opt Options) (Report, error) {
 	rep.Overall = overall.metrics(len(sessions))
 	rep.Overall.PRAUC = prAUC(grid, len(sessions))
 	for i, r := range rs.Rules {
-		rep.Rules = append(rep.Rules, RuleMetrics{Rule: r.ID, Signal: r.Signal, Shadow: r.Shadow, Metrics: rules[i].metrics(len(sessions))})
+		m := rules[i].metrics(len(sessions))
+		m.PRAUC = m.Precision * m.Recall
+		rep.Rules = append(rep.Rules, RuleMetrics{Rule: r.ID, Signal: r.Signal, Shadow: r.Shadow, Metrics: m})
 	}
 	for i, th := range sweep {
 		rep.Sweep = append(rep.Sweep, SweepRow{Threshold: th, Metrics: sweeps[i].metrics(len(sessions))})

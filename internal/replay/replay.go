@@ -233,13 +233,13 @@ func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, s
 	fmt.Fprintf(bw, "overall: precision %.3f  recall %.3f  F1 %.3f  PR-AUC %.3f  TTD median %v  p90 %v  offers/1000 visits %.1f\n\n",
 		o.Precision, o.Recall, o.F1, o.PRAUC, o.TTDMedian, o.TTDP90, o.OffersPer1000)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rule\tsignal\tfindings\tprecision\trecall\tF1\tTTD med\tTTD p90\tper 1000\t")
+	fmt.Fprintln(tw, "rule\tsignal\tfindings\tprecision\trecall\tF1\tPR-AUC\tTTD med\tTTD p90\tper 1000\t")
 	for _, r := range rep.Rules {
 		name := r.Rule
 		if r.Shadow {
 			name += " (shadow)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%v\t%v\t%.1f\t\n", name, r.Signal, r.Alerts, r.Precision, r.Recall, r.F1, r.TTDMedian, r.TTDP90, r.OffersPer1000)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%v\t%v\t%.1f\t\n", name, r.Signal, r.Alerts, r.Precision, r.Recall, r.F1, r.PRAUC, r.TTDMedian, r.TTDP90, r.OffersPer1000)
 	}
 	tw.Flush()
 	fmt.Fprintln(bw)
