@@ -113,7 +113,7 @@ func TestChat(t *testing.T) {
 	p.WaitJS("the what-support-can-see view", shadow("[part=seen]")+`.hidden === false`)
 	var seen string
 	p.Eval(shadow("[part=seen]")+`.textContent`, &seen)
-	for _, want := range []string{"Ava", "verified", "cart: 42.00", "/t/page", "desktop", "en-US"} {
+	for _, want := range []string{"Ava", "signed by this site", "cart: 42.00", "/t/page", "desktop", "en-US"} {
 		if !strings.Contains(seen, want) {
 			t.Errorf("what support can see = %q, want it to mention %q", seen, want)
 		}

@@ -41,7 +41,7 @@ export const S: Record<string, string> = {
   seenIntro: 'This is everything our team sees about this visit. Typed text and passwords are never collected.',
   back: 'Back to chat',
   identity: 'Identity',
-  verified: 'verified by this site',
+  verified: 'signed by this site',
   unverified: 'not verified',
   anonymous: 'Anonymous visitor',
   attributes: 'Details',
