@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/lifelinehq/lifeline/detect"
 	"github.com/lifelinehq/lifeline/detect/simulate"
@@ -51,38 +50,49 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 // BenchmarkVisitMemory reports the heap bytes per tracked visit across
-// 100,000 visits, each with a page view, clicks, an error and a failed
-// request, so that rings, strings and the index are all in use.
+// 100,000 visits. Each visit's events are decoded from JSON, so the strings
+// a visit keeps (page, selector, error, failed request, the finding that
+// explains it) are its own, as on a node.
 func BenchmarkVisitMemory(b *testing.B) {
 	const visits = 100_000
 	keys := make([]string, visits)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("site-demo/visitor-%08d", i)
 	}
-	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-	script := []detect.Event{
-		{Kind: detect.KindPage, Path: "/checkout/payment"},
-		{Kind: detect.KindClick, Sel: "button#pay", X: 10, Y: 10},
-		{Kind: detect.KindRequest, Method: "POST", Path: "/api/pay", Status: 402},
-		{Kind: detect.KindReport, Msg: "Card declined"},
-		{Kind: detect.KindError, Msg: "TypeError", FP: "te"},
+	script := []string{
+		`{"t":%d,"k":"page","path":"/checkout/payment","title":"Payment","ref":"/checkout"}`,
+		`{"t":%d,"k":"click","sel":"form#payment button.primary[type=submit]","x":700,"y":650}`,
+		`{"t":%d,"k":"request","method":"POST","path":"/api/checkout/pay","status":402,"dur":412}`,
+		`{"t":%d,"k":"report","msg":"Card declined by the issuer"}`,
+		`{"t":%d,"k":"error","msg":"Uncaught TypeError: Cannot read properties of undefined (reading 'id')","fp":"3f2a9c1d","src":"/static/app.js"}`,
+		`{"t":%d,"k":"click","sel":"form#payment button.primary[type=submit]","x":700,"y":650}`,
+		`{"t":%d,"k":"request","method":"POST","path":"/api/checkout/pay","status":402,"dur":398}`,
+		`{"t":%d,"k":"report","msg":"Card declined by the issuer"}`,
 	}
+	const t0 = 1767603600000
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		e := detect.NewEngine(detect.Config{MaxVisits: visits})
+		offers := 0
 		for i, k := range keys {
-			for j, ev := range script {
+			for j, tmpl := range script {
+				ev, err := detect.DecodeEvent(fmt.Appendf(nil, tmpl, t0+int64(i)+int64(j)*10_000))
+				if err != nil {
+					b.Fatal(err)
+				}
 				ev.Visit = k
-				ev.Time = t0.Add(time.Duration(i+j) * time.Millisecond)
 				e.Observe(ev)
+				if e.Verdict().Offer {
+					offers++
+				}
 			}
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		if e.Len() != visits {
-			b.Fatalf("Len = %d, want %d", e.Len(), visits)
+		if e.Len() != visits || offers != visits {
+			b.Fatalf("Len = %d, offers = %d, want %d each", e.Len(), offers, visits)
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/visits, "B/visit")
 		runtime.KeepAlive(e)
