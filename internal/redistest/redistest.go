@@ -57,10 +57,11 @@ type Instance struct {
 // LIFELINE_REQUIRE_ALL=1) when it is missing.
 func binary(t testing.TB, name, env string) string {
 	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
+	p := name
+	if v := os.Getenv(env); v != "" {
+		p = v
 	}
-	p, err := exec.LookPath(name)
+	p, err := exec.LookPath(p)
 	if err != nil {
 		msg := fmt.Sprintf("REDIS TESTS NOT RUN: %s not found in PATH (apt-get install redis-server redis-tools, or set %s): %v", name, env, err)
 		if os.Getenv("LIFELINE_REQUIRE_ALL") == "1" {
