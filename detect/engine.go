@@ -490,6 +490,10 @@ func (e *Engine) repage(v *visit) {
 		v.firedPage = 0
 		v.gen = c.gen
 	}
+	if pi, ok := c.pageCache[v.page]; ok {
+		v.mask, v.ov = pi.mask, pi.ov
+		return
+	}
 	v.ov = -1
 	for i := range c.pages {
 		if c.pages[i].pat.Match(v.page) {
@@ -508,6 +512,19 @@ func (e *Engine) repage(v *visit) {
 		}
 		v.mask |= 1 << i
 	}
+	if len(c.pageCache) < maxPageCache {
+		c.pageCache[v.page] = pageInfo{mask: v.mask, ov: v.ov}
+	}
+}
+
+// maxPageCache bounds the paths whose rules are remembered; paths arrive
+// templated, so a site has few.
+const maxPageCache = 4096
+
+// pageInfo is what repage works out for one path.
+type pageInfo struct {
+	mask uint64
+	ov   int8
 }
 
 // before updates the visit's state with the event, ahead of the rules.
@@ -911,10 +928,12 @@ type compiled struct {
 	pages    []cpage
 	byKind   [numKinds]uint64
 	halfLife float64 // ms
+	// pageCache remembers repage's result per path.
+	pageCache map[string]pageInfo
 }
 
 func compile(rs Ruleset, custom map[string]SignalFunc, gen uint32) *compiled {
-	c := &compiled{rs: rs, gen: gen, halfLife: float64(time.Duration(rs.HalfLife).Milliseconds())}
+	c := &compiled{rs: rs, gen: gen, halfLife: float64(time.Duration(rs.HalfLife).Milliseconds()), pageCache: map[string]pageInfo{}}
 	for i, r := range rs.Rules {
 		cr := crule{Rule: r, index: i, id: hash1(r.ID) | 1, fieldID: hash2(r.ID, "field") | 1,
 			window: time.Duration(r.Window).Milliseconds(), after: time.Duration(r.After).Milliseconds(),
