@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,6 +69,22 @@ func (a *Assessment) Explanation() string {
 		return ""
 	}
 	return a.Cause.Sentence()
+}
+
+// Priority ranks the visit for the agents' queue, higher first: 3 when an
+// immediate rule or a critical page explains it, 2 when the score is at the
+// threshold, 1 when it is at half of it or the visit was offered help, else
+// 0.
+func (a *Assessment) Priority() int {
+	switch {
+	case a.Cause.Immediate:
+		return 3
+	case a.Score >= a.Threshold:
+		return 2
+	case a.Score >= a.Threshold/2 || a.Offers > 0:
+		return 1
+	}
+	return 0
 }
 
 // Trigger decides offers from scores: an offer when the score reaches the
@@ -233,7 +250,11 @@ func (e *Engine) SetRuleset(rs Ruleset) error {
 }
 
 // Ruleset returns the ruleset in force, with defaults filled in.
-func (e *Engine) Ruleset() Ruleset { return e.c.rs }
+func (e *Engine) Ruleset() Ruleset {
+	rs := e.c.rs
+	rs.Rules, rs.Pages = slices.Clone(rs.Rules), slices.Clone(rs.Pages)
+	return rs
+}
 
 // Len returns the number of visits tracked.
 func (e *Engine) Len() int { return len(e.idx) }

@@ -107,6 +107,9 @@ func TestAssessExplains(t *testing.T) {
 	if got, want := a.OfferText, "Having trouble paying? Someone can help right now."; got != want {
 		t.Errorf("OfferText = %q, want %q", got, want)
 	}
+	if got := a.Priority(); got != 2 {
+		t.Errorf("Priority() = %d, want 2", got)
+	}
 	if a.Offers != 1 || a.Score < a.Threshold {
 		t.Errorf("Assess = offers %d score %g threshold %g, want 1 offer over the threshold", a.Offers, a.Score, a.Threshold)
 	}
@@ -196,6 +199,24 @@ func TestHumanDuration(t *testing.T) {
 	}{{0, "under a second"}, {sec(1), "1 s"}, {sec(89), "89 s"}, {sec(90), "2 min"}, {sec(150), "3 min"}, {90 * time.Minute, "2 h"}} {
 		if got := HumanDuration(tt.d); got != tt.want {
 			t.Errorf("HumanDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestPriority(t *testing.T) {
+	tests := []struct {
+		a    Assessment
+		want int
+	}{
+		{Assessment{Threshold: 8}, 0},
+		{Assessment{Threshold: 8, Score: 4}, 1},
+		{Assessment{Threshold: 8, Score: 1, Offers: 1}, 1},
+		{Assessment{Threshold: 8, Score: 8}, 2},
+		{Assessment{Threshold: 8, Cause: Finding{Immediate: true}}, 3},
+	}
+	for _, tt := range tests {
+		if got := tt.a.Priority(); got != tt.want {
+			t.Errorf("Priority(%+v) = %d, want %d", tt.a, got, tt.want)
 		}
 	}
 }
