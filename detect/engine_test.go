@@ -220,3 +220,27 @@ func TestPriority(t *testing.T) {
 		}
 	}
 }
+
+// TestObserveDoesNotAllocate checks the steady state of the engine: a known
+// visit, events that fire rules, and the verdict.
+func TestObserveDoesNotAllocate(t *testing.T) {
+	e := NewEngine(Config{})
+	steps := []step{
+		page(0, "/checkout/payment"), click(sec(1), "button#pay", 1, 1),
+		req(sec(2), "POST", "/api/pay", 402), report(sec(2), "Card declined"),
+		jsErr(sec(3), "TypeError", "te"), idle(sec(40), true), visible(sec(41), false),
+	}
+	play(e, steps)
+	i := 0
+	allocs := testing.AllocsPerRun(200, func() {
+		s := steps[i%len(steps)]
+		ev := s.ev
+		ev.Visit, ev.Time = "v", t0.Add(time.Duration(i)*time.Second)
+		e.Observe(ev)
+		_ = e.Verdict()
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("Observe allocates %.1f times per event, want 0", allocs)
+	}
+}
