@@ -197,16 +197,49 @@ var aucGrid = func() []float64 {
 // overall alerts, each rule's findings its own alerts. Sessions are
 // independent and may be in any order.
 func Run(rs detect.Ruleset, sessions []Session, opt Options) (Report, error) {
+	ev, err := NewEvaluator(rs, opt)
+	if err != nil {
+		return Report{}, err
+	}
+	for i := range sessions {
+		ev.Add(&sessions[i])
+	}
+	return ev.Report(), nil
+}
+
+// Evaluator is Run one session at a time, for recordings too large to hold
+// in memory. It is not safe for concurrent use.
+type Evaluator struct {
+	e        *detect.Engine
+	rs       detect.Ruleset
+	window   int64
+	sweep    []float64
+	ruleIdx  map[string]int
+	visits   int
+	events   int
+	overall  tally
+	rules    []tally
+	sweeps   []tally
+	grid     []tally
+	labels   map[string]*tally
+	trace    []point
+	offers   []int64
+	ruleHits [][]int64
+	alerts   []int64
+}
+
+// NewEvaluator returns an Evaluator of rs.
+func NewEvaluator(rs detect.Ruleset, opt Options) (*Evaluator, error) {
 	e, err := detect.NewEngineRuleset(opt.Config, rs)
 	if err != nil {
-		return Report{}, fmt.Errorf("backtest: %w", err)
+		return nil, fmt.Errorf("backtest: %w", err)
 	}
 	rs = e.Ruleset()
 	window := opt.HitWindow.Milliseconds()
 	if window <= 0 {
 		window = 120_000
 	}
-	sweep := opt.Sweep
+	sweep := slices.Clone(opt.Sweep)
 	if len(sweep) == 0 {
 		for x := 2.0; x <= 16; x++ {
 			sweep = append(sweep, x)
@@ -216,93 +249,93 @@ func Run(rs detect.Ruleset, sessions []Session, opt Options) (Report, error) {
 		}
 	}
 	sort.Float64s(sweep)
-	rep := Report{Visits: len(sessions), Threshold: rs.Threshold}
-
-	ruleIdx := map[string]int{}
-	for i, r := range rs.Rules {
-		ruleIdx[r.ID] = i
+	ev := &Evaluator{
+		e: e, rs: rs, window: window, sweep: sweep, ruleIdx: map[string]int{},
+		rules: make([]tally, len(rs.Rules)), sweeps: make([]tally, len(sweep)), grid: make([]tally, len(aucGrid)),
+		labels: map[string]*tally{}, ruleHits: make([][]int64, len(rs.Rules)),
 	}
-	var (
-		overall  tally
-		rules    = make([]tally, len(rs.Rules))
-		sweeps   = make([]tally, len(sweep))
-		grid     = make([]tally, len(aucGrid))
-		labels   = map[string]*tally{}
-		trace    []point
-		offers   []int64
-		ruleHits = make([][]int64, len(rs.Rules))
-		alerts   []int64
-	)
-	for si := range sessions {
-		s := &sessions[si]
-		trace, offers = trace[:0], offers[:0]
-		for i := range ruleHits {
-			ruleHits[i] = ruleHits[i][:0]
-		}
-		for _, ev := range s.Events {
-			ev.Visit = s.Visit
-			for _, f := range e.Observe(ev) {
-				if i, ok := ruleIdx[f.Rule]; ok {
-					ruleHits[i] = append(ruleHits[i], f.Evidence.Last.UnixMilli())
-				}
-			}
-			a := e.Verdict()
-			t := ev.Time.UnixMilli()
-			trace = append(trace, point{t: t, prior: a.Prior, score: a.Score, threshold: a.Threshold, forced: a.Forced})
-			if a.Offer {
-				offers = append(offers, t)
-			}
-		}
-		e.Forget(s.Visit)
-		rep.Events += len(s.Events)
+	for i, r := range rs.Rules {
+		ev.ruleIdx[r.ID] = i
+	}
+	return ev, nil
+}
 
-		overall.score(offers, s.Episodes, window, true)
-		for _, ep := range s.Episodes {
-			l := labels[ep.Label]
-			if l == nil {
-				l = &tally{}
-				labels[ep.Label] = l
+// Add evaluates one session.
+func (ev *Evaluator) Add(s *Session) {
+	e, rs := ev.e, &ev.rs
+	ev.trace, ev.offers = ev.trace[:0], ev.offers[:0]
+	for i := range ev.ruleHits {
+		ev.ruleHits[i] = ev.ruleHits[i][:0]
+	}
+	for _, event := range s.Events {
+		event.Visit = s.Visit
+		for _, f := range e.Observe(event) {
+			if i, ok := ev.ruleIdx[f.Rule]; ok {
+				ev.ruleHits[i] = append(ev.ruleHits[i], f.Evidence.Last.UnixMilli())
 			}
-			l.score(offers, []Episode{ep}, window, true)
 		}
-		for i := range rules {
-			rules[i].score(ruleHits[i], s.Episodes, window, true)
-		}
-		replay := func(th float64) []int64 {
-			alerts = alerts[:0]
-			var tr detect.Trigger
-			f := th / rs.Threshold
-			for _, p := range trace {
-				if tr.Step(p.prior, p.score, p.threshold*f, p.forced, rs.MaxOffersPerVisit) {
-					alerts = append(alerts, p.t)
-				}
-			}
-			return alerts
-		}
-		for i, th := range sweep {
-			sweeps[i].score(replay(th), s.Episodes, window, true)
-		}
-		for i, th := range aucGrid {
-			grid[i].score(replay(th), s.Episodes, window, false)
+		a := e.Verdict()
+		t := event.Time.UnixMilli()
+		ev.trace = append(ev.trace, point{t: t, prior: a.Prior, score: a.Score, threshold: a.Threshold, forced: a.Forced})
+		if a.Offer {
+			ev.offers = append(ev.offers, t)
 		}
 	}
+	e.Forget(s.Visit)
+	ev.visits++
+	ev.events += len(s.Events)
 
-	rep.Overall = overall.metrics(len(sessions))
-	rep.Overall.PRAUC = prAUC(grid, len(sessions))
-	for i, r := range rs.Rules {
-		m := rules[i].metrics(len(sessions))
+	ev.overall.score(ev.offers, s.Episodes, ev.window, true)
+	for _, ep := range s.Episodes {
+		l := ev.labels[ep.Label]
+		if l == nil {
+			l = &tally{}
+			ev.labels[ep.Label] = l
+		}
+		l.score(ev.offers, []Episode{ep}, ev.window, true)
+	}
+	for i := range ev.rules {
+		ev.rules[i].score(ev.ruleHits[i], s.Episodes, ev.window, true)
+	}
+	replay := func(th float64) []int64 {
+		ev.alerts = ev.alerts[:0]
+		var tr detect.Trigger
+		f := th / rs.Threshold
+		for _, p := range ev.trace {
+			if tr.Step(p.prior, p.score, p.threshold*f, p.forced, rs.MaxOffersPerVisit) {
+				ev.alerts = append(ev.alerts, p.t)
+			}
+		}
+		return ev.alerts
+	}
+	for i, th := range ev.sweep {
+		ev.sweeps[i].score(replay(th), s.Episodes, ev.window, true)
+	}
+	for i, th := range aucGrid {
+		ev.grid[i].score(replay(th), s.Episodes, ev.window, false)
+	}
+}
+
+// Report returns the result over the sessions added so far.
+func (ev *Evaluator) Report() Report {
+	n := ev.visits
+	rep := Report{Visits: n, Events: ev.events, Threshold: ev.rs.Threshold}
+	rep.Overall = ev.overall.metrics(n)
+	rep.Overall.PRAUC = prAUC(ev.grid, n)
+	for i, r := range ev.rs.Rules {
+		m := ev.rules[i].metrics(n)
 		m.PRAUC = m.Precision * m.Recall
 		rep.Rules = append(rep.Rules, RuleMetrics{Rule: r.ID, Signal: r.Signal, Shadow: r.Shadow, Metrics: m})
 	}
-	for i, th := range sweep {
-		rep.Sweep = append(rep.Sweep, SweepRow{Threshold: th, Metrics: sweeps[i].metrics(len(sessions))})
+	for i, th := range ev.sweep {
+		rep.Sweep = append(rep.Sweep, SweepRow{Threshold: th, Metrics: ev.sweeps[i].metrics(n)})
 	}
-	for name, l := range labels {
-		m := l.metrics(len(sessions))
+	for name, l := range ev.labels {
+		m := l.metrics(n)
 		rep.Labels = append(rep.Labels, LabelMetrics{Label: name, Episodes: m.Episodes, Detected: m.Detected, Recall: m.Recall, TTDMedian: m.TTDMedian})
 	}
 	slices.SortFunc(rep.Labels, func(a, b LabelMetrics) int { return cmp.Compare(a.Label, b.Label) })
-	return rep, nil
+	return rep
 }
 
 // prAUC is the interpolated average precision over the threshold grid:

@@ -76,18 +76,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rulesName = *rulesFile
 	}
-	var sessions []backtest.Session
-	for _, name := range files {
-		ss, err := readRecording(ctx, name)
-		if err != nil {
-			return err
-		}
-		sessions = append(sessions, ss...)
-	}
-	rep, err := backtest.Run(rs, sessions, backtest.Options{})
+	ev, err := backtest.NewEvaluator(rs, backtest.Options{})
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
+	for _, name := range files {
+		if err := readRecording(ctx, name, ev.Add); err != nil {
+			return err
+		}
+	}
+	rep := ev.Report()
 	if *asJSON {
 		out := struct {
 			Rules string `json:"rules"`
@@ -185,28 +183,28 @@ func generate(args []string, stdout, stderr io.Writer) (err error) {
 // maxLine bounds one recorded visit.
 const maxLine = 64 << 20
 
-func readRecording(ctx context.Context, name string) ([]backtest.Session, error) {
+// readRecording streams the sessions of one recording to add.
+func readRecording(ctx context.Context, name string, add func(*backtest.Session)) error {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return fmt.Errorf("replay: %w", err)
 	}
 	defer f.Close()
 	var r io.Reader = f
 	if strings.HasSuffix(name, ".gz") {
 		zr, err := gzip.NewReader(f)
 		if err != nil {
-			return nil, fmt.Errorf("replay: %s: %w", name, err)
+			return fmt.Errorf("replay: %s: %w", name, err)
 		}
 		defer zr.Close()
 		r = zr
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
-	var out []backtest.Session
 	for line := 1; sc.Scan(); line++ {
 		if line%1000 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		b := bytes.TrimSpace(sc.Bytes())
@@ -215,14 +213,14 @@ func readRecording(ctx context.Context, name string) ([]backtest.Session, error)
 		}
 		s, err := backtest.DecodeSession(b)
 		if err != nil {
-			return nil, fmt.Errorf("replay: %s:%d: %w", name, line, err)
+			return fmt.Errorf("replay: %s:%d: %w", name, line, err)
 		}
-		out = append(out, s)
+		add(&s)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("replay: %s: %w", name, err)
+		return fmt.Errorf("replay: %s: %w", name, err)
 	}
-	return out, nil
+	return nil
 }
 
 func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, sweep bool) error {
