@@ -885,7 +885,7 @@ func (e *Engine) finding(v *visit, ev *Event, r *crule, t int64, n int, first in
 		}
 	}
 	f := Finding{
-		Visit: v.key, Rule: r.ID, Signal: r.Signal, Weight: weight, Shadow: r.Shadow,
+		Visit: v.key, Rule: r.ID, Revision: e.c.rs.Revision, Signal: r.Signal, Weight: weight, Shadow: r.Shadow,
 		Immediate: r.Immediate, Booster: r.Alone != nil && !*r.Alone, Offer: offer, say: r.Say,
 		Evidence: Evidence{
 			Count: n, First: time.UnixMilli(first), Last: time.UnixMilli(t), Page: v.page,

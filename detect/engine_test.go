@@ -107,6 +107,9 @@ func TestAssessExplains(t *testing.T) {
 	if got, want := a.OfferText, "Having trouble paying? Someone can help right now."; got != want {
 		t.Errorf("OfferText = %q, want %q", got, want)
 	}
+	if a.Cause.Revision != "builtin-2026-11" {
+		t.Errorf("Cause.Revision = %q, want the built-in revision", a.Cause.Revision)
+	}
 	if got := a.Priority(); got != 2 {
 		t.Errorf("Priority() = %d, want 2", got)
 	}

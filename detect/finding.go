@@ -13,8 +13,10 @@ import (
 type Finding struct {
 	// Visit is the visit the finding is about.
 	Visit string
-	// Rule is the ID of the rule that fired.
-	Rule string
+	// Rule is the ID of the rule that fired; Revision is its ruleset's
+	// Revision.
+	Rule     string
+	Revision string
 	// Signal is the rule's signal.
 	Signal Signal
 	// Weight is what the finding adds to the visit's score, after page

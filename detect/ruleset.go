@@ -149,6 +149,10 @@ type PageRule struct {
 type Ruleset struct {
 	// Version of the format; must be 1.
 	Version int `json:"version"`
+	// Revision names this edition of the rules (a date, a commit, an
+	// audit ID); every finding carries it, so each alert can be traced to
+	// the rules that raised it. At most 64 bytes.
+	Revision string `json:"revision,omitempty"`
 	// Threshold is the score at which a visit is offered help. Defaults to
 	// 8; up to 1000.
 	Threshold float64 `json:"threshold,omitempty"`
@@ -166,10 +170,11 @@ type Ruleset struct {
 
 // Limits of a ruleset.
 const (
-	MaxRules     = 64
-	maxPageRules = 32
-	maxCount     = 16
-	maxText      = 200
+	MaxRulesetBytes = 1 << 20
+	MaxRules        = 64
+	maxPageRules    = 32
+	maxCount        = 16
+	maxText         = 200
 )
 
 // defaultOffer is the offer text when neither rule nor ruleset sets one.
@@ -199,6 +204,7 @@ var ErrRuleset = errors.New("detect: invalid ruleset")
 
 type wireRuleset struct {
 	Version           int               `json:"version"`
+	Revision          string            `json:"revision"`
 	Threshold         float64           `json:"threshold"`
 	HalfLife          Duration          `json:"half_life"`
 	MaxOffersPerVisit int               `json:"max_offers_per_visit"`
@@ -213,6 +219,9 @@ type wireRuleset struct {
 //
 //	rules[2] "card-declined": window: must be between 1s and 1h
 func ParseRuleset(data []byte) (Ruleset, error) {
+	if len(data) > MaxRulesetBytes {
+		return Ruleset{}, fmt.Errorf("%w: %d bytes, limit %d", ErrRuleset, len(data), MaxRulesetBytes)
+	}
 	var w wireRuleset
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
@@ -222,7 +231,7 @@ func ParseRuleset(data []byte) (Ruleset, error) {
 	if d.More() {
 		return Ruleset{}, fmt.Errorf("%w: trailing data after the ruleset", ErrRuleset)
 	}
-	rs := Ruleset{Version: w.Version, Threshold: w.Threshold, HalfLife: w.HalfLife, MaxOffersPerVisit: w.MaxOffersPerVisit, Offer: w.Offer}
+	rs := Ruleset{Version: w.Version, Revision: w.Revision, Threshold: w.Threshold, HalfLife: w.HalfLife, MaxOffersPerVisit: w.MaxOffersPerVisit, Offer: w.Offer}
 	var errs []error
 	for i, raw := range w.Rules {
 		var r Rule
@@ -290,6 +299,9 @@ func (rs Ruleset) normalize(custom map[string]SignalFunc, errs []error) (Ruleset
 	out.Pages = slices.Clone(rs.Pages)
 	if rs.Version != 1 {
 		bad("version: must be 1, not %d", rs.Version)
+	}
+	if len(out.Revision) > 64 {
+		bad("revision: longer than 64 bytes")
 	}
 	if out.Threshold == 0 {
 		out.Threshold = 8
