@@ -55,6 +55,7 @@ const (
 	NoisyErrors    = "noisy_errors"
 	HelpReader     = "help_reader"
 	BackAndForther = "back_and_forth"
+	CouponHunter   = "coupon_hunter"
 )
 
 type persona struct {
@@ -91,6 +92,7 @@ var calm = []persona{
 	{NoisyErrors, 0.7, noisyErrors},
 	{HelpReader, 0.5, helpReader},
 	{BackAndForther, 0.7, backAndForth},
+	{CouponHunter, 0.4, couponHunter},
 }
 
 // Generate returns cfg.Sessions labelled sessions.
@@ -682,6 +684,27 @@ func couponOnce(b *builder) {
 	if b.chance(0.7) {
 		converter(b)
 	}
+}
+
+// couponHunter pastes codes from a coupon site, three or four of them
+// rejected quickly, then pays full price without help: the same events as
+// a coupon loop, but no struggle.
+func couponHunter(b *builder) {
+	b.browse()
+	b.toCart()
+	for range b.between(3, 4) {
+		b.click("input#coupon", 300, 500)
+		b.wait(1*time.Second, 3*time.Second)
+		b.click("button#apply-coupon", 420, 500)
+		b.wait(200*time.Millisecond, 900*time.Millisecond)
+		b.request("POST", "/api/coupon", 422)
+		b.read(2*time.Second, 6*time.Second)
+	}
+	b.address()
+	b.submit("address", true)
+	b.paymentPage()
+	b.pay(true)
+	b.done()
 }
 
 func harmless404(b *builder) {
