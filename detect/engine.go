@@ -167,6 +167,11 @@ type visit struct {
 	lastAct    int64
 	lastErr    int64
 	errMsg     string // last JS error on this page
+	jsErr      int64  // its time
+	errClickT  int64  // the error time error_click last used
+	longT      int64  // the last long task on this page
+	longUsed   int64  // the long task time ui_unresponsive last used
+	longDur    int32
 	badMethod  string // last bad request on this page
 	badPath    string
 	badStatus  int
@@ -405,8 +410,11 @@ func (e *Engine) fill(a *Assessment, v *visit, t int64) {
 
 // Observe feeds one event and returns the findings it produced, shadow
 // findings included. The slice is valid until the next call. Call Verdict
-// for the offer decision. Events of one visit must come in time order;
-// Observe does not allocate in steady state.
+// for the offer decision. Events of one visit should come in time order,
+// as the widget sends them; the one exception it makes, a click on a button
+// held back 2.5 s to learn whether it was dead, is handled: an error or long
+// task that arrived before the click it followed still counts as caused by
+// it. Observe does not allocate in steady state.
 func (e *Engine) Observe(event Event) []Finding {
 	// Work on a copy held by the engine: custom signals get a pointer, and
 	// a pointer to the parameter would move it to the heap.
@@ -562,6 +570,7 @@ func (e *Engine) before(v *visit, ev *Event, t int64) {
 		v.pv, v.firedPage, v.interacted = 0, 0, false
 		v.lastClick, v.lastErr, v.lastSel, v.chain, v.rageFired = 0, 0, "", 0, false
 		v.errMsg, v.badMethod, v.badPath, v.badStatus = "", "", "", 0
+		v.jsErr, v.errClickT, v.longT, v.longUsed, v.longDur = 0, 0, 0, 0, 0
 		v.visible, v.idle = true, false
 		e.repage(v)
 	case KindClick:
@@ -589,7 +598,13 @@ func (e *Engine) before(v *visit, ev *Event, t int64) {
 		// Rules read the state before the idle change; see after.
 	case KindError:
 		v.pv |= pvJSError
-		v.errMsg = ev.Msg
+		if t >= v.jsErr {
+			v.errMsg, v.jsErr = ev.Msg, t
+		}
+	case KindLongTask:
+		if t >= v.longT {
+			v.longT, v.longDur = t, int32(min(ev.Dur, math.MaxInt32))
+		}
 	case KindRequest:
 		if badRequest(ev) {
 			v.pv |= pvBadRequest
@@ -702,9 +717,27 @@ func (e *Engine) eval(i int, v *visit, ev *Event, t int64) {
 			return
 		}
 	case ErrorClick:
-		if v.lastClick == 0 || t-v.lastClick > r.after || !r.message(ev.Msg, ev.FP) || !r.selector(v.lastSel) {
+		// The widget holds a click on a button for 2.5 s to tell whether it
+		// was dead, so the error it caused often arrives first: correlate in
+		// both orders, once per error.
+		if ev.Kind == KindClick {
+			if v.jsErr == 0 || v.jsErr < t || v.jsErr-t > r.after || v.errClickT == v.jsErr || !r.message(v.errMsg, "") || !r.selector(ev.Sel) {
+				return
+			}
+			v.errClickT = v.jsErr
+			key = hash1(ev.Sel)
+			n, first := v.note(r.id, key, t, r.window)
+			if n >= r.Count {
+				v.use(r.id, key)
+				f := e.fire(r, v, ev, n, first, v.jsErr)
+				f.Evidence.Message = v.errMsg
+			}
 			return
 		}
+		if v.lastClick == 0 || t < v.lastClick || t-v.lastClick > r.after || !r.message(ev.Msg, ev.FP) || !r.selector(v.lastSel) {
+			return
+		}
+		v.errClickT = t
 		key = hash1(v.lastSel)
 	case RequestFailed:
 		if !r.request(ev) || !r.acting(v, t) {
@@ -712,22 +745,23 @@ func (e *Engine) eval(i int, v *visit, ev *Event, t int64) {
 		}
 		key = hash2(ev.Method, ev.Path) + uint32(ev.Status/100)
 	case RetrySubmit:
-		switch {
-		case ev.Kind == KindRequest && r.request(ev):
-			key = hash2(ev.Method, ev.Path)
-		case ev.Kind == KindSubmit && !ev.OK && r.form(ev.Form):
-			key = hash1(ev.Form)
-		default:
+		if !r.request(ev) {
 			return
 		}
+		key = hash2(ev.Method, ev.Path)
 	case FormInvalid:
 		if !r.form(ev.Form) {
 			return
 		}
 		fk := hash1(ev.Form)
-		if ev.Kind == KindSubmit && ev.OK {
-			v.use(r.id, fk)
-			v.useAll(r.fieldID)
+		if ev.Kind == KindSubmit {
+			// A submit that went through resets the form. A submit with ok
+			// false is no evidence: the widget reports every submit the
+			// page's script handles itself (preventDefault) that way.
+			if ev.OK {
+				v.use(r.id, fk)
+				v.useAll(r.fieldID)
+			}
 			return
 		}
 		fieldN, fieldFirst := 0, t
@@ -777,9 +811,20 @@ func (e *Engine) eval(i int, v *visit, ev *Event, t int64) {
 			return
 		}
 	case UIUnresponsive:
-		if int64(ev.Dur) < r.min || v.lastClick == 0 || t-v.lastClick > r.after {
+		if ev.Kind == KindClick {
+			// A held click arriving after the long task it caused.
+			if v.longT == 0 || v.longT < t || v.longT-t > r.after || v.longUsed == v.longT || int64(v.longDur) < r.min {
+				return
+			}
+			v.longUsed = v.longT
+			f := e.fire(r, v, ev, 1, t, v.longT)
+			f.Evidence.Duration = time.Duration(v.longDur) * time.Millisecond
 			return
 		}
+		if int64(ev.Dur) < r.min || v.lastClick == 0 || t < v.lastClick || t-v.lastClick > r.after {
+			return
+		}
+		v.longUsed = t
 	case PageLoop:
 		// Loads of the same path in a row (reloads): with ids templated,
 		// /products/:id three times is browsing, not a loop.

@@ -83,7 +83,7 @@ var Signals = []SignalDefaults{
 		Source: "PostHog posthog-js BucketedRateLimiter"},
 	// A JS error within 1000 ms after a click: Datadog trackClickActions.ts
 	// (error_click frustration).
-	{Signal: ErrorClick, Count: 1, Window: time.Minute, After: time.Second, Weight: 5, kinds: kinds(KindError),
+	{Signal: ErrorClick, Count: 1, Window: time.Minute, After: time.Second, Weight: 5, kinds: kinds(KindError, KindClick),
 		Say:    `Clicking {selector} threw "{message}" on {page}`,
 		Source: "Datadog browser-sdk trackClickActions.ts (error within 1000 ms of a click)"},
 	// Status >= 400, network error or timeout on first-party origins,
@@ -98,7 +98,7 @@ var Signals = []SignalDefaults{
 		Source: "Contentsquare friction score (validation errors); MDN HTMLInputElement invalid event"},
 	// The same request re-sent within 10 s after it failed: Quantum Metric
 	// patent US 10,656,984 (re-request while unanswered).
-	{Signal: RetrySubmit, Count: 2, Window: 10 * time.Second, Weight: 3, kinds: kinds(KindRequest, KindSubmit),
+	{Signal: RetrySubmit, Count: 2, Window: 10 * time.Second, Weight: 3, kinds: kinds(KindRequest),
 		Say:    `Retried {request}{form} {times} in {span} after it failed on {page}`,
 		Source: "Quantum Metric US 10,656,984"},
 	// >= 3 clicks, each <= 1000 ms after the previous and <= 30 px away:
@@ -120,7 +120,7 @@ var Signals = []SignalDefaults{
 		Source: "OpenReplay backend appCrash.go"},
 	// Long tasks > 2 s within 10 s after a click (INP poor is > 500 ms):
 	// web.dev Web Vitals INP bands.
-	{Signal: UIUnresponsive, Count: 1, Window: time.Minute, After: 10 * time.Second, Min: 2 * time.Second, Weight: 3, kinds: kinds(KindLongTask),
+	{Signal: UIUnresponsive, Count: 1, Window: time.Minute, After: 10 * time.Second, Min: 2 * time.Second, Weight: 3, kinds: kinds(KindLongTask, KindClick),
 		Say:    `The page froze for {duration} after a click on {page}`,
 		Source: "web.dev INP thresholds (poor > 500 ms); long tasks API"},
 	// Same path loaded >= 3 times in a row within 15 s: Conviva page loop.

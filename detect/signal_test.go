@@ -109,6 +109,10 @@ func TestSignals(t *testing.T) {
 		{"error_click at 1000 ms", Rule{Signal: ErrorClick}, script(home, one(click(sec(1), "button#buy", 1, 1)), one(jsErr(sec(2), "TypeError", "t"))), 1},
 		{"error_click at 1001 ms", Rule{Signal: ErrorClick}, script(home, one(click(sec(1), "button#buy", 1, 1)), one(jsErr(sec(2)+ms(1), "TypeError", "t"))), 0},
 		{"error_click without click", Rule{Signal: ErrorClick}, script(home, one(jsErr(sec(2), "TypeError", "t"))), 0},
+		{"error_click, held click arrives after the error", Rule{Signal: ErrorClick}, script(home, one(jsErr(sec(1)+ms(200), "TypeError", "t")), one(click(sec(1), "button#buy", 1, 1))), 1},
+		{"error_click, held click 1001 ms before the error", Rule{Signal: ErrorClick}, script(home, one(jsErr(sec(2)+ms(1), "TypeError", "t")), one(click(sec(1), "button#buy", 1, 1))), 0},
+		{"error_click, error before the click", Rule{Signal: ErrorClick}, script(home, one(jsErr(sec(1), "TypeError", "t")), one(click(sec(1)+ms(1), "button#buy", 1, 1))), 0},
+		{"error_click counts each error once", Rule{Signal: ErrorClick}, script(home, one(click(sec(1), "b", 1, 1)), one(jsErr(sec(1)+ms(100), "TypeError", "t")), one(click(sec(1)+ms(50), "b", 1, 1))), 1},
 
 		{"request_failed below", Rule{Signal: RequestFailed}, script(home, one(req(sec(1), "POST", "/api/pay", 402))), 0},
 		{"request_failed at", Rule{Signal: RequestFailed}, script(home, repeat(2, sec(1), sec(20), pay(402))), 1},
@@ -122,7 +126,8 @@ func TestSignals(t *testing.T) {
 
 		{"form_invalid one attempt", Rule{Signal: FormInvalid}, script(home, one(invalid(sec(1), "address", "zip")), one(invalid(sec(1)+ms(5), "address", "phone"))), 0},
 		{"form_invalid two attempts", Rule{Signal: FormInvalid}, script(home, one(invalid(sec(1), "address", "zip")), one(invalid(sec(10), "address", "phone"))), 1},
-		{"form_invalid rejected submit counts", Rule{Signal: FormInvalid}, script(home, one(submit(sec(1), "address", false)), one(submit(sec(10), "address", false))), 1},
+		{"form_invalid submits handled by script are no evidence", Rule{Signal: FormInvalid}, script(home, one(submit(sec(1), "search", false)), one(submit(sec(10), "search", false)), one(submit(sec(20), "search", false))), 0},
+		{"form_invalid widget's blocked submit is one attempt", Rule{Signal: FormInvalid}, script(home, one(invalid(sec(1), "a", "zip")), one(submit(sec(1), "a", false)), one(invalid(sec(9), "a", "zip")), one(submit(sec(9), "a", false))), 1},
 		{"form_invalid attempts past window", Rule{Signal: FormInvalid}, script(home, one(invalid(sec(1), "address", "zip")), one(invalid(sec(62), "address", "phone"))), 0},
 		{"form_invalid ok submit resets", Rule{Signal: FormInvalid}, script(home, one(invalid(sec(1), "address", "zip")), one(submit(sec(5), "address", true)), one(invalid(sec(10), "address", "zip"))), 0},
 		{"form_invalid field twice", Rule{Signal: FormInvalid, Count: 9}, script(home, repeat(2, sec(1), sec(5), func(at time.Duration) step { return invalid(at, "f", "zip") })), 0},
@@ -130,7 +135,7 @@ func TestSignals(t *testing.T) {
 
 		{"retry_submit at 10 s", Rule{Signal: RetrySubmit}, script(home, repeat(2, sec(1), sec(10), pay(500))), 1},
 		{"retry_submit at 10.001 s", Rule{Signal: RetrySubmit}, script(home, repeat(2, sec(1), sec(10)+ms(1), pay(500))), 0},
-		{"retry_submit failed form twice", Rule{Signal: RetrySubmit}, script(home, one(submit(sec(1), "f", false)), one(submit(sec(3), "f", false))), 1},
+		{"retry_submit ignores handled submits", Rule{Signal: RetrySubmit}, script(home, one(submit(sec(1), "f", false)), one(submit(sec(3), "f", false))), 0},
 
 		{"rage_click two clicks", Rule{Signal: RageClick}, script(home, one(click(sec(1), "b", 10, 10)), one(click(sec(1)+ms(200), "b", 10, 10))), 0},
 		{"rage_click three clicks", Rule{Signal: RageClick}, script(home, repeat(3, sec(1), ms(1000), func(at time.Duration) step { return click(at, "b", 10, 10) })), 1},
@@ -156,6 +161,8 @@ func TestSignals(t *testing.T) {
 		{"ui_unresponsive 1999 ms", Rule{Signal: UIUnresponsive}, script(home, one(click(sec(1), "b", 1, 1)), one(longTask(sec(3), 1999))), 0},
 		{"ui_unresponsive 10.001 s after the click", Rule{Signal: UIUnresponsive}, script(home, one(click(sec(1), "b", 1, 1)), one(longTask(sec(11)+ms(1), 3000))), 0},
 		{"ui_unresponsive without click", Rule{Signal: UIUnresponsive}, script(home, one(longTask(sec(3), 5000))), 0},
+		{"ui_unresponsive, held click arrives after the long task", Rule{Signal: UIUnresponsive}, script(home, one(longTask(sec(3), 2500)), one(click(sec(1), "b", 1, 1))), 1},
+		{"ui_unresponsive, held click, short task", Rule{Signal: UIUnresponsive}, script(home, one(longTask(sec(3), 1999)), one(click(sec(1), "b", 1, 1))), 0},
 
 		{"page_loop two loads", Rule{Signal: PageLoop}, script(home, one(page(sec(5), "/checkout"))), 0},
 		{"page_loop three loads", Rule{Signal: PageLoop}, script(home, one(page(sec(5), "/checkout")), one(page(sec(15), "/checkout"))), 1},

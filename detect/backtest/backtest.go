@@ -267,15 +267,20 @@ func (ev *Evaluator) Add(s *Session) {
 	for i := range ev.ruleHits {
 		ev.ruleHits[i] = ev.ruleHits[i][:0]
 	}
+	// Alerts happen when the engine sees the event, which for a click the
+	// widget held back is after later events: time alerts by the latest
+	// event time seen so far.
+	var clock int64
 	for _, event := range s.Events {
 		event.Visit = s.Visit
+		t := max(clock, event.Time.UnixMilli())
+		clock = t
 		for _, f := range e.Observe(event) {
 			if i, ok := ev.ruleIdx[f.Rule]; ok {
-				ev.ruleHits[i] = append(ev.ruleHits[i], f.Evidence.Last.UnixMilli())
+				ev.ruleHits[i] = append(ev.ruleHits[i], max(t, f.Evidence.Last.UnixMilli()))
 			}
 		}
 		a := e.Verdict()
-		t := event.Time.UnixMilli()
 		ev.trace = append(ev.trace, point{t: t, prior: a.Prior, score: a.Score, threshold: a.Threshold, forced: a.Forced})
 		if a.Offer {
 			ev.offers = append(ev.offers, t)

@@ -9,6 +9,8 @@ package simulate
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lifelinehq/lifeline/detect"
@@ -95,7 +97,10 @@ var calm = []persona{
 	{CouponHunter, 0.4, couponHunter},
 }
 
-// Generate returns cfg.Sessions labelled sessions.
+// Generate returns cfg.Sessions labelled sessions. Events are in the
+// order the server receives them: the widget holds a click on a button or
+// link for 2.5 s (to tell whether it was dead), so what happened meanwhile
+// arrives first.
 func Generate(cfg Config) []backtest.Session {
 	if cfg.Sessions <= 0 {
 		cfg.Sessions = 1000
@@ -123,6 +128,7 @@ func Generate(cfg Config) []backtest.Session {
 			visit: fmt.Sprintf("sim-%06d", i),
 		}
 		p.run(b)
+		b.deliver()
 		if b.outcome == "" {
 			b.outcome = backtest.OutcomeBrowsed
 		}
@@ -162,6 +168,26 @@ type builder struct {
 }
 
 func (b *builder) chance(p float64) bool { return b.r.Float64() < p }
+
+// holdClick is how long the widget holds a click on a button or link to
+// learn whether it was dead (capture.ts); events that happen meanwhile are
+// sent first.
+const holdClick = 2500 * time.Millisecond
+
+func held(ev *detect.Event) bool {
+	return ev.Kind == detect.KindClick && (strings.HasPrefix(ev.Sel, "button") || strings.HasPrefix(ev.Sel, "a.") || strings.HasPrefix(ev.Sel, "a#"))
+}
+
+// deliver puts the events in the order the server receives them.
+func (b *builder) deliver() {
+	arrival := func(ev *detect.Event) time.Time {
+		if held(ev) {
+			return ev.Time.Add(holdClick)
+		}
+		return ev.Time
+	}
+	slices.SortStableFunc(b.evs, func(x, y detect.Event) int { return arrival(&x).Compare(arrival(&y)) })
+}
 
 func (b *builder) between(lo, hi int) int { return lo + b.r.IntN(hi-lo+1) }
 

@@ -57,12 +57,18 @@ func TestGenerateWellFormed(t *testing.T) {
 	for _, s := range Generate(Config{Sessions: 2000, Seed: 3}) {
 		personas[s.Persona] = true
 		for i := 1; i < len(s.Events); i++ {
-			if s.Events[i].Time.Before(s.Events[i-1].Time) {
-				t.Fatalf("%s: event %d goes back in time", s.Visit, i)
+			arrival := func(ev *detect.Event) time.Time {
+				if held(ev) {
+					return ev.Time.Add(holdClick)
+				}
+				return ev.Time
+			}
+			if arrival(&s.Events[i]).Before(arrival(&s.Events[i-1])) {
+				t.Fatalf("%s: event %d arrives before event %d", s.Visit, i, i-1)
 			}
 		}
 		for _, ep := range s.Episodes {
-			if ep.Onset.Before(s.Events[0].Time) || ep.Onset.After(s.Events[len(s.Events)-1].Time) {
+			if ep.Onset.Before(s.Events[0].Time) || ep.Onset.After(s.Events[len(s.Events)-1].Time.Add(holdClick)) {
 				t.Errorf("%s: onset %v outside the visit", s.Visit, ep.Onset)
 			}
 		}
