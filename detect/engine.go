@@ -433,6 +433,11 @@ func (e *Engine) Observe(event Event) []Finding {
 		}
 		v.last = t
 	}
+	if ev.Kind == KindPage && ev.Path == v.page && v.page != "" && abs64(t-v.pageStart) <= dupPage {
+		// The same page view reported twice (the widget at load and the
+		// hello frame): not a reload.
+		return e.verdict(v, ev, t, 0, false, ReasonScore)
+	}
 	e.before(v, ev, t)
 
 	mask := v.mask & c.byKind[ev.Kind]
@@ -468,10 +473,29 @@ func (e *Engine) Observe(event Event) []Finding {
 			forced, reason = true, ReasonCritical
 		}
 	}
+	return e.verdict(v, ev, t, prior, forced, reason)
+}
+
+// dupPage is how close two page events for the same path must be to count
+// as one page view.
+const dupPage = 3000
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// verdict decides the offer after an event and returns the findings.
+func (e *Engine) verdict(v *visit, ev *Event, t int64, prior float64, forced bool, reason Reason) []Finding {
+	if len(e.out) == 0 {
+		prior = e.score(v, t)
+	}
 	a := &e.last
 	*a = Assessment{Visit: v.key, Time: ev.Time, Forced: forced, Prior: prior}
 	e.fill(a, v, t)
-	if v.trig.Step(prior, a.Score, a.Threshold, forced, c.rs.MaxOffersPerVisit) {
+	if v.trig.Step(prior, a.Score, a.Threshold, forced, e.c.rs.MaxOffersPerVisit) {
 		a.Offer, a.Reason = true, reason
 		a.Offers = v.trig.Offers()
 	}

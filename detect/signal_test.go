@@ -167,6 +167,8 @@ func TestSignals(t *testing.T) {
 		{"page_loop two loads", Rule{Signal: PageLoop}, script(home, one(page(sec(5), "/checkout"))), 0},
 		{"page_loop three loads", Rule{Signal: PageLoop}, script(home, one(page(sec(5), "/checkout")), one(page(sec(15), "/checkout"))), 1},
 		{"page_loop three loads in 15.001 s", Rule{Signal: PageLoop}, script(home, one(page(sec(5), "/checkout")), one(page(sec(15)+ms(1), "/checkout"))), 0},
+		{"page_loop duplicate page events are one load", Rule{Signal: PageLoop}, script(home, one(page(sec(1), "/checkout")), one(page(sec(5), "/checkout")), one(page(sec(6), "/checkout"))), 0},
+		{"dwell duplicate page event does not reset", Rule{Signal: Dwell}, script(home, one(click(sec(1), "b", 1, 1)), one(page(sec(2), "/checkout")), repeat(6, sec(20), sec(20), func(at time.Duration) step { return click(at, "b", 1, 1) })), 1},
 		{"page_loop with another page between", Rule{Signal: PageLoop}, script(home, one(page(sec(2), "/cart")), one(page(sec(4), "/checkout")), one(page(sec(6), "/checkout"))), 0},
 
 		{"quick_back at 10 s", Rule{Signal: QuickBack}, script(one(page(0, "/a")), one(page(sec(5), "/b")), one(page(sec(15), "/a"))), 1},
