@@ -237,14 +237,14 @@ func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, s
 		if r.Shadow {
 			name += " (shadow)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%v\t%v\t%.1f\t\n", name, r.Signal, r.Alerts, r.Precision, r.Recall, r.F1, r.PRAUC, r.TTDMedian, r.TTDP90, r.OffersPer1000)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.1f\t\n", name, r.Signal, r.Alerts, r.Precision, r.Recall, r.F1, r.PRAUC, ttd(r.Detected, r.TTDMedian), ttd(r.Detected, r.TTDP90), r.OffersPer1000)
 	}
 	tw.Flush()
 	fmt.Fprintln(bw)
 	tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "struggle\tepisodes\tdetected\trecall\tTTD med\t")
 	for _, l := range rep.Labels {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%v\t\n", l.Label, l.Episodes, l.Detected, l.Recall, l.TTDMedian)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%s\t\n", l.Label, l.Episodes, l.Detected, l.Recall, ttd(l.Detected, l.TTDMedian))
 	}
 	tw.Flush()
 	if sweep {
@@ -256,9 +256,17 @@ func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, s
 			if s.Threshold == rep.Threshold {
 				mark = " *"
 			}
-			fmt.Fprintf(tw, "%g%s\t%.3f\t%.3f\t%.3f\t%v\t%v\t%.1f\t\n", s.Threshold, mark, s.Precision, s.Recall, s.F1, s.TTDMedian, s.TTDP90, s.OffersPer1000)
+			fmt.Fprintf(tw, "%g%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.1f\t\n", s.Threshold, mark, s.Precision, s.Recall, s.F1, ttd(s.Detected, s.TTDMedian), ttd(s.Detected, s.TTDP90), s.OffersPer1000)
 		}
 		tw.Flush()
 	}
 	return bw.Flush()
+}
+
+// ttd writes a time to detect, or "-" when nothing was detected.
+func ttd(detected int, d backtest.Seconds) string {
+	if detected == 0 {
+		return "-"
+	}
+	return d.String()
 }
