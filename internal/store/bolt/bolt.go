@@ -1,0 +1,315 @@
+// Package bolt is Lifeline's embedded durable chat.Store, one file on
+// go.etcd.io/bbolt, with group commit for message appends.
+//
+// Records are JSON. Every lookup the hub makes on a hot path goes through a
+// bucket keyed for it (a reference, a status queue, an agent's open
+// conversations, a conversation's messages by sequence number), never a
+// scan of all records. Message appends from many callers are gathered by
+// one writer goroutine and committed together, one fsync per group; every
+// other write is its own bbolt transaction. bbolt runs one writer at a time,
+// so both kinds interleave safely.
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// Bucket names. Index keys join their parts with a NUL byte, which is why
+// IDs, keys and references containing NUL are rejected as chat.ErrInvalid.
+var (
+	bSites       = []byte("sites")           // key -> Site
+	bVisitors    = []byte("visitors")        // id -> Visitor
+	bVisSite     = []byte("visitors.site")   // site \0 id -> ""
+	bVisEmail    = []byte("visitors.email")  // site \0 lower(email) \0 id -> ""
+	bVisExt      = []byte("visitors.ext")    // site \0 external id \0 id -> ""
+	bAgents      = []byte("agents")          // id -> agentRecord
+	bAgentEmail  = []byte("agents.email")    // lower(email) -> id
+	bSessions    = []byte("sessions")        // id -> Session
+	bConvs       = []byte("convs")           // id -> Conversation
+	bConvRef     = []byte("convs.ref")       // upper(ref) -> id
+	bConvAll     = []byte("convs.all")       // created \0 id -> ""   (created is 12 bytes)
+	bConvStatus  = []byte("convs.status")    // status \0 created id -> ""
+	bConvAgent   = []byte("convs.agent")     // agent \0 created id -> ""
+	bConvVisitor = []byte("convs.visitor")   // visitor \0 created id -> ""
+	bConvSite    = []byte("convs.site")      // site \0 created id -> ""
+	bAgentOpen   = []byte("agents.open")     // agent \0 conv id -> ""  (active or pending)
+	bMessages    = []byte("messages")        // conv \0 seq(8, big-endian) -> Message
+	bClientIDs   = []byte("messages.client") // conv \0 client id -> seq(8)
+	bNotes       = []byte("notes")           // conv \0 n(8, big-endian) -> Note
+	bMeta        = []byte("meta")            // key -> value
+
+	allBuckets = [][]byte{
+		bSites, bVisitors, bVisSite, bVisEmail, bVisExt, bAgents, bAgentEmail,
+		bSessions, bConvs, bConvRef, bConvAll, bConvStatus, bConvAgent,
+		bConvVisitor, bConvSite, bAgentOpen, bMessages, bClientIDs, bNotes, bMeta,
+	}
+)
+
+// Options configures a Store. The zero value gives the defaults.
+type Options struct {
+	// Logger receives lifecycle and error logs. Nil discards them.
+	Logger *slog.Logger
+	// Timeout is how long Open waits for the file lock held by another
+	// process. Defaults to 5 s.
+	Timeout time.Duration
+	// MaxBatch is the most appends committed in one transaction. Defaults
+	// to 2048.
+	MaxBatch int
+	// QueueLen is how many appends may wait for the writer before callers
+	// block. Defaults to 4096.
+	QueueLen int
+	// NoSync skips fsync on commit: acknowledged messages may be lost on a
+	// crash. For tests and benchmarks only. Defaults to false.
+	NoSync bool
+}
+
+// Stats counts the work of the group-commit writer since Open.
+type Stats struct {
+	// Commits is how many append transactions were committed.
+	Commits uint64
+	// Appends is how many AppendMessage calls those commits answered,
+	// including idempotent repeats and calls answered with ErrNotFound.
+	Appends uint64
+}
+
+// Store is the embedded chat.Store. It is safe for concurrent use.
+type Store struct {
+	db       *bbolt.DB
+	log      *slog.Logger
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+	reqs   chan *appendReq
+	wg     sync.WaitGroup
+	done   atomic.Bool // set once Close begins; read without mu on every call
+	once   sync.Once
+	errc   error
+
+	commits atomic.Uint64
+	appends atomic.Uint64
+}
+
+var _ chat.Store = (*Store)(nil)
+
+// Open opens or creates the database file at path, creating its parent
+// directories, and starts the append writer. Close releases both.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 2048
+	}
+	if opts.QueueLen <= 0 {
+		opts.QueueLen = 4096
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open bolt store: %w", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: opts.Timeout,
+		// The freelist is rebuilt on open instead of written on every
+		// commit: smaller commits for the append path.
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+		NoSync:         opts.NoSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open bolt store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open bolt store %s: %w", path, err), db.Close())
+	}
+	s := &Store{
+		db:       db,
+		log:      opts.Logger,
+		maxBatch: opts.MaxBatch,
+		reqs:     make(chan *appendReq, opts.QueueLen),
+	}
+	s.wg.Go(s.writer)
+	s.log.Info("bolt store open", "path", path)
+	return s, nil
+}
+
+// Stats returns the group-commit counters, for metrics.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load()}
+}
+
+// Ping reports ErrClosed after Close and otherwise whether a read
+// transaction can start.
+func (s *Store) Ping(context.Context) error {
+	return s.view(func(*bbolt.Tx) error { return nil })
+}
+
+// Close stops accepting appends (they return chat.ErrClosed), commits the
+// appends already queued, waits for the writer and closes the file. It is
+// idempotent; later calls return the first call's result.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.done.Store(true)
+		s.mu.Lock()
+		s.closed = true
+		close(s.reqs)
+		s.mu.Unlock()
+		s.wg.Wait()
+		if err := s.db.Close(); err != nil {
+			s.errc = fmt.Errorf("close bolt store: %w", err)
+		}
+		s.log.Info("bolt store closed")
+	})
+	return s.errc
+}
+
+// view runs fn in a read transaction, mapping a closed database to
+// chat.ErrClosed.
+func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	if s.done.Load() {
+		return chat.ErrClosed
+	}
+	return closedErr(s.db.View(fn))
+}
+
+// update runs fn in its own write transaction.
+func (s *Store) update(fn func(*bbolt.Tx) error) error {
+	if s.done.Load() {
+		return chat.ErrClosed
+	}
+	return closedErr(s.db.Update(fn))
+}
+
+func closedErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", chat.ErrClosed, err)
+	}
+	return err
+}
+
+// key joins parts with NUL bytes.
+func key(parts ...string) []byte {
+	n := len(parts)
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// prefix is key(parts...) followed by a NUL: every key that starts with it
+// belongs to that group.
+func prefix(parts ...string) []byte { return append(key(parts...), 0) }
+
+// hasNUL reports whether any s contains a NUL byte.
+func hasNUL(ss ...string) bool {
+	for _, s := range ss {
+		for i := 0; i < len(s); i++ {
+			if s[i] == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appendTime appends t as 12 bytes that sort in time order: seconds since
+// the epoch with the sign bit flipped, then nanoseconds.
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))
+	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+}
+
+func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// get decodes the JSON record under k in bucket name into v. It reports
+// false if the key is absent.
+func get(tx *bbolt.Tx, name, k []byte, v any) (bool, error) {
+	raw := tx.Bucket(name).Get(k)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("decode %s %q: %w", name, k, err)
+	}
+	return true, nil
+}
+
+// put encodes v as JSON under k in bucket name.
+func put(tx *bbolt.Tx, name, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s %q: %w", name, k, err)
+	}
+	return tx.Bucket(name).Put(k, raw)
+}
+
+// scanPrefix calls fn with every key (and value) under p in bucket name, in
+// key order, newest last; reverse walks it backwards. fn returns false to
+// stop.
+func scanPrefix(tx *bbolt.Tx, name, p []byte, reverse bool, fn func(k, v []byte) (bool, error)) error {
+	c := tx.Bucket(name).Cursor()
+	var k, v []byte
+	switch {
+	case reverse && len(p) == 0:
+		k, v = c.Last()
+	case reverse:
+		// The first key after the group: p with its last byte incremented
+		// (p ends in NUL, so this never overflows).
+		end := append([]byte(nil), p...)
+		end[len(end)-1]++
+		if k, _ = c.Seek(end); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+	default:
+		k, v = c.Seek(p)
+	}
+	for k != nil && hasPrefix(k, p) {
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+		if reverse {
+			k, v = c.Prev()
+		} else {
+			k, v = c.Next()
+		}
+	}
+	return nil
+}
+
+func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }

@@ -1,0 +1,298 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// appendReq is one AppendMessage call waiting for the writer.
+type appendReq struct {
+	ctx  context.Context
+	m    chat.Message
+	done chan appendRes // buffered: the writer never blocks on it
+}
+
+type appendRes struct {
+	m       chat.Message
+	created bool
+	err     error
+}
+
+var reqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan appendRes, 1)} }}
+
+// AppendMessage durably stores m at the next sequence number of its
+// conversation. The call joins the next group commit: one writer goroutine
+// commits every append waiting for it in one transaction (one fsync) and
+// then answers them all, so throughput grows with the number of callers.
+//
+// If ctx is done before the group holding m is committed, AppendMessage
+// returns ctx.Err(), yet m may still be stored; a retry with the same
+// ClientID returns it with created = false.
+func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
+	if m.ClientID == "" || m.ConversationID == "" || hasNUL(m.ConversationID) {
+		return chat.Message{}, false, fmt.Errorf("append message: empty client or conversation ID, or NUL: %w", chat.ErrInvalid)
+	}
+	if m.At.IsZero() {
+		m.At = time.Now()
+	}
+	m.Seq = 0
+	r := reqPool.Get().(*appendReq)
+	r.ctx, r.m = ctx, m
+
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, chat.ErrClosed)
+	}
+	select {
+	case s.reqs <- r:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, ctx.Err())
+	}
+	select {
+	case res := <-r.done:
+		*r = appendReq{done: r.done}
+		reqPool.Put(r)
+		return res.m, res.created, res.err
+	case <-ctx.Done():
+		// The writer still owns r and will answer into r.done; r is not
+		// reused.
+		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, ctx.Err())
+	}
+}
+
+// writer is the group-commit loop. It takes one waiting append, then every
+// other one already queued (up to maxBatch), commits them together and
+// starts over at once, so a group forms while the previous one is being
+// written. It returns when Close has closed reqs and the queue is empty.
+func (s *Store) writer() {
+	batch := make([]*appendReq, 0, s.maxBatch)
+	g := &group{convs: make(map[string]*groupConv)}
+	for {
+		first, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(g, batch)
+		clear(batch)
+	}
+}
+
+// group is the writer's scratch space for one commit, reused across commits.
+type group struct {
+	res   []appendRes
+	convs map[string]*groupConv
+}
+
+// groupConv is one conversation touched by a group.
+type groupConv struct {
+	c       chat.Conversation
+	missing bool
+	dirty   bool
+	// added holds the messages stored by this group, by client ID, so a
+	// repeat within the group is answered without a read.
+	added map[string]chat.Message
+}
+
+// commit stores batch in one transaction and answers every caller.
+func (s *Store) commit(g *group, batch []*appendReq) {
+	g.res = append(g.res[:0], make([]appendRes, len(batch))...)
+	clear(g.convs)
+	pending := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			// Nobody is waiting: the caller already returned ctx.Err().
+			g.res[i].err = err
+			continue
+		}
+		pending++
+	}
+	var err error
+	if pending > 0 {
+		err = s.db.Update(func(tx *bbolt.Tx) error { return g.apply(tx, batch) })
+	}
+	if err != nil {
+		err = closedErr(err)
+		s.log.Error("bolt store: append commit failed", "appends", len(batch), "err", err)
+	}
+	s.commits.Add(1)
+	s.appends.Add(uint64(len(batch)))
+	for i, r := range batch {
+		res := g.res[i]
+		if err != nil && res.err == nil {
+			res = appendRes{err: fmt.Errorf("append message to %s: %w", r.m.ConversationID, err)}
+		}
+		r.done <- res
+	}
+}
+
+// apply writes every live request of batch into tx and records the
+// answers in g.res.
+func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
+	msgs := tx.Bucket(bMessages)
+	cids := tx.Bucket(bClientIDs)
+	for i, r := range batch {
+		if g.res[i].err != nil {
+			continue
+		}
+		m := r.m
+		gc := g.convs[m.ConversationID]
+		if gc == nil {
+			gc = &groupConv{}
+			c, err := getConv(tx, []byte(m.ConversationID))
+			switch {
+			case errors.Is(err, chat.ErrNotFound):
+				gc.missing = true
+			case err != nil:
+				return err
+			}
+			gc.c = c
+			g.convs[m.ConversationID] = gc
+		}
+		if gc.missing {
+			g.res[i].err = fmt.Errorf("append message to %s: %w", m.ConversationID, chat.ErrNotFound)
+			continue
+		}
+		if old, ok := gc.added[m.ClientID]; ok {
+			g.res[i] = appendRes{m: old}
+			continue
+		}
+		cidKey := key(m.ConversationID, m.ClientID)
+		if seq := cids.Get(cidKey); seq != nil {
+			var old chat.Message
+			raw := msgs.Get(binary.BigEndian.AppendUint64(prefix(m.ConversationID), binary.BigEndian.Uint64(seq)))
+			if err := json.Unmarshal(raw, &old); err != nil {
+				return fmt.Errorf("decode message %d of %s: %w", binary.BigEndian.Uint64(seq), m.ConversationID, err)
+			}
+			g.res[i] = appendRes{m: old}
+			continue
+		}
+		m.Seq = gc.c.LastSeq + 1
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode message of %s: %w", m.ConversationID, err)
+		}
+		seq := u64(uint64(m.Seq))
+		if err := msgs.Put(append(prefix(m.ConversationID), seq...), raw); err != nil {
+			return err
+		}
+		if err := cids.Put(cidKey, seq); err != nil {
+			return err
+		}
+		gc.c.LastSeq = m.Seq
+		if m.At.After(gc.c.UpdatedAt) {
+			gc.c.UpdatedAt = m.At
+		}
+		gc.dirty = true
+		if gc.added == nil {
+			gc.added = make(map[string]chat.Message)
+		}
+		gc.added[m.ClientID] = m
+		g.res[i] = appendRes{m: m, created: true}
+	}
+	for _, gc := range g.convs {
+		if gc.dirty {
+			// LastSeq and UpdatedAt are in no index: only the record changes.
+			if err := put(tx, bConvs, []byte(gc.c.ID), gc.c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Messages returns up to limit messages with Seq > afterSeq in order,
+// reading one contiguous key range.
+func (s *Store) Messages(_ context.Context, conversationID string, afterSeq int64, limit int) ([]chat.Message, error) {
+	var out []chat.Message
+	err := s.view(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bConvs).Get([]byte(conversationID)) == nil {
+			return chat.ErrNotFound
+		}
+		p := prefix(conversationID)
+		c := tx.Bucket(bMessages).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(p, uint64(max(afterSeq, 0)+1))); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			if out == nil && limit > 0 {
+				out = make([]chat.Message, 0, min(limit, 256))
+			}
+			var m chat.Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("decode message %x: %w", k[len(p):], err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("messages of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// AddNote stores an internal note after the conversation's other notes.
+func (s *Store) AddNote(_ context.Context, n chat.Note) error {
+	if n.ConversationID == "" || hasNUL(n.ConversationID) {
+		return fmt.Errorf("add note: empty conversation ID or NUL: %w", chat.ErrInvalid)
+	}
+	err := s.update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bConvs).Get([]byte(n.ConversationID)) == nil {
+			return chat.ErrNotFound
+		}
+		b := tx.Bucket(bNotes)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return put(tx, bNotes, binary.BigEndian.AppendUint64(prefix(n.ConversationID), seq), n)
+	})
+	if err != nil {
+		return fmt.Errorf("add note to %s: %w", n.ConversationID, err)
+	}
+	return nil
+}
+
+// Notes returns a conversation's notes in the order they were added.
+func (s *Store) Notes(_ context.Context, conversationID string) ([]chat.Note, error) {
+	var out []chat.Note
+	err := s.view(func(tx *bbolt.Tx) error {
+		return scanPrefix(tx, bNotes, prefix(conversationID), false, func(k, v []byte) (bool, error) {
+			var n chat.Note
+			if err := json.Unmarshal(v, &n); err != nil {
+				return false, fmt.Errorf("decode note %x: %w", k, err)
+			}
+			out = append(out, n)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notes of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
