@@ -109,10 +109,10 @@ func normConv(c chat.Conversation) chat.Conversation {
 	return c
 }
 
-func normSite(s chat.Site) chat.Site       { s.CreatedAt = ms(s.CreatedAt); return s }
-func normAgent(a chat.Agent) chat.Agent    { a.CreatedAt = ms(a.CreatedAt); return a }
-func normMsg(m chat.Message) chat.Message  { m.At = ms(m.At); return m }
-func normNote(n chat.Note) chat.Note       { n.At = ms(n.At); return n }
+func normSite(s chat.Site) chat.Site      { s.CreatedAt = ms(s.CreatedAt); return s }
+func normAgent(a chat.Agent) chat.Agent   { a.CreatedAt = ms(a.CreatedAt); return a }
+func normMsg(m chat.Message) chat.Message { m.At = ms(m.At); return m }
+func normNote(n chat.Note) chat.Note      { n.At = ms(n.At); return n }
 func normVisitor(v chat.Visitor) chat.Visitor {
 	v.CreatedAt, v.LastSeen = ms(v.CreatedAt), ms(v.LastSeen)
 	return v
