@@ -33,31 +33,30 @@ import (
 // Bucket names. Index keys join their parts with a NUL byte, which is why
 // IDs, keys and references containing NUL are rejected as chat.ErrInvalid.
 var (
-	bSites       = []byte("sites")           // key -> Site
-	bVisitors    = []byte("visitors")        // id -> Visitor
-	bVisSite     = []byte("visitors.site")   // site \0 id -> ""
-	bVisEmail    = []byte("visitors.email")  // site \0 lower(email) \0 id -> ""
-	bVisExt      = []byte("visitors.ext")    // site \0 external id \0 id -> ""
-	bAgents      = []byte("agents")          // id -> agentRecord
-	bAgentEmail  = []byte("agents.email")    // lower(email) -> id
-	bSessions    = []byte("sessions")        // id -> Session
-	bConvs       = []byte("convs")           // id -> Conversation
-	bConvRef     = []byte("convs.ref")       // upper(ref) -> id
-	bConvAll     = []byte("convs.all")       // created \0 id -> ""   (created is 12 bytes)
-	bConvStatus  = []byte("convs.status")    // status \0 created id -> ""
-	bConvAgent   = []byte("convs.agent")     // agent \0 created id -> ""
-	bConvVisitor = []byte("convs.visitor")   // visitor \0 created id -> ""
-	bConvSite    = []byte("convs.site")      // site \0 created id -> ""
-	bAgentOpen   = []byte("agents.open")     // agent \0 conv id -> ""  (active or pending)
-	bMessages    = []byte("messages")        // conv \0 seq(8, big-endian) -> Message
-	bClientIDs   = []byte("messages.client") // conv \0 client id -> seq(8)
-	bNotes       = []byte("notes")           // conv \0 n(8, big-endian) -> Note
-	bMeta        = []byte("meta")            // key -> value
+	bSites       = []byte("sites")          // key -> Site
+	bVisitors    = []byte("visitors")       // id -> Visitor
+	bVisSite     = []byte("visitors.site")  // site \0 id -> ""
+	bVisEmail    = []byte("visitors.email") // site \0 lower(email) \0 id -> ""
+	bVisExt      = []byte("visitors.ext")   // site \0 external id \0 id -> ""
+	bAgents      = []byte("agents")         // id -> agentRecord
+	bAgentEmail  = []byte("agents.email")   // lower(email) -> id
+	bSessions    = []byte("sessions")       // id -> Session
+	bConvs       = []byte("convs")          // id -> Conversation
+	bConvRef     = []byte("convs.ref")      // upper(ref) -> id
+	bConvAll     = []byte("convs.all")      // created \0 id -> ""   (created is 12 bytes)
+	bConvStatus  = []byte("convs.status")   // status \0 created id -> ""
+	bConvAgent   = []byte("convs.agent")    // agent \0 created id -> ""
+	bConvVisitor = []byte("convs.visitor")  // visitor \0 created id -> ""
+	bConvSite    = []byte("convs.site")     // site \0 created id -> ""
+	bAgentOpen   = []byte("agents.open")    // agent \0 conv id -> ""  (active or pending)
+	bMessages    = []byte("messages")       // see codec.go
+	bNotes       = []byte("notes")          // conv \0 n(8, big-endian) -> Note
+	bMeta        = []byte("meta")           // key -> value
 
 	allBuckets = [][]byte{
 		bSites, bVisitors, bVisSite, bVisEmail, bVisExt, bAgents, bAgentEmail,
 		bSessions, bConvs, bConvRef, bConvAll, bConvStatus, bConvAgent,
-		bConvVisitor, bConvSite, bAgentOpen, bMessages, bClientIDs, bNotes, bMeta,
+		bConvVisitor, bConvSite, bAgentOpen, bMessages, bNotes, bMeta,
 	}
 )
 
@@ -104,6 +103,10 @@ type Store struct {
 
 	commits atomic.Uint64
 	appends atomic.Uint64
+
+	// batchHook, if set (by tests, before the first append), is called by
+	// the writer with the size of each group before it commits.
+	batchHook func(n int)
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -175,11 +178,11 @@ func (s *Store) Ping(context.Context) error {
 // idempotent; later calls return the first call's result.
 func (s *Store) Close() error {
 	s.once.Do(func() {
-		s.done.Store(true)
 		s.mu.Lock()
 		s.closed = true
 		close(s.reqs)
 		s.mu.Unlock()
+		s.done.Store(true)
 		s.wg.Wait()
 		if err := s.db.Close(); err != nil {
 			s.errc = fmt.Errorf("close bolt store: %w", err)
@@ -287,7 +290,7 @@ func scanPrefix(tx *bbolt.Tx, name, p []byte, reverse bool, fn func(k, v []byte)
 		k, v = c.Last()
 	case reverse:
 		// The first key after the group: p with its last byte incremented
-		// (p ends in NUL, so this never overflows).
+		// (p ends in NUL or a kind letter, so this never overflows).
 		end := append([]byte(nil), p...)
 		end[len(end)-1]++
 		if k, _ = c.Seek(end); k == nil {

@@ -45,13 +45,26 @@ func convIndexes(c chat.Conversation) map[string][]byte {
 	return ix
 }
 
+// getConv reads a conversation. LastSeq comes from its last message, and
+// that message's time advances UpdatedAt: appends leave the record alone.
 func getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	var c chat.Conversation
 	ok, err := get(tx, bConvs, id, &c)
 	if err == nil && !ok {
 		err = chat.ErrNotFound
 	}
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	seq, at, err := lastMessage(tx, string(id))
+	if err != nil {
+		return c, fmt.Errorf("last message of %s: %w", id, err)
+	}
+	c.LastSeq = seq
+	if at.After(c.UpdatedAt) {
+		c.UpdatedAt = at
+	}
+	return c, nil
 }
 
 // writeConv stores c and moves its index entries from those of old.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -40,6 +39,9 @@ var reqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan appe
 func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
 	if m.ClientID == "" || m.ConversationID == "" || hasNUL(m.ConversationID) {
 		return chat.Message{}, false, fmt.Errorf("append message: empty client or conversation ID, or NUL: %w", chat.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
 	}
 	if m.At.IsZero() {
 		m.At = time.Now()
@@ -97,6 +99,9 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		if s.batchHook != nil {
+			s.batchHook(len(batch))
+		}
 		s.commit(g, batch)
 		clear(batch)
 	}
@@ -110,9 +115,8 @@ type group struct {
 
 // groupConv is one conversation touched by a group.
 type groupConv struct {
-	c       chat.Conversation
+	lastSeq int64
 	missing bool
-	dirty   bool
 	// added holds the messages stored by this group, by client ID, so a
 	// repeat within the group is answered without a read.
 	added map[string]chat.Message
@@ -151,10 +155,11 @@ func (s *Store) commit(g *group, batch []*appendReq) {
 }
 
 // apply writes every live request of batch into tx and records the
-// answers in g.res.
+// answers in g.res. Only the messages bucket changes: a conversation's
+// LastSeq and UpdatedAt follow from its last message.
 func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 	msgs := tx.Bucket(bMessages)
-	cids := tx.Bucket(bClientIDs)
+	convs := tx.Bucket(bConvs)
 	for i, r := range batch {
 		if g.res[i].err != nil {
 			continue
@@ -163,14 +168,15 @@ func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 		gc := g.convs[m.ConversationID]
 		if gc == nil {
 			gc = &groupConv{}
-			c, err := getConv(tx, []byte(m.ConversationID))
-			switch {
-			case errors.Is(err, chat.ErrNotFound):
+			if convs.Get([]byte(m.ConversationID)) == nil {
 				gc.missing = true
-			case err != nil:
-				return err
+			} else {
+				seq, _, err := lastMessage(tx, m.ConversationID)
+				if err != nil {
+					return fmt.Errorf("last message of %s: %w", m.ConversationID, err)
+				}
+				gc.lastSeq = seq
 			}
-			gc.c = c
 			g.convs[m.ConversationID] = gc
 		}
 		if gc.missing {
@@ -181,46 +187,32 @@ func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		cidKey := key(m.ConversationID, m.ClientID)
-		if seq := cids.Get(cidKey); seq != nil {
-			var old chat.Message
-			raw := msgs.Get(binary.BigEndian.AppendUint64(prefix(m.ConversationID), binary.BigEndian.Uint64(seq)))
-			if err := json.Unmarshal(raw, &old); err != nil {
-				return fmt.Errorf("decode message %d of %s: %w", binary.BigEndian.Uint64(seq), m.ConversationID, err)
+		ck := clientKey(m.ConversationID, m.ClientID)
+		if v := msgs.Get(ck); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("client ID of %s: %w", m.ConversationID, errCorrupt)
+			}
+			seq := int64(binary.BigEndian.Uint64(v))
+			old, err := decodeMessage(m.ConversationID, seq, msgs.Get(msgKey(m.ConversationID, seq)))
+			if err != nil {
+				return fmt.Errorf("message %d of %s: %w", seq, m.ConversationID, err)
 			}
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		m.Seq = gc.c.LastSeq + 1
-		raw, err := json.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode message of %s: %w", m.ConversationID, err)
-		}
-		seq := u64(uint64(m.Seq))
-		if err := msgs.Put(append(prefix(m.ConversationID), seq...), raw); err != nil {
+		m.Seq = gc.lastSeq + 1
+		if err := msgs.Put(msgKey(m.ConversationID, m.Seq), encodeMessage(m)); err != nil {
 			return err
 		}
-		if err := cids.Put(cidKey, seq); err != nil {
+		if err := msgs.Put(ck, u64(uint64(m.Seq))); err != nil {
 			return err
 		}
-		gc.c.LastSeq = m.Seq
-		if m.At.After(gc.c.UpdatedAt) {
-			gc.c.UpdatedAt = m.At
-		}
-		gc.dirty = true
+		gc.lastSeq = m.Seq
 		if gc.added == nil {
 			gc.added = make(map[string]chat.Message)
 		}
 		gc.added[m.ClientID] = m
 		g.res[i] = appendRes{m: m, created: true}
-	}
-	for _, gc := range g.convs {
-		if gc.dirty {
-			// LastSeq and UpdatedAt are in no index: only the record changes.
-			if err := put(tx, bConvs, []byte(gc.c.ID), gc.c); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
 }
@@ -233,18 +225,22 @@ func (s *Store) Messages(_ context.Context, conversationID string, afterSeq int6
 		if tx.Bucket(bConvs).Get([]byte(conversationID)) == nil {
 			return chat.ErrNotFound
 		}
-		p := prefix(conversationID)
+		p := msgPrefix(conversationID)
+		if limit > 0 {
+			out = make([]chat.Message, 0, min(limit, 256))
+		}
 		c := tx.Bucket(bMessages).Cursor()
-		for k, v := c.Seek(binary.BigEndian.AppendUint64(p, uint64(max(afterSeq, 0)+1))); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		for k, v := c.Seek(msgKey(conversationID, max(afterSeq, 0)+1)); k != nil && hasPrefix(k, p); k, v = c.Next() {
 			if limit > 0 && len(out) == limit {
 				break
 			}
-			if out == nil && limit > 0 {
-				out = make([]chat.Message, 0, min(limit, 256))
+			if len(k) != len(p)+8 {
+				return errCorrupt
 			}
-			var m chat.Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("decode message %x: %w", k[len(p):], err)
+			seq := int64(binary.BigEndian.Uint64(k[len(p):]))
+			m, err := decodeMessage(conversationID, seq, v)
+			if err != nil {
+				return fmt.Errorf("message %d: %w", seq, err)
 			}
 			out = append(out, m)
 		}
