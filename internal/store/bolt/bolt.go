@@ -33,29 +33,30 @@ import (
 // Bucket names. Index keys join their parts with a NUL byte, which is why
 // IDs, keys and references containing NUL are rejected as chat.ErrInvalid.
 var (
-	bSites       = []byte("sites")          // key -> Site
-	bVisitors    = []byte("visitors")       // id -> Visitor
-	bVisSite     = []byte("visitors.site")  // site \0 id -> ""
-	bVisEmail    = []byte("visitors.email") // site \0 lower(email) \0 id -> ""
-	bVisExt      = []byte("visitors.ext")   // site \0 external id \0 id -> ""
-	bAgents      = []byte("agents")         // id -> agentRecord
-	bAgentEmail  = []byte("agents.email")   // lower(email) -> id
-	bSessions    = []byte("sessions")       // id -> Session
-	bConvs       = []byte("convs")          // id -> Conversation
-	bConvRef     = []byte("convs.ref")      // upper(ref) -> id
-	bConvAll     = []byte("convs.all")      // created \0 id -> ""   (created is 12 bytes)
-	bConvStatus  = []byte("convs.status")   // status \0 created id -> ""
-	bConvAgent   = []byte("convs.agent")    // agent \0 created id -> ""
-	bConvVisitor = []byte("convs.visitor")  // visitor \0 created id -> ""
-	bConvSite    = []byte("convs.site")     // site \0 created id -> ""
-	bAgentOpen   = []byte("agents.open")    // agent \0 conv id -> ""  (active or pending)
-	bMessages    = []byte("messages")       // see codec.go
-	bNotes       = []byte("notes")          // conv \0 n(8, big-endian) -> Note
-	bMeta        = []byte("meta")           // key -> value
+	bSites       = []byte("sites")           // key -> Site
+	bVisitors    = []byte("visitors")        // id -> Visitor
+	bVisSite     = []byte("visitors.site")   // site \0 id -> ""
+	bVisEmail    = []byte("visitors.email")  // site \0 lower(email) \0 id -> ""
+	bVisExt      = []byte("visitors.ext")    // site \0 external id \0 id -> ""
+	bAgents      = []byte("agents")          // id -> agentRecord
+	bAgentEmail  = []byte("agents.email")    // lower(email) -> id
+	bSessions    = []byte("sessions")        // id -> Session
+	bSessionExp  = []byte("sessions.expiry") // expires(12) id -> ""
+	bConvs       = []byte("convs")           // id -> Conversation
+	bConvRef     = []byte("convs.ref")       // upper(ref) -> id
+	bConvAll     = []byte("convs.all")       // created(12) id -> ""
+	bConvStatus  = []byte("convs.status")    // status \0 created(12) id -> ""
+	bConvAgent   = []byte("convs.agent")     // agent \0 created id -> ""
+	bConvVisitor = []byte("convs.visitor")   // visitor \0 created id -> ""
+	bConvSite    = []byte("convs.site")      // site \0 created id -> ""
+	bAgentOpen   = []byte("agents.open")     // agent \0 conv id -> ""  (active or pending)
+	bMessages    = []byte("messages")        // see codec.go
+	bNotes       = []byte("notes")           // conv \0 n(8, big-endian) -> Note
+	bMeta        = []byte("meta")            // key -> value
 
 	allBuckets = [][]byte{
 		bSites, bVisitors, bVisSite, bVisEmail, bVisExt, bAgents, bAgentEmail,
-		bSessions, bConvs, bConvRef, bConvAll, bConvStatus, bConvAgent,
+		bSessions, bSessionExp, bConvs, bConvRef, bConvAll, bConvStatus, bConvAgent,
 		bConvVisitor, bConvSite, bAgentOpen, bMessages, bNotes, bMeta,
 	}
 )

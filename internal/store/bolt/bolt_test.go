@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -165,4 +166,36 @@ func TestAppendBatches(t *testing.T) {
 		t.Errorf("Stats() = %+v: every append committed alone, want groups", st)
 	}
 	t.Logf("%d appends in %d commits (%.1f per commit)", st.Appends, st.Commits, float64(st.Appends)/float64(st.Commits))
+}
+
+func TestPutSessionPurgesExpired(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "lifeline.db"), bolt.Options{})
+	defer s.Close()
+	past := time.Now().Add(-time.Hour)
+	for _, sess := range []chat.Session{
+		{ID: "old", AgentID: "a", ExpiresAt: past},
+		{ID: "new", AgentID: "a", ExpiresAt: time.Now().Add(time.Hour)},
+	} {
+		if err := s.PutSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Asked as of a time it was valid, the expired session is gone.
+	if _, err := s.Session(ctx, "old", past.Add(-time.Minute)); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Session(expired, purged) = %v, want %v", err, chat.ErrNotFound)
+	}
+	if _, err := s.Session(ctx, "new", time.Now()); err != nil {
+		t.Errorf("Session(new) = %v", err)
+	}
+	// Extending moves the session in the expiry index: it is not purged.
+	if err := s.PutSession(ctx, chat.Session{ID: "new", AgentID: "a", ExpiresAt: time.Now().Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSession(ctx, chat.Session{ID: "other", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, "new", time.Now().Add(90*time.Minute)); err != nil {
+		t.Errorf("Session(extended) = %v", err)
+	}
 }

@@ -139,10 +139,7 @@ func (s *Store) commit(g *group, batch []*appendReq) {
 	if pending > 0 {
 		err = s.db.Update(func(tx *bbolt.Tx) error { return g.apply(tx, batch) })
 	}
-	if err != nil {
-		err = closedErr(err)
-		s.log.Error("bolt store: append commit failed", "appends", len(batch), "err", err)
-	}
+	err = closedErr(err) // returned to every caller, who decides whether to log it
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	for i, r := range batch {

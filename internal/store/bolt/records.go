@@ -308,14 +308,56 @@ func (s *Store) Agents(context.Context) ([]chat.Agent, error) {
 	return out, nil
 }
 
-// PutSession stores an agent session.
+// sessionPurge is the most expired sessions PutSession deletes at once.
+const sessionPurge = 100
+
+// PutSession stores an agent session. It also deletes a few sessions that
+// have expired, oldest first, so that they do not pile up.
 func (s *Store) PutSession(_ context.Context, sess chat.Session) error {
 	if sess.ID == "" {
 		return fmt.Errorf("put session: empty ID: %w", chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error { return put(tx, bSessions, []byte(sess.ID), sess) })
+	now := time.Now()
+	err := s.update(func(tx *bbolt.Tx) error {
+		var old chat.Session
+		found, err := get(tx, bSessions, []byte(sess.ID), &old)
+		if err != nil {
+			return err
+		}
+		exp := tx.Bucket(bSessionExp)
+		if found {
+			if err := exp.Delete(append(appendTime(nil, old.ExpiresAt), old.ID...)); err != nil {
+				return err
+			}
+		}
+		if err := exp.Put(append(appendTime(nil, sess.ExpiresAt), sess.ID...), nil); err != nil {
+			return err
+		}
+		if err := put(tx, bSessions, []byte(sess.ID), sess); err != nil {
+			return err
+		}
+		return purgeSessions(tx, now)
+	})
 	if err != nil {
 		return fmt.Errorf("put session: %w", err)
+	}
+	return nil
+}
+
+// purgeSessions deletes up to sessionPurge sessions expired at now.
+func purgeSessions(tx *bbolt.Tx, now time.Time) error {
+	limit := appendTime(nil, now)
+	c := tx.Bucket(bSessionExp).Cursor()
+	sessions := tx.Bucket(bSessions)
+	n := 0
+	for k, _ := c.First(); k != nil && n < sessionPurge && bytes.Compare(k[:len(limit)], limit) <= 0; k, _ = c.First() {
+		if err := sessions.Delete(k[len(limit):]); err != nil {
+			return err
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		n++
 	}
 	return nil
 }
@@ -340,7 +382,17 @@ func (s *Store) Session(_ context.Context, id string, now time.Time) (chat.Sessi
 
 // DeleteSession removes a session; deleting an absent one is not an error.
 func (s *Store) DeleteSession(_ context.Context, id string) error {
-	err := s.update(func(tx *bbolt.Tx) error { return tx.Bucket(bSessions).Delete([]byte(id)) })
+	err := s.update(func(tx *bbolt.Tx) error {
+		var old chat.Session
+		found, err := get(tx, bSessions, []byte(id), &old)
+		if err != nil || !found {
+			return err
+		}
+		if err := tx.Bucket(bSessionExp).Delete(append(appendTime(nil, old.ExpiresAt), old.ID...)); err != nil {
+			return err
+		}
+		return tx.Bucket(bSessions).Delete([]byte(id))
+	})
 	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
