@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,7 +125,8 @@ type groupConv struct {
 
 // commit stores batch in one transaction and answers every caller.
 func (s *Store) commit(g *group, batch []*appendReq) {
-	g.res = append(g.res[:0], make([]appendRes, len(batch))...)
+	g.res = slices.Grow(g.res[:0], len(batch))[:len(batch)]
+	clear(g.res)
 	clear(g.convs)
 	pending := 0
 	for i, r := range batch {
