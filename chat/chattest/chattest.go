@@ -5,6 +5,25 @@
 // record they write has a fresh random ID, so they also pass against a
 // backend shared with other tests (a Redis server or cluster with a key
 // prefix per test).
+//
+// An implementation runs them from its own tests:
+//
+//	func TestStore(t *testing.T) {
+//		chattest.TestStore(t, func(t *testing.T) chat.Store {
+//			s, err := bolt.Open(filepath.Join(t.TempDir(), "lifeline.db"), bolt.Options{})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return s // the suite closes it
+//		})
+//	}
+//
+//	func TestBroker(t *testing.T) {
+//		chattest.TestBroker(t, func(t *testing.T) (chat.Broker, chat.Broker) {
+//			b := chat.NewMemoryBroker()
+//			return b, b // one process: both "nodes" are the same broker
+//		})
+//	}
 package chattest
 
 import (
