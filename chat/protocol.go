@@ -110,7 +110,7 @@ type Inbound struct {
 	Resume  map[string]int64 `json:"resume,omitempty"`
 	Page    *Page            `json:"page,omitempty"`
 	Locale  string           `json:"locale,omitempty"`
-	Device  string           `json:"device,omitempty"`
+	Device  *Device          `json:"device,omitempty"`
 
 	ConversationID string `json:"conversation_id,omitempty"`
 	ClientID       string `json:"client_id,omitempty"`
@@ -344,4 +344,20 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	}
 	return "malformed"
+}
+
+// Device is what the widget reports of the visitor's screen in hello.
+type Device struct {
+	Kind string `json:"kind"` // desktop, tablet or mobile
+	W    int    `json:"w"`
+	H    int    `json:"h"`
+}
+
+// String is the form shown to agents, e.g. "desktop 1920×1080".
+func (d Device) String() string {
+	kind := truncate(d.Kind, 20)
+	if d.W <= 0 || d.H <= 0 || d.W > 100000 || d.H > 100000 {
+		return kind
+	}
+	return fmt.Sprintf("%s %d×%d", kind, d.W, d.H)
 }

@@ -65,7 +65,7 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.mu.Lock()
-	after := c.cursors[convID]
+	after := min(c.cursors[convID], r.delivered)
 	c.mu.Unlock()
 	msgs, err := h.store.Messages(ctx, convID, after, 0)
 	if err != nil {
@@ -75,14 +75,23 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 		c.mu.Unlock()
 		return fmt.Errorf("attach %s: %w", convID, err)
 	}
+	// The read may run ahead of the room's mark (messages stored but not yet
+	// published here): those go to everyone in the room, or the members
+	// would drop them as duplicates when their events arrive. Each socket
+	// drops what it has already seen.
+	r.clients[c] = struct{}{}
 	for i := range msgs {
 		m := &msgs[i]
-		c.deliver(m, encode(messageFrame{Type: TypeMessage, Message: m}))
-		if m.Seq > r.delivered {
-			r.delivered = m.Seq
+		frame := encode(messageFrame{Type: TypeMessage, Message: m})
+		if m.Seq <= r.delivered {
+			c.deliver(m, frame)
+			continue
 		}
+		for rc := range r.clients {
+			rc.deliver(m, frame)
+		}
+		r.delivered = m.Seq
 	}
-	r.clients[c] = struct{}{}
 	return nil
 }
 

@@ -146,8 +146,8 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 		v = Visitor{ID: uuid.NewString(), SiteKey: c.site.Key, CreatedAt: now}
 	}
 	v.LastSeen = now
-	if in.Device != "" {
-		v.Device = truncate(in.Device, 200)
+	if in.Device != nil {
+		v.Device = in.Device.String()
 	}
 	if in.Locale != "" {
 		v.Locale = truncate(in.Locale, 35)
