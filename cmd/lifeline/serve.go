@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/demo"
+	"github.com/lifelinehq/lifeline/internal/metrics"
+	"github.com/lifelinehq/lifeline/internal/server"
+	"github.com/lifelinehq/lifeline/widget"
+)
+
+// adminEmail is the first admin's login.
+const adminEmail = "admin@lifeline.local"
+
+// shutdownTimeout bounds a graceful stop.
+const shutdownTimeout = 15 * time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("lifeline serve", stderr)
+	stringFlag(fs, getenv, &c.addr, "addr", "127.0.0.1:8080", "listen address")
+	stringFlag(fs, getenv, &c.publicURL, "public-url", "", "URL browsers use to reach this node (default http://ADDR)")
+	var maxPerIP int
+	if err := intFlag(fs, getenv, &maxPerIP, "max-conns-per-ip", 50, "concurrent WebSockets allowed per client IP"); err != nil {
+		return err
+	}
+	addStateFlags(fs, getenv, &c)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	log := c.logger(stderr)
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
+	defer ln.Close()
+	public := c.publicURL
+	if public == "" {
+		public = "http://" + ln.Addr().String()
+	}
+	mode := "embedded store in " + c.data
+	if c.redis != "" {
+		mode = "redis " + redactURL(c.redis)
+	}
+	log.Info("starting lifeline", "version", version(), "addr", ln.Addr().String(), "public_url", public, "state", mode, "pid", os.Getpid())
+
+	st, err := openState(ctx, &c, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.close(); err != nil {
+			log.Error("close state", "err", err)
+		}
+	}()
+
+	secret, err := sharedSecret(ctx, st.store, "token_secret")
+	if err != nil {
+		return err
+	}
+	authSvc := auth.New(st.store, auth.Options{Logger: log, SecureCookies: isHTTPS(public)})
+	password := getenv("LIFELINE_ADMIN_PASSWORD")
+	generated := password == ""
+	if generated {
+		password = auth.GeneratePassword()
+	}
+	created, err := authSvc.EnsureAdmin(ctx, adminEmail, password)
+	if err != nil {
+		return fmt.Errorf("create the first admin: %w", err)
+	}
+	demoSite, err := ensureDemoSite(ctx, st.store, public)
+	if err != nil {
+		return err
+	}
+
+	m := metrics.New()
+	hostname, _ := os.Hostname()
+	hub, err := chat.NewHub(chat.Config{
+		Store: st.store, Broker: st.broker, Secret: secret, Logger: log.With("component", "hub"),
+		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()),
+	})
+	if err != nil {
+		return err
+	}
+	if err := hub.Start(ctx); err != nil {
+		return err
+	}
+	handler := server.New(server.Config{
+		Hub: hub, Store: st.store, Broker: st.broker, Auth: authSvc, Metrics: m, Logger: log.With("component", "http"),
+		MaxConnsPerIP: maxPerIP,
+		Widget:        widget.Handler(),
+		Demo:          demo.Handler(demo.Config{SiteKey: demoSite.Key, IdentitySecret: demoSite.IdentitySecret, WidgetURL: "/widget.js"}),
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	fmt.Fprintf(stdout, "Lifeline is running (%s).\n  Console: %s/console\n  Demo:    %s/demo\n", mode, public, public)
+	switch {
+	case created && generated:
+		fmt.Fprintf(stdout, "  Log in as %s with password %s\n  (shown once: save it, or set LIFELINE_ADMIN_PASSWORD before the first start)\n", adminEmail, password)
+	case created:
+		fmt.Fprintf(stdout, "  Log in as %s with the password in LIFELINE_ADMIN_PASSWORD\n", adminEmail)
+	default:
+		fmt.Fprintf(stdout, "  Log in with your agent account (lifeline agent passwd resets a password)\n")
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := hub.Shutdown(sctx); err != nil {
+		log.Warn("hub shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func isHTTPS(public string) bool {
+	u, err := url.Parse(public)
+	return err == nil && u.Scheme == "https"
+}
+
+// ensureDemoSite creates the demo site on first start, allowing the public
+// URL's host and local development origins.
+func ensureDemoSite(ctx context.Context, st chat.Store, public string) (chat.Site, error) {
+	s, err := st.Site(ctx, "demo")
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, chat.ErrNotFound) {
+		return s, fmt.Errorf("load demo site: %w", err)
+	}
+	origins := []string{"127.0.0.1:*", "localhost:*"}
+	if u, err := url.Parse(public); err == nil && u.Host != "" {
+		origins = append(origins, u.Host)
+	}
+	s, err = chat.NewSite("demo", "Demo shop", origins)
+	if err != nil {
+		return s, err
+	}
+	s.CreatedAt = time.Now().UTC()
+	if err := st.PutSite(ctx, s); err != nil {
+		return s, fmt.Errorf("create demo site: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/redis"
+	"github.com/lifelinehq/lifeline/internal/store/bolt"
+)
+
+// state is the store and broker a command works on.
+type state struct {
+	store  chat.Store
+	broker chat.Broker
+	close  func() error
+}
+
+// openState opens the embedded store and in-process broker, or, with
+// --redis, the shared Redis store and broker.
+func openState(ctx context.Context, c *config, log *slog.Logger) (*state, error) {
+	if c.redis == "" {
+		if err := os.MkdirAll(c.data, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		st, err := bolt.Open(filepath.Join(c.data, "lifeline.db"), bolt.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open embedded store in %s: %w", c.data, err)
+		}
+		br := chat.NewMemoryBroker()
+		return &state{store: st, broker: br, close: func() error { return errors.Join(br.Close(), st.Close()) }}, nil
+	}
+	client, err := redisClient(c.redis)
+	if err != nil {
+		return nil, err
+	}
+	st := redis.NewStore(client, redis.StoreOptions{Logger: log})
+	br := redis.NewBroker(client, redis.BrokerOptions{Logger: log})
+	if err := st.Ping(ctx); err != nil {
+		log.Warn("redis is not reachable yet; the node will report not ready until it is", "err", err)
+	}
+	return &state{store: st, broker: br, close: func() error {
+		return errors.Join(br.Close(), st.Close(), client.Close())
+	}}, nil
+}
+
+// redisClient returns a cluster client when the URL lists more addresses
+// (redis://h1:7000?addr=h2:7001), else a single-server client.
+func redisClient(raw string) (goredis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--redis: %w", err)}
+	}
+	if u.Query().Has("addr") {
+		opt, err := goredis.ParseClusterURL(raw)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--redis: %w", err)}
+		}
+		return goredis.NewClusterClient(opt), nil
+	}
+	opt, err := goredis.ParseURL(raw)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--redis: %w", err)}
+	}
+	return goredis.NewClient(opt), nil
+}
+
+// sharedSecret returns the node-shared secret named key, creating it once.
+func sharedSecret(ctx context.Context, st chat.Store, key string) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	secret, err := st.PutMetaIfAbsent(ctx, key, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("load secret %s: %w", key, err)
+	}
+	return secret, nil
+}

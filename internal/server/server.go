@@ -1,0 +1,158 @@
+// Package server is Lifeline's HTTP surface: routes, WebSocket accept, the
+// REST API and operational endpoints.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/metrics"
+)
+
+// Config wires the server's parts. Handlers left nil are not routed.
+type Config struct {
+	Hub     *chat.Hub
+	Store   chat.Store
+	Broker  chat.Broker
+	Auth    *auth.Service
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+
+	// Widget serves /widget.js, Demo serves /demo and Console /console.
+	Widget  http.Handler
+	Demo    http.Handler
+	Console http.Handler
+
+	// MaxConnsPerIP caps concurrent WebSockets per client IP. Defaults to 50.
+	MaxConnsPerIP int
+}
+
+// Server holds the state shared by the handlers.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	perIP map[string]int
+}
+
+// New returns the HTTP handler for a node.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = 50
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, perIP: make(map[string]int)}
+	mux := http.NewServeMux()
+	s.addRoutes(mux)
+	return securityHeaders(mux)
+}
+
+// clientIP is the peer address without port. Lifeline does not trust
+// forwarding headers: put rate limits in the proxy when behind one.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// acquireIP counts a connection for ip; false means over the cap.
+func (s *Server) acquireIP(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) releaseIP(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// apiError is the JSON error body of every API failure.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var e apiError
+	e.Error.Code, e.Error.Message = code, msg
+	writeJSON(w, status, e)
+}
+
+// writeStoreError maps contract errors to statuses in one place; anything
+// else is logged and answered 503 without details.
+func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *chat.FrameError
+	switch {
+	case errors.As(err, &fe):
+		status := http.StatusBadRequest
+		if fe.Code == chat.CodeConflict {
+			status = http.StatusConflict
+		}
+		writeError(w, status, fe.Code, fe.Message)
+	case errors.Is(err, chat.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "not found")
+	case errors.Is(err, chat.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", "the record changed or already exists")
+	case errors.Is(err, chat.ErrCapacity):
+		writeError(w, http.StatusConflict, "capacity", "the agent is at capacity")
+	case errors.Is(err, chat.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody is listening.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot serve this right now; retry")
+	}
+}
+
+// decodeBody reads a JSON request body of at most 64 KiB.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// securityHeaders sets headers every response should carry.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/coder/websocket"
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// visitorSocket accepts /ws/visitor?site=KEY for a known site from one of
+// its allowed origins, within the per-IP connection cap.
+func (s *Server) visitorSocket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.URL.Query().Get("site")
+		site, err := s.cfg.Store.Site(r.Context(), key)
+		if errors.Is(err, chat.ErrNotFound) || key == "" {
+			s.rejected("unknown_site")
+			writeError(w, http.StatusForbidden, "unknown_site", "no site with that key: check data-site in the snippet")
+			return
+		}
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+		ip := clientIP(r)
+		if !s.acquireIP(ip) {
+			s.rejected("ip_cap")
+			writeError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
+			return
+		}
+		defer s.releaseIP(ip)
+		patterns := make([]string, 0, len(site.Origins))
+		for _, o := range site.Origins {
+			patterns = append(patterns, chat.OriginHost(o))
+		}
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: patterns})
+		if err != nil {
+			// Accept has already answered (403 for a foreign origin).
+			s.rejected("handshake")
+			s.log.Debug("visitor handshake refused", "site", key, "err", err)
+			return
+		}
+		s.cfg.Hub.ServeVisitor(context.WithoutCancel(r.Context()), conn, site, ip)
+	})
+}
+
+// agentSocket accepts /ws/agent for a logged-in agent from the same origin.
+func (s *Server) agentSocket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		agent, _, err := s.cfg.Auth.Authenticate(r)
+		if err != nil {
+			s.rejected("unauthenticated")
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "log in first")
+			return
+		}
+		ip := clientIP(r)
+		if !s.acquireIP(ip) {
+			s.rejected("ip_cap")
+			writeError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
+			return
+		}
+		defer s.releaseIP(ip)
+		conn, err := websocket.Accept(w, r, nil) // same origin only
+		if err != nil {
+			s.rejected("handshake")
+			return
+		}
+		s.cfg.Hub.ServeAgent(context.WithoutCancel(r.Context()), conn, agent, ip)
+	})
+}
+
+func (s *Server) rejected(reason string) {
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.HandshakeRejected(reason)
+	}
+}
