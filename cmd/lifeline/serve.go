@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/console"
 	"github.com/lifelinehq/lifeline/internal/demo"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/server"
@@ -107,6 +108,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Hub: hub, Store: st.store, Broker: st.broker, Auth: authSvc, Metrics: m, Logger: log.With("component", "http"),
 		MaxConnsPerIP: maxPerIP,
 		Widget:        widget.Handler(),
+		Console:       console.Handler(),
 		Demo:          demo.Handler(demo.Config{SiteKey: demoSite.Key, IdentitySecret: demoSite.IdentitySecret, WidgetURL: "/widget.js"}),
 	})
 	srv := &http.Server{
