@@ -95,6 +95,22 @@ type Store interface {
 	// returns the value in force. Nodes use it to agree on shared secrets.
 	PutMetaIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 
+	// PutMeta stores value under key, replacing any value. Nodes keep
+	// site-wide settings here (detector rules, playbooks).
+	PutMeta(ctx context.Context, key string, value []byte) error
+	// Meta returns the value under key, or ErrNotFound.
+	Meta(ctx context.Context, key string) ([]byte, error)
+	// AddCounters adds deltas to the named counters of the set key,
+	// atomically, creating them at zero. Every node adds its own deltas.
+	AddCounters(ctx context.Context, key string, deltas map[string]int64) error
+	// Counters returns the set's counters; an empty map if none exist.
+	Counters(ctx context.Context, key string) (map[string]int64, error)
+	// AppendLog adds entry to the front of the log key and keeps the newest
+	// max entries (an audit trail).
+	AppendLog(ctx context.Context, key string, entry []byte, max int) error
+	// Log returns up to limit entries of the log key, newest first.
+	Log(ctx context.Context, key string, limit int) ([][]byte, error)
+
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store. Calls after Close return ErrClosed.

@@ -64,6 +64,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) chat.Store) {
 		{"Messages", testMessages},
 		{"Notes", testNotes},
 		{"PutMetaIfAbsent", testPutMetaIfAbsent},
+		{"MetaCountersLog", testMetaCountersLog},
 		{"Closed", testClosed},
 	}
 	for _, tt := range tests {
@@ -1264,5 +1265,63 @@ func testClosed(t *testing.T, s chat.Store) {
 	}
 	if err := s.Close(); err != nil && !errors.Is(err, chat.ErrClosed) {
 		t.Errorf("second Close = %v, want nil or %v", err, chat.ErrClosed)
+	}
+}
+
+func testMetaCountersLog(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	k := newID("meta")
+	if _, err := s.Meta(ctx, k); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("Meta of an absent key: err = %v, want ErrNotFound", err)
+	}
+	for _, v := range []string{"one", "two"} {
+		if err := s.PutMeta(ctx, k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Meta(ctx, k); err != nil || string(got) != v {
+			t.Fatalf("Meta = %q, %v; want %q", got, err, v)
+		}
+	}
+	if err := s.PutMeta(ctx, "", nil); !errors.Is(err, chat.ErrInvalid) {
+		t.Errorf("PutMeta with an empty key: err = %v, want ErrInvalid", err)
+	}
+
+	set := newID("counters")
+	if got, err := s.Counters(ctx, set); err != nil || len(got) != 0 {
+		t.Fatalf("Counters of a new set = %v, %v; want empty", got, err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if err := s.AddCounters(ctx, set, map[string]int64{"fired": 1, "offered": 2}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Counters(ctx, set)
+	if err != nil || got["fired"] != 20 || got["offered"] != 40 || len(got) != 2 {
+		t.Fatalf("Counters after 20 concurrent adds = %v, %v; want fired 20, offered 40", got, err)
+	}
+
+	log := newID("log")
+	for i := range 5 {
+		if err := s.AppendLog(ctx, log, []byte{byte('a' + i)}, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := s.Log(ctx, log, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var str string
+	for _, e := range entries {
+		str += string(e)
+	}
+	if str != "edc" {
+		t.Fatalf("Log = %q, want the newest three, newest first: \"edc\"", str)
+	}
+	if entries, _ := s.Log(ctx, log, 2); len(entries) != 2 {
+		t.Fatalf("Log with limit 2 returned %d entries", len(entries))
 	}
 }
