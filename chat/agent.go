@@ -302,6 +302,9 @@ func (h *Hub) Resolve(ctx context.Context, convID string) (Conversation, error) 
 	if err == nil && !conv.AssignedAt.IsZero() {
 		h.handle.observe(conv.ResolvedAt.Sub(conv.AssignedAt))
 	}
+	if err == nil && conv.Cause != "" && h.detector != nil {
+		h.detector.Resolved(ctx, conv)
+	}
 	return conv, err
 }
 

@@ -66,6 +66,9 @@ type Visitor struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Device     string            `json:"device,omitempty"`
 	Locale     string            `json:"locale,omitempty"`
+	// Context is what struggle detection saw of the visit, kept so agents
+	// on any node see it.
+	Context *VisitContext `json:"context,omitempty"`
 	CreatedAt  time.Time         `json:"created_at"`
 	LastSeen   time.Time         `json:"last_seen"`
 }
@@ -119,6 +122,8 @@ type Conversation struct {
 	Priority int `json:"priority"`
 	// Explanation is the detector's one-sentence reason, if any.
 	Explanation string `json:"explanation,omitempty"`
+	// Cause is the ID of the detector rule behind Explanation.
+	Cause string `json:"cause,omitempty"`
 	// Email is set when the visitor left a message for later.
 	Email string `json:"email,omitempty"`
 	// Feedback is the answer to "Did this solve it?": "", "yes" or "no".
@@ -169,4 +174,60 @@ type Note struct {
 	AgentID        string    `json:"agent_id"`
 	Text           string    `json:"text"`
 	At             time.Time `json:"at"`
+}
+
+// VisitContext is the recent journey of a visitor as agents see it: the
+// page trail, errors, failed requests and the detector's findings. It never
+// holds typed values. Lists are bounded (MaxTrail and friends).
+type VisitContext struct {
+	Trail       []PageVisit   `json:"trail,omitempty"`
+	Errors      []ErrorSeen   `json:"errors,omitempty"`
+	Requests    []RequestSeen `json:"requests,omitempty"`
+	Findings    []FindingSeen `json:"findings,omitempty"`
+	Score       float64       `json:"score"`
+	Explanation string        `json:"explanation,omitempty"`
+	UpdatedAt   time.Time     `json:"updated_at"`
+}
+
+// Bounds of a VisitContext's lists; the oldest entries go first.
+const (
+	MaxTrail    = 20
+	MaxErrors   = 10
+	MaxRequests = 10
+	MaxFindings = 10
+)
+
+// PageVisit is one page in the trail. DwellMS is the time until the next
+// page, 0 for the current one.
+type PageVisit struct {
+	Path    string    `json:"path"`
+	Title   string    `json:"title,omitempty"`
+	At      time.Time `json:"at"`
+	DwellMS int64     `json:"dwell_ms"`
+}
+
+// ErrorSeen is a JavaScript error or a site-reported error, counted by
+// message.
+type ErrorSeen struct {
+	At    time.Time `json:"at"`
+	Msg   string    `json:"msg"`
+	Page  string    `json:"page,omitempty"`
+	Count int       `json:"count"`
+}
+
+// RequestSeen is a failed request, counted by method, path and status.
+type RequestSeen struct {
+	At     time.Time `json:"at"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Status int       `json:"status"`
+	Count  int       `json:"count"`
+}
+
+// FindingSeen is one detector finding.
+type FindingSeen struct {
+	At       time.Time `json:"at"`
+	Rule     string    `json:"rule"`
+	Sentence string    `json:"sentence"`
+	Shadow   bool      `json:"shadow,omitempty"`
 }

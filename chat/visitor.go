@@ -21,11 +21,24 @@ type Detector interface {
 	HandleEvents(ctx context.Context, v VisitorRef, events [][]byte)
 	// OfferResponse reports the visitor's answer to an offer.
 	OfferResponse(ctx context.Context, v VisitorRef, offerID string, accepted bool)
-	// Assess returns the queue priority and the agent-facing explanation
-	// for a conversation the visitor is starting.
-	Assess(v VisitorRef) (priority int, explanation string)
+	// Assess returns what detection knows of a visitor who is starting a
+	// conversation: its queue priority and the agent-facing explanation.
+	Assess(v VisitorRef) Assessment
+	// Resolved reports that a conversation whose Cause is set was resolved.
+	Resolved(ctx context.Context, conv Conversation)
 	// VisitorGone says the visitor has no socket left on this node.
 	VisitorGone(v VisitorRef)
+}
+
+// Assessment is the detector's view of a visitor starting a conversation.
+type Assessment struct {
+	// Priority raises the conversation in the queue (0 to 3).
+	Priority int
+	// Explanation is one sentence for the agent, e.g. "Card declined 3
+	// times on /checkout in 40 s".
+	Explanation string
+	// Cause is the ID of the rule behind the explanation.
+	Cause string
 }
 
 // VisitorRef identifies a connected visitor to hooks.
@@ -81,6 +94,11 @@ func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
 	case TypeOfferResponse:
 		if h.detector != nil {
 			h.detector.OfferResponse(ctx, c.ref(), in.OfferID, in.Accept)
+		}
+		if in.Accept {
+			// Put the visitor in front of agents now, with what detection
+			// knows, before they type a word.
+			_, err = h.visitorConversation(ctx, c, "")
 		}
 	}
 	if err != nil {
@@ -373,7 +391,8 @@ func (h *Hub) startConversation(ctx context.Context, c *client, email string) (C
 		Email: email, CreatedAt: now, UpdatedAt: now,
 	}
 	if h.detector != nil {
-		conv.Priority, conv.Explanation = h.detector.Assess(c.ref())
+		a := h.detector.Assess(c.ref())
+		conv.Priority, conv.Explanation, conv.Cause = a.Priority, a.Explanation, a.Cause
 	}
 	var err error
 	for i := 0; i < 8; i++ {
