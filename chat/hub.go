@@ -128,6 +128,7 @@ type Hub struct {
 	wg      sync.WaitGroup
 	closing atomic.Bool
 	kick    chan struct{} // wakes the router
+	resync  chan struct{} // wakes the resync loop
 
 	mu       sync.Mutex
 	clients  map[*client]struct{}
@@ -151,14 +152,22 @@ func NewHub(cfg Config) (*Hub, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
 		cfg: cfg, store: cfg.Store, broker: cfg.Broker, log: cfg.Logger, metrics: cfg.Metrics, detector: cfg.Detector, now: cfg.Now,
-		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 		clients: make(map[*client]struct{}), rooms: make(map[string]*room),
 		visitors: make(map[string]*visitorGroup), agents: make(map[string]*agentGroup),
 	}, nil
 }
 
-// Start subscribes to the node-wide topics and starts the router and the
-// housekeeping loop.
+// resubscriber is a Broker that reports when it re-established its
+// subscriptions after losing them, as internal/redis.Broker does after a
+// Redis restart. Whatever was published meanwhile is lost.
+type resubscriber interface {
+	OnResubscribe(f func())
+}
+
+// Start subscribes to the node-wide topics and starts the router, the
+// housekeeping loop and, with a broker that reports resubscriptions, Resync
+// after each one.
 func (h *Hub) Start(ctx context.Context) error {
 	for _, topic := range []string{queueTopic, presenceTopic} {
 		cancel, err := h.broker.Subscribe(ctx, topic, h.onNodeEvent)
@@ -167,8 +176,12 @@ func (h *Hub) Start(ctx context.Context) error {
 		}
 		h.unsubs = append(h.unsubs, cancel)
 	}
+	if r, ok := h.broker.(resubscriber); ok {
+		r.OnResubscribe(h.Resync)
+	}
 	h.wg.Go(h.routeLoop)
 	h.wg.Go(h.houseLoop)
+	h.wg.Go(h.resyncLoop)
 	h.route()
 	return nil
 }

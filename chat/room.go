@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -47,6 +48,12 @@ type agentGroup struct {
 // the client's cursor, then live traffic.
 func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) error {
 	c.mu.Lock()
+	if c.closed {
+		// unregister may already have detached every room: joining now
+		// would hold the room forever.
+		c.mu.Unlock()
+		return nil
+	}
 	if _, ok := c.rooms[convID]; ok {
 		c.rooms[convID] = c.rooms[convID] || own
 		c.mu.Unlock()
@@ -65,8 +72,15 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.mu.Lock()
+	_, still := c.rooms[convID]
 	after := min(c.cursors[convID], r.delivered)
 	c.mu.Unlock()
+	if !still {
+		// Detached (or unregistered) while the room was being acquired;
+		// detach found c not yet a member, so the reference is ours to drop.
+		h.releaseRoom(r)
+		return nil
+	}
 	msgs, err := h.store.Messages(ctx, convID, after, 0)
 	if err != nil {
 		h.releaseRoom(r)
@@ -188,7 +202,9 @@ func (h *Hub) onRoomEvent(r *room, payload []byte) {
 			return
 		}
 		if ev.Message.Seq > r.delivered+1 {
-			h.fillGap(r)
+			if err := h.fillGap(r); err != nil {
+				h.log.Warn("room event", "conv", r.id, "err", err)
+			}
 			if ev.Message.Seq <= r.delivered {
 				return
 			}
@@ -244,13 +260,12 @@ func (r *room) sendTo(kind clientKind, frame []byte) {
 
 // fillGap reads messages the broker skipped from the store and delivers
 // them. The caller holds r.mu.
-func (h *Hub) fillGap(r *room) {
+func (h *Hub) fillGap(r *room) error {
 	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()
 	msgs, err := h.store.Messages(ctx, r.id, r.delivered, 0)
 	if err != nil {
-		h.log.Warn("fill message gap", "conv", r.id, "after", r.delivered, "err", err)
-		return
+		return fmt.Errorf("fill message gap in %s after %d: %w", r.id, r.delivered, err)
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -260,6 +275,7 @@ func (h *Hub) fillGap(r *room) {
 		}
 		r.delivered = m.Seq
 	}
+	return nil
 }
 
 // publish sends an event on a topic. Failures are logged: the broker is a
@@ -295,4 +311,107 @@ func (h *Hub) agentName(ctx context.Context, id string) string {
 		return a.Name
 	}
 	return "Support"
+}
+
+// Resync catches this node's live state up with the Store after broker
+// traffic may have been lost, as when the broker reconnects to Redis after a
+// restart: every local room delivers what was stored since its mark, local
+// agents are attached to (and told about) conversations assigned to them
+// meanwhile, and the router re-reads the queue. It returns at once; calls
+// made while a resync is pending coalesce. Start arranges for it to run
+// after every resubscription of a broker that reports them.
+func (h *Hub) Resync() {
+	select {
+	case h.resync <- struct{}{}:
+	default:
+	}
+}
+
+// resyncLoop runs Resync's work, retrying with backoff while the store
+// fails (it is usually coming back at the same moment as the broker).
+func (h *Hub) resyncLoop() {
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.resync:
+		}
+		backoff := 100 * time.Millisecond
+		for !h.resyncOnce() {
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		h.kickRouter()
+	}
+}
+
+// resyncOnce fills every local room from the store and attaches local
+// agents to their assigned conversations. It reports whether every read
+// succeeded.
+func (h *Hub) resyncOnce() bool {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	h.mu.Lock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	agents := make(map[string][]*client, len(h.agents))
+	for id, g := range h.agents {
+		for c := range g.clients {
+			agents[id] = append(agents[id], c)
+		}
+	}
+	h.mu.Unlock()
+
+	ok := true
+	for _, r := range rooms {
+		select {
+		case <-r.ready:
+		default:
+			continue // still subscribing: whoever attaches reads the store
+		}
+		if r.err != nil {
+			continue
+		}
+		r.mu.Lock()
+		err := h.fillGap(r)
+		r.mu.Unlock()
+		if err != nil && !errors.Is(err, ErrNotFound) && h.ctx.Err() == nil {
+			h.log.Warn("resync", "err", err)
+			ok = false
+		}
+	}
+	for id, clients := range agents {
+		assigned, err := h.store.Conversations(ctx, ConversationQuery{AgentID: id, Statuses: []Status{StatusActive, StatusPending}, Limit: 500})
+		if err != nil {
+			h.log.Warn("resync: assigned conversations", "agent", id, "err", err)
+			ok = false
+			continue
+		}
+		for _, conv := range assigned {
+			var frame []byte
+			for _, c := range clients {
+				c.mu.Lock()
+				_, attached := c.rooms[conv.ID]
+				c.mu.Unlock()
+				if attached {
+					continue
+				}
+				if frame == nil {
+					frame = encode(conversationFrame{Type: TypeConversation, Conversation: &conv})
+				}
+				c.send(frame)
+				if err := h.attach(ctx, c, conv.ID, true); err != nil {
+					h.log.Warn("resync: attach assigned agent", "conv", conv.ID, "agent", id, "err", err)
+					ok = false
+				}
+			}
+		}
+	}
+	return ok
 }
