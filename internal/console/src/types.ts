@@ -1,0 +1,117 @@
+// Shapes of the REST API and WebSocket frames (docs/api.md, docs/protocol.md).
+
+export type Role = "admin" | "agent" | "analyst";
+export type Status = "waiting" | "active" | "pending" | "resolved";
+
+export interface Agent {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  status?: string;
+  capacity: number;
+  load?: number;
+  disabled?: boolean;
+}
+
+export interface Conversation {
+  id: string;
+  ref: string;
+  site: string;
+  visitor_id: string;
+  status: Status;
+  agent_id?: string;
+  priority: number;
+  explanation?: string;
+  email?: string;
+  feedback?: string;
+  last_seq: number;
+  created_at: string;
+  updated_at: string;
+  assigned_at?: string;
+  resolved_at?: string;
+}
+
+export interface Author {
+  kind: "visitor" | "agent" | "system";
+  id?: string;
+  name?: string;
+}
+
+export interface Message {
+  conversation_id: string;
+  seq: number;
+  client_id: string;
+  author: Author;
+  text: string;
+  at: string;
+}
+
+export interface Note {
+  id: string;
+  conversation_id: string;
+  agent_id: string;
+  text: string;
+  at: string;
+}
+
+export interface VisitorContext {
+  trail?: { path: string; at: string; dwell_ms: number }[];
+  errors?: { at: string; msg: string; count: number }[];
+  requests?: { at: string; method: string; path: string; status: number; count: number }[];
+  score?: number;
+  explanation?: string;
+  findings?: { rule: string; at: string; sentence: string; shadow: boolean }[];
+}
+
+export interface Visitor {
+  id: string;
+  site: string;
+  external_id?: string;
+  name?: string;
+  email?: string;
+  verified: boolean;
+  attributes?: Record<string, string>;
+  device?: string;
+  locale?: string;
+  created_at: string;
+  last_seen: string;
+  context?: VisitorContext;
+}
+
+export interface Site {
+  key: string;
+  name: string;
+  origins: string[];
+  identity_secret?: string;
+  theme?: string;
+  created_at: string;
+}
+
+export interface Transcript {
+  conversation: Conversation;
+  visitor?: Visitor;
+  messages: Message[];
+  notes: Note[];
+}
+
+/** Frame is any server frame: the union of their fields. */
+export interface Frame {
+  type: string;
+  id?: string;
+  code?: string;
+  message?: Message | string;
+  retryable?: boolean;
+  client_id?: string;
+  conversation_id?: string;
+  seq?: number;
+  agent?: Agent;
+  agents?: Agent[];
+  queue?: Conversation[];
+  assigned?: Conversation[];
+  conversation?: Conversation;
+  note?: Note;
+  author?: Author;
+  typing?: boolean;
+  reader?: string;
+}
