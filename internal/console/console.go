@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 //go:embed dist/index.html dist/app.js dist/app.css
@@ -119,44 +120,39 @@ func Handler() http.Handler {
 	})
 }
 
+// serve answers with a, gzipped when the client takes it. http.ServeContent
+// does the conditional (If-None-Match against the ETag), HEAD and
+// Content-Length work.
 func serve(w http.ResponseWriter, r *http.Request, a *asset) {
 	h := w.Header()
 	h.Set("Content-Type", a.ctype)
 	h.Set("ETag", a.etag)
 	h.Set("Vary", "Accept-Encoding")
-	if matchETag(r.Header.Get("If-None-Match"), a.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
 	body := a.body
 	if a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		h.Set("Content-Encoding", "gzip")
 		body = a.gz
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(body)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
-func matchETag(inm, etag string) bool {
-	for _, t := range strings.Split(inm, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || t == etag || t == "W/"+etag {
-			return true
+// acceptsGzip reports whether an Accept-Encoding header admits gzip with a
+// q-value above zero.
+func acceptsGzip(header string) bool {
+	for _, coding := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(coding, ";")
+		if name = strings.ToLower(strings.TrimSpace(name)); name != "gzip" {
+			continue
 		}
-	}
-	return false
-}
-
-func acceptsGzip(ae string) bool {
-	for _, p := range strings.Split(ae, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(p), ";")
-		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
-			params = strings.ReplaceAll(params, " ", "")
-			return params != "q=0" && params != "q=0.0" && params != "q=0.00" && params != "q=0.000"
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.TrimSpace(k) == "q" {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
 		}
+		return q > 0
 	}
 	return false
 }
