@@ -68,9 +68,9 @@ type Visitor struct {
 	Locale     string            `json:"locale,omitempty"`
 	// Context is what struggle detection saw of the visit, kept so agents
 	// on any node see it.
-	Context *VisitContext `json:"context,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
-	LastSeen   time.Time         `json:"last_seen"`
+	Context   *VisitContext `json:"context,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	LastSeen  time.Time     `json:"last_seen"`
 }
 
 // Agent is a support agent, admin or analyst account.
@@ -186,7 +186,11 @@ type VisitContext struct {
 	Findings    []FindingSeen `json:"findings,omitempty"`
 	Score       float64       `json:"score"`
 	Explanation string        `json:"explanation,omitempty"`
-	UpdatedAt   time.Time     `json:"updated_at"`
+	// Offers is how many proactive offers the visitor was shown;
+	// DeclinedAt is their last "no thanks".
+	Offers     int       `json:"offers,omitempty"`
+	DeclinedAt time.Time `json:"declined_at,omitzero"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Bounds of a VisitContext's lists; the oldest entries go first.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -18,6 +20,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/demo"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/server"
+	"github.com/lifelinehq/lifeline/internal/struggle"
 	"github.com/lifelinehq/lifeline/widget"
 )
 
@@ -36,9 +39,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := intFlag(fs, getenv, &maxPerIP, "max-conns-per-ip", 50, "concurrent WebSockets allowed per client IP"); err != nil {
 		return err
 	}
+	var recordSample, recordDir string
+	stringFlag(fs, getenv, &recordSample, "record-sample", "0", "share of visits (0 to 1) recorded as JSON Lines for backtests")
+	stringFlag(fs, getenv, &recordDir, "record-dir", "", "where recordings go (default DATA/recordings)")
 	addStateFlags(fs, getenv, &c)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	sample, err := strconv.ParseFloat(recordSample, 64)
+	if err != nil || sample < 0 || sample > 1 {
+		return usageError{fmt.Errorf("--record-sample %q: want a number from 0 to 1", recordSample)}
+	}
+	if recordDir == "" {
+		recordDir = filepath.Join(c.data, "recordings")
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
@@ -93,19 +106,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	m := metrics.New()
+	var recorder *struggle.Recorder
+	if sample > 0 {
+		if recorder, err = struggle.NewRecorder(recordDir, sample); err != nil {
+			return err
+		}
+	}
+	detector := struggle.New(struggle.Options{
+		Store: st.store, Logger: log.With("component", "detector"), Metrics: m.Detection(), Recorder: recorder,
+	})
 	hostname, _ := os.Hostname()
 	hub, err := chat.NewHub(chat.Config{
 		Store: st.store, Broker: st.broker, Secret: secret, Logger: log.With("component", "hub"),
-		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()),
+		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()), Detector: detector,
 	})
 	if err != nil {
 		return err
 	}
+	detector.Attach(hub)
+	detectCtx, stopDetector := context.WithCancel(context.WithoutCancel(ctx))
+	detectorDone := make(chan struct{})
+	go func() { defer close(detectorDone); detector.Run(detectCtx) }()
+	defer func() { stopDetector(); <-detectorDone }() // flush counters and journeys before the store closes
 	if err := hub.Start(ctx); err != nil {
 		return err
 	}
 	handler := server.New(server.Config{
 		Hub: hub, Store: st.store, Broker: st.broker, Auth: authSvc, Metrics: m, Logger: log.With("component", "http"),
+		Struggle: detector, Secret: secret,
 		MaxConnsPerIP: maxPerIP,
 		Widget:        widget.Handler(),
 		Console:       console.Handler(),

@@ -3,6 +3,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -102,3 +103,60 @@ func (m *Metrics) SlowConsumer() { m.slow.Inc() }
 
 // HandshakeRejected counts a refused WebSocket handshake.
 func (m *Metrics) HandshakeRejected(reason string) { m.httpRejected.WithLabelValues(reason).Inc() }
+
+// Detection holds the struggle detector's metrics; it implements
+// struggle.Metrics.
+type Detection struct {
+	events       prometheus.Counter
+	findings     *prometheus.CounterVec
+	offers       *prometheus.CounterVec
+	answers      *prometheus.CounterVec
+	offerLatency prometheus.Histogram
+}
+
+// Detection registers the detector's metrics on m's registry.
+func (m *Metrics) Detection() *Detection {
+	d := &Detection{
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lifeline_behaviour_events_total", Help: "Behaviour events fed to the struggle detector.",
+		}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_detector_findings_total", Help: "Detector rule findings, by site, rule and shadow mode.",
+		}, []string{"site", "rule", "shadow"}),
+		offers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_offers_total", Help: "Proactive offers sent, by site, rule and mode (chat or message).",
+		}, []string{"site", "rule", "mode"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_offer_answers_total", Help: "Answers to proactive offers, by site, rule and answer.",
+		}, []string{"site", "rule", "answer"}),
+		offerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "lifeline_offer_latency_seconds", Help: "Time from a behaviour batch's arrival to its offer being sent.",
+			Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .02, .05, .1},
+		}),
+	}
+	m.reg.MustRegister(d.events, d.findings, d.offers, d.answers, d.offerLatency)
+	return d
+}
+
+// Events counts behaviour events.
+func (d *Detection) Events(n int) { d.events.Add(float64(n)) }
+
+// Finding counts a rule finding.
+func (d *Detection) Finding(site, rule string, shadow bool) {
+	d.findings.WithLabelValues(site, rule, strconv.FormatBool(shadow)).Inc()
+}
+
+// Offer counts an offer sent.
+func (d *Detection) Offer(site, rule, mode string) { d.offers.WithLabelValues(site, rule, mode).Inc() }
+
+// OfferAnswer counts an accepted or declined offer.
+func (d *Detection) OfferAnswer(site, rule string, accepted bool) {
+	answer := "declined"
+	if accepted {
+		answer = "accepted"
+	}
+	d.answers.WithLabelValues(site, rule, answer).Inc()
+}
+
+// OfferLatency observes event-to-offer latency.
+func (d *Detection) OfferLatency(t time.Duration) { d.offerLatency.Observe(t.Seconds()) }

@@ -201,6 +201,11 @@ func (s *Server) getVisitor(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	if s.cfg.Struggle != nil {
+		if j := s.cfg.Struggle.Journey(v.ID); j != nil {
+			v.Context = j // fresher than the stored one by up to a flush
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"visitor": v, "conversations": nonNil(convs)})
 }
 

@@ -12,6 +12,7 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	anyone := a.Require()
 	agents := a.Require(chat.RoleAdmin, chat.RoleAgent)
 	admins := a.Require(chat.RoleAdmin)
+	tuners := a.Require(chat.RoleAdmin, chat.RoleAnalyst)
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -52,4 +53,5 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/sites", anyone(http.HandlerFunc(s.listSites)))
 	mux.Handle("POST /api/v1/sites", admins(http.HandlerFunc(s.addSite)))
 	mux.Handle("PATCH /api/v1/sites/{key}", admins(http.HandlerFunc(s.updateSite)))
+	s.addDetectionRoutes(mux, anyone, tuners)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/metrics"
+	"github.com/lifelinehq/lifeline/internal/struggle"
 )
 
 // Config wires the server's parts. Handlers left nil are not routed.
@@ -25,6 +26,11 @@ type Config struct {
 	Auth    *auth.Service
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// Struggle serves live visitors, detector rules, counters and
+	// backtests. Nil leaves those routes out.
+	Struggle *struggle.Service
+	// Secret verifies visitor tokens on the behaviour beacon; the hub's.
+	Secret []byte
 
 	// Widget serves /widget.js, Demo serves /demo and Console /console.
 	Widget  http.Handler

@@ -1,0 +1,240 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/struggle"
+)
+
+// addDetectionRoutes routes live visitors, detector rules, counters,
+// backtests, the audit trail and the widget's behaviour beacon.
+func (s *Server) addDetectionRoutes(mux *http.ServeMux, anyone, tuners func(http.Handler) http.Handler) {
+	if s.cfg.Struggle == nil {
+		return
+	}
+	mux.Handle("GET /api/v1/visitors/live", anyone(http.HandlerFunc(s.liveVisitors)))
+	mux.Handle("GET /api/v1/sites/{key}/rules", anyone(http.HandlerFunc(s.getRules)))
+	mux.Handle("PUT /api/v1/sites/{key}/rules", tuners(http.HandlerFunc(s.putRules)))
+	mux.Handle("GET /api/v1/sites/{key}/policy", anyone(http.HandlerFunc(s.getPolicy)))
+	mux.Handle("PUT /api/v1/sites/{key}/policy", tuners(http.HandlerFunc(s.putPolicy)))
+	mux.Handle("GET /api/v1/sites/{key}/detector", anyone(http.HandlerFunc(s.detectorCounters)))
+	mux.Handle("POST /api/v1/sites/{key}/backtest", tuners(http.HandlerFunc(s.backtest)))
+	mux.Handle("GET /api/v1/audit", anyone(http.HandlerFunc(s.auditLog)))
+	mux.HandleFunc("POST /api/v1/events", s.eventsBeacon)
+}
+
+// site loads the {key} site, answering 404 when it does not exist.
+func (s *Server) site(w http.ResponseWriter, r *http.Request, key string) (chat.Site, bool) {
+	site, err := s.cfg.Store.Site(r.Context(), key)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return site, false
+	}
+	return site, true
+}
+
+func (s *Server) liveVisitors(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("site")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	list, err := s.cfg.Struggle.Live(r.Context(), key, 200)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"visitors": list})
+}
+
+func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	doc, err := s.cfg.Struggle.Rules(r.Context(), key)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "rules: "+err.Error())
+		return
+	}
+	agent, _ := auth.AgentFrom(r.Context())
+	doc, err := s.cfg.Struggle.SetRules(r.Context(), key, data, agent)
+	if err != nil {
+		s.writeDetectError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	p, err := s.cfg.Struggle.Policy(r.Context(), key)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policy": p})
+}
+
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	var p chat.OfferPolicy
+	if !decodeBody(w, r, &p) {
+		return
+	}
+	agent, _ := auth.AgentFrom(r.Context())
+	if err := s.cfg.Struggle.SetPolicy(r.Context(), key, p, agent); err != nil {
+		s.writeDetectError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policy": p})
+}
+
+func (s *Server) detectorCounters(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	rows, err := s.cfg.Struggle.Counters(r.Context(), key)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": rows})
+}
+
+func (s *Server) backtest(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	var req struggle.BacktestRequest
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
+		return
+	}
+	rep, err := s.cfg.Struggle.Backtest(r.Context(), key, req)
+	if err != nil {
+		s.writeDetectError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("site")
+	if _, ok := s.site(w, r, key); !ok {
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	list, err := s.cfg.Struggle.Audit(r.Context(), key, limit)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": list})
+}
+
+// writeDetectError answers validation errors with every problem listed.
+func (s *Server) writeDetectError(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *struggle.ValidationError
+	if errors.As(err, &ve) {
+		writeError(w, http.StatusBadRequest, "invalid", ve.Error())
+		return
+	}
+	s.writeStoreError(w, r, err)
+}
+
+// maxBeaconEvents caps one beacon, as the events frame is capped.
+const maxBeaconEvents = 200
+
+// eventsBeacon takes the widget's last behaviour batch when the page is
+// unloading and the socket cannot carry it: POST /api/v1/events?site=KEY
+// with a text/plain body {"token","events"} (a CORS-simple request, so no
+// preflight). The visitor token proves who sent it.
+func (s *Server) eventsBeacon(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("site")
+	site, err := s.cfg.Store.Site(r.Context(), key)
+	if err != nil {
+		if errors.Is(err, chat.ErrNotFound) {
+			writeError(w, http.StatusForbidden, "unknown_site", "no site with that key")
+			return
+		}
+		s.writeStoreError(w, r, err)
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" && !originAllowed(site, o) {
+		writeError(w, http.StatusForbidden, "forbidden", "this origin is not allowed for the site")
+		return
+	}
+	var body struct {
+		Token  string            `json:"token"`
+		Events []json.RawMessage `json:"events"`
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_frame", "body: want {\"token\",\"events\"}: "+err.Error())
+		return
+	}
+	if len(body.Events) > maxBeaconEvents {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "at most 200 events per beacon")
+		return
+	}
+	visitorID, ok := chat.VerifyVisitorToken(s.cfg.Secret, site.Key, body.Token)
+	if !ok {
+		writeError(w, http.StatusForbidden, "bad_token", "the visitor token is forged, expired or for another site")
+		return
+	}
+	raw := make([][]byte, len(body.Events))
+	for i, e := range body.Events {
+		raw[i] = e
+	}
+	s.cfg.Struggle.HandleEvents(r.Context(), chat.VisitorRef{SiteKey: site.Key, VisitorID: visitorID}, raw)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// originAllowed matches an Origin header against the site's host patterns
+// the way the WebSocket handshake does.
+func originAllowed(site chat.Site, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	for _, o := range site.Origins {
+		if ok, _ := path.Match(strings.ToLower(chat.OriginHost(o)), strings.ToLower(u.Host)); ok {
+			return true
+		}
+	}
+	return false
+}

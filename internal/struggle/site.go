@@ -1,0 +1,331 @@
+package struggle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/detect"
+)
+
+// Store keys of a site's detector settings.
+func rulesKey(site string) string    { return "detector/rules/" + site }
+func policyKey(site string) string   { return "detector/policy/" + site }
+func countersKey(site string) string { return "detector/" + site }
+func auditKey(site string) string    { return "audit/" + site }
+
+// Counter fields per rule.
+var counterFields = []string{"fired", "offered", "accepted", "declined", "resolved", "holdout"}
+
+// site is one site's engine, rules, policy and unflushed counters.
+type site struct {
+	key string
+
+	mu      sync.Mutex
+	engine  *detect.Engine
+	raw     []byte // the stored rules document, to notice changes
+	policy  chat.OfferPolicy
+	pending map[string]int64 // "rule/field" → delta not yet in the store
+}
+
+// RulesDoc is a site's rules as stored and served.
+type RulesDoc struct {
+	Rules     json.RawMessage `json:"rules"`
+	Revision  string          `json:"revision"`
+	UpdatedAt time.Time       `json:"updated_at,omitzero"`
+	UpdatedBy string          `json:"updated_by,omitempty"`
+}
+
+func (s *Service) loadSite(ctx context.Context, key string) (*site, error) {
+	doc, err := s.rulesDoc(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := detect.ParseRuleset(doc.Rules)
+	if err != nil {
+		// A stored ruleset was valid when saved; a newer binary may have
+		// tightened validation. Run the defaults rather than nothing.
+		s.o.Logger.Error("stored detector rules are invalid; using the defaults", "site", key, "err", err)
+		rs = detect.DefaultRuleset()
+	}
+	eng, err := detect.NewEngineRuleset(s.o.Engine, rs)
+	if err != nil {
+		return nil, err
+	}
+	st := &site{key: key, engine: eng, raw: doc.Rules, pending: map[string]int64{}}
+	st.policy, err = s.Policy(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// rulesDoc reads the site's stored rules, or the defaults.
+func (s *Service) rulesDoc(ctx context.Context, key string) (RulesDoc, error) {
+	data, err := s.o.Store.Meta(ctx, rulesKey(key))
+	if errors.Is(err, chat.ErrNotFound) {
+		rs := detect.DefaultRuleset()
+		return RulesDoc{Rules: detect.DefaultRulesetJSON(), Revision: rs.Revision}, nil
+	}
+	if err != nil {
+		return RulesDoc{}, err
+	}
+	var doc RulesDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return RulesDoc{}, fmt.Errorf("decode stored rules of %s: %w", key, err)
+	}
+	return doc, nil
+}
+
+// Rules returns a site's rules document.
+func (s *Service) Rules(ctx context.Context, siteKey string) (RulesDoc, error) {
+	return s.rulesDoc(ctx, siteKey)
+}
+
+// ValidationError lists what is wrong with a rules document, one problem
+// per line, each naming the rule and field.
+type ValidationError struct{ Problems []string }
+
+func (e *ValidationError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Invalid marks the error as the caller's fault for the HTTP layer.
+func (e *ValidationError) Invalid() bool { return true }
+
+// SetRules validates data, stores it and applies it to this node's engine
+// without dropping visit state; other nodes pick it up on their next
+// reload. The change is audited.
+func (s *Service) SetRules(ctx context.Context, siteKey string, data []byte, by chat.Agent) (RulesDoc, error) {
+	if len(data) > detect.MaxRulesetBytes {
+		return RulesDoc{}, &ValidationError{Problems: []string{fmt.Sprintf("rules: larger than %d bytes", detect.MaxRulesetBytes)}}
+	}
+	rs, err := detect.ParseRuleset(data)
+	if err != nil {
+		return RulesDoc{}, &ValidationError{Problems: strings.Split(strings.TrimPrefix(err.Error(), "detect: "), "\n")}
+	}
+	if err := rs.Validate(s.o.Engine.Signals); err != nil {
+		return RulesDoc{}, &ValidationError{Problems: strings.Split(err.Error(), "\n")}
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		return RulesDoc{}, &ValidationError{Problems: []string{err.Error()}}
+	}
+	doc := RulesDoc{Rules: compact.Bytes(), Revision: rs.Revision, UpdatedAt: s.o.Now().UTC(), UpdatedBy: by.Email}
+	stored, err := json.Marshal(doc)
+	if err != nil {
+		return RulesDoc{}, err
+	}
+	if err := s.o.Store.PutMeta(ctx, rulesKey(siteKey), stored); err != nil {
+		return RulesDoc{}, err
+	}
+	if st, err := s.siteFor(ctx, siteKey); err == nil {
+		st.mu.Lock()
+		err = st.engine.SetRuleset(rs)
+		st.raw = doc.Rules
+		st.mu.Unlock()
+		if err != nil {
+			return RulesDoc{}, err
+		}
+	}
+	s.audit(ctx, siteKey, by, "rules.update", fmt.Sprintf("%d rules, threshold %g, revision %q", len(rs.Rules), rs.Threshold, rs.Revision))
+	return doc, nil
+}
+
+// Policy returns a site's offer policy (defaults when none is stored).
+func (s *Service) Policy(ctx context.Context, siteKey string) (chat.OfferPolicy, error) {
+	var p chat.OfferPolicy
+	data, err := s.o.Store.Meta(ctx, policyKey(siteKey))
+	if errors.Is(err, chat.ErrNotFound) {
+		return p, nil
+	}
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return p, fmt.Errorf("decode stored offer policy of %s: %w", siteKey, err)
+	}
+	return p, nil
+}
+
+// SetPolicy validates and stores a site's offer policy.
+func (s *Service) SetPolicy(ctx context.Context, siteKey string, p chat.OfferPolicy, by chat.Agent) error {
+	if err := p.Validate(); err != nil {
+		return &ValidationError{Problems: []string{strings.TrimPrefix(err.Error(), chat.ErrInvalid.Error()+": ")}}
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := s.o.Store.PutMeta(ctx, policyKey(siteKey), data); err != nil {
+		return err
+	}
+	if st, err := s.siteFor(ctx, siteKey); err == nil {
+		st.mu.Lock()
+		st.policy = p
+		st.mu.Unlock()
+	}
+	s.audit(ctx, siteKey, by, "policy.update", string(data))
+	return nil
+}
+
+// AuditEntry is one recorded change.
+type AuditEntry struct {
+	At         time.Time `json:"at"`
+	AgentID    string    `json:"agent_id"`
+	AgentEmail string    `json:"agent_email"`
+	Action     string    `json:"action"`
+	Site       string    `json:"site"`
+	Detail     string    `json:"detail"`
+}
+
+// maxAudit is how many changes per site the audit trail keeps.
+const maxAudit = 1000
+
+func (s *Service) audit(ctx context.Context, siteKey string, by chat.Agent, action, detail string) {
+	e := AuditEntry{At: s.o.Now().UTC(), AgentID: by.ID, AgentEmail: by.Email, Action: action, Site: siteKey, Detail: detail}
+	data, _ := json.Marshal(e)
+	if err := s.o.Store.AppendLog(ctx, auditKey(siteKey), data, maxAudit); err != nil {
+		s.o.Logger.Error("write audit entry", "site", siteKey, "action", action, "err", err)
+	}
+	s.o.Logger.Info("audit", "site", siteKey, "action", action, "agent", by.Email)
+}
+
+// Audit returns a site's recent changes, newest first.
+func (s *Service) Audit(ctx context.Context, siteKey string, limit int) ([]AuditEntry, error) {
+	raw, err := s.o.Store.Log(ctx, auditKey(siteKey), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AuditEntry, 0, len(raw))
+	for _, r := range raw {
+		var e AuditEntry
+		if json.Unmarshal(r, &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// count adds one to a rule's counter. st.mu is held.
+func (st *site) count(rule, field string) {
+	if rule == "" {
+		return
+	}
+	st.pending[rule+"/"+field]++
+}
+
+// flush adds the pending deltas to the store; on failure they are kept
+// for the next flush.
+func (st *site) flush(ctx context.Context, store chat.Store, log *slog.Logger) {
+	st.mu.Lock()
+	if len(st.pending) == 0 {
+		st.mu.Unlock()
+		return
+	}
+	deltas := st.pending
+	st.pending = map[string]int64{}
+	st.mu.Unlock()
+	if err := store.AddCounters(ctx, countersKey(st.key), deltas); err != nil {
+		log.Warn("flush detector counters", "site", st.key, "err", err)
+		st.mu.Lock()
+		for k, d := range deltas {
+			st.pending[k] += d
+		}
+		st.mu.Unlock()
+	}
+}
+
+// reload applies rules and policies changed by other nodes.
+func (s *Service) reload(ctx context.Context) {
+	s.mu.Lock()
+	sites := make([]*site, 0, len(s.sites))
+	for _, st := range s.sites {
+		sites = append(sites, st)
+	}
+	s.mu.Unlock()
+	for _, st := range sites {
+		doc, err := s.rulesDoc(ctx, st.key)
+		if err != nil {
+			continue
+		}
+		policy, err := s.Policy(ctx, st.key)
+		if err != nil {
+			continue
+		}
+		st.mu.Lock()
+		st.policy = policy
+		if !bytes.Equal(doc.Rules, st.raw) {
+			if rs, err := detect.ParseRuleset(doc.Rules); err == nil && st.engine.SetRuleset(rs) == nil {
+				st.raw = doc.Rules
+				s.o.Logger.Info("detector rules reloaded", "site", st.key, "revision", rs.Revision)
+			}
+		}
+		st.mu.Unlock()
+	}
+}
+
+// RuleCounters are one rule's live counters.
+type RuleCounters struct {
+	Rule     string `json:"rule"`
+	Signal   string `json:"signal"`
+	Shadow   bool   `json:"shadow"`
+	Fired    int64  `json:"fired"`
+	Offered  int64  `json:"offered"`
+	Accepted int64  `json:"accepted"`
+	Declined int64  `json:"declined"`
+	Resolved int64  `json:"resolved"`
+	Holdout  int64  `json:"holdout"`
+	// AcceptRate is accepted / (accepted + declined), 0 when unanswered.
+	AcceptRate float64 `json:"accept_rate"`
+}
+
+// Counters returns every rule's counters across all nodes, including this
+// node's unflushed deltas, in ruleset order; rules no longer in the
+// ruleset but counted before come last.
+func (s *Service) Counters(ctx context.Context, siteKey string) ([]RuleCounters, error) {
+	st, err := s.siteFor(ctx, siteKey)
+	if err != nil {
+		return nil, err
+	}
+	totals, err := s.o.Store.Counters(ctx, countersKey(siteKey))
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	for k, d := range st.pending {
+		totals[k] += d
+	}
+	rs := st.engine.Ruleset()
+	st.mu.Unlock()
+
+	var out []RuleCounters
+	seen := map[string]bool{}
+	row := func(id, signal string, shadow bool) {
+		seen[id] = true
+		rc := RuleCounters{Rule: id, Signal: signal, Shadow: shadow}
+		vals := []*int64{&rc.Fired, &rc.Offered, &rc.Accepted, &rc.Declined, &rc.Resolved, &rc.Holdout}
+		for i, f := range counterFields {
+			*vals[i] = totals[id+"/"+f]
+		}
+		if n := rc.Accepted + rc.Declined; n > 0 {
+			rc.AcceptRate = float64(rc.Accepted) / float64(n)
+		}
+		out = append(out, rc)
+	}
+	for _, r := range rs.Rules {
+		row(r.ID, string(r.Signal), r.Shadow)
+	}
+	for k := range totals {
+		id, _, _ := strings.Cut(k, "/")
+		if !seen[id] {
+			row(id, "", false)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,542 @@
+// Package struggle wires the detect engine into a node: it feeds each
+// visitor's behaviour events to its site's engine, turns verdicts into
+// offers through the site's offer policy, keeps the journey agents see, and
+// counts per rule what fired, was offered, accepted, declined and resolved.
+package struggle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/detect"
+)
+
+// Offerer is what the service needs of the hub.
+type Offerer interface {
+	// Offer sends a proactive offer to every socket of the visitor.
+	Offer(ctx context.Context, visitorID, offerID, text, mode string)
+	// AgentsOnline reports whether an agent can answer now.
+	AgentsOnline(ctx context.Context) bool
+}
+
+// Metrics receives the service's measurements. Nil discards them.
+type Metrics interface {
+	Events(n int)
+	Finding(site, rule string, shadow bool)
+	Offer(site, rule, mode string)
+	OfferAnswer(site, rule string, accepted bool)
+	// OfferLatency is the time from a batch's arrival to its offer being
+	// handed to the hub.
+	OfferLatency(d time.Duration)
+}
+
+// Options configures a Service.
+type Options struct {
+	Store   chat.Store
+	Logger  *slog.Logger
+	Metrics Metrics
+	// Engine sizes each site's engine.
+	Engine detect.Config
+	// FlushInterval is how often counters and visitor journeys are written
+	// and rules re-read from the store (hot reload from any node).
+	// Defaults to 2 s.
+	FlushInterval time.Duration
+	// Recorder, if set, receives sampled visits for backtests.
+	Recorder *Recorder
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Service implements chat.Detector.
+type Service struct {
+	o   Options
+	hub Offerer
+
+	mu     sync.Mutex
+	sites  map[string]*site
+	visits map[string]*visit // by visitor ID
+}
+
+var _ chat.Detector = (*Service)(nil)
+
+// maxVisits bounds the journeys kept in memory; the least recently seen
+// disconnected ones go first.
+const maxVisits = 200_000
+
+// visitIdle is how long a disconnected visitor's state is kept.
+const visitIdle = 30 * time.Minute
+
+// New returns a Service. Call Attach with the hub before it serves.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{o: o, sites: make(map[string]*site), visits: make(map[string]*visit)}
+}
+
+// Attach gives the service the hub it offers through.
+func (s *Service) Attach(h Offerer) { s.hub = h }
+
+type nopMetrics struct{}
+
+func (nopMetrics) Events(int)                       {}
+func (nopMetrics) Finding(string, string, bool)     {}
+func (nopMetrics) Offer(string, string, string)     {}
+func (nopMetrics) OfferAnswer(string, string, bool) {}
+func (nopMetrics) OfferLatency(time.Duration)       {}
+
+// visit is what the service keeps of one visitor. Guarded by its site's mu.
+type visit struct {
+	key       string // site + "/" + visitor ID, the engine's visit key
+	site      string
+	visitorID string
+
+	loaded  bool
+	jour    chat.VisitContext
+	dirty   bool
+	offer   chat.OfferState
+	pending map[string]string // offer ID → cause rule
+	cause   string
+	online  bool      // has a socket on this node
+	since   time.Time // online since
+	seen    time.Time // last event or connection
+	page    string
+}
+
+// Run flushes counters and journeys, reloads changed rules and expires idle
+// state until ctx ends, then flushes once more.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.o.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.flush(fctx)
+			cancel()
+			if s.o.Recorder != nil {
+				if err := s.o.Recorder.Flush(0); err != nil {
+					s.o.Logger.Warn("write recordings", "err", err)
+				}
+			}
+			return
+		case <-t.C:
+			s.flush(ctx)
+			s.reload(ctx)
+			s.expire()
+		}
+	}
+}
+
+// siteFor returns the site's state, loading its rules on first use.
+func (s *Service) siteFor(ctx context.Context, key string) (*site, error) {
+	s.mu.Lock()
+	st := s.sites[key]
+	s.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := s.loadSite(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.sites[key]; cur != nil {
+		return cur, nil
+	}
+	s.sites[key] = st
+	return st, nil
+}
+
+// visitFor returns the visitor's state, creating it.
+func (s *Service) visitFor(ref chat.VisitorRef) *visit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.visits[ref.VisitorID]
+	if v == nil {
+		if len(s.visits) >= maxVisits {
+			s.evictOldestLocked()
+		}
+		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, visitorID: ref.VisitorID, pending: map[string]string{}}
+		s.visits[ref.VisitorID] = v
+	}
+	return v
+}
+
+func (s *Service) evictOldestLocked() {
+	var oldest *visit
+	for _, v := range s.visits {
+		if !v.online && (oldest == nil || v.seen.Before(oldest.seen)) {
+			oldest = v
+		}
+	}
+	if oldest != nil {
+		delete(s.visits, oldest.visitorID)
+	}
+}
+
+// load reads the visitor's stored journey once, so a visitor who comes back
+// to this or another node keeps their trail, offer history and "no thanks".
+// st.mu is held.
+func (s *Service) load(ctx context.Context, v *visit) {
+	if v.loaded {
+		return
+	}
+	v.loaded = true
+	rec, err := s.o.Store.Visitor(ctx, v.visitorID)
+	if err != nil || rec.Context == nil {
+		return
+	}
+	v.jour = *rec.Context
+	v.offer.Offers = rec.Context.Offers
+	v.offer.DeclinedAt = rec.Context.DeclinedAt
+}
+
+// clockSkew is how far a batch's newest event may be from the server's
+// clock before the batch is shifted onto it. Browser clocks drift; the
+// engine needs one time line per visit.
+const clockSkew = 5 * time.Second
+
+// HandleEvents feeds a batch to the site's engine and sends an offer when
+// the verdict and the policy agree.
+func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][]byte) {
+	start := s.o.Now()
+	st, err := s.siteFor(ctx, ref.SiteKey)
+	if err != nil {
+		s.o.Logger.Warn("load detector rules", "site", ref.SiteKey, "err", err)
+		return
+	}
+	events := make([]detect.Event, 0, len(raw))
+	var newest time.Time
+	for _, r := range raw {
+		ev, err := detect.DecodeEvent(r)
+		if err != nil {
+			continue // one bad event never spoils the batch
+		}
+		if ev.Time.After(newest) {
+			newest = ev.Time
+		}
+		events = append(events, ev)
+	}
+	s.o.Metrics.Events(len(events))
+	if len(events) == 0 {
+		return
+	}
+	if d := start.Sub(newest); d > clockSkew || d < -clockSkew {
+		for i := range events {
+			events[i].Time = events[i].Time.Add(d)
+		}
+	}
+	if s.o.Recorder != nil {
+		s.o.Recorder.Events(ref, events)
+	}
+	v := s.visitFor(ref)
+	s.mu.Lock()
+	if !v.online {
+		v.online, v.since = true, start
+	}
+	v.seen = start
+	s.mu.Unlock()
+
+	var offers []pendingOffer
+	st.mu.Lock()
+	s.load(ctx, v)
+	for i := range events {
+		ev := &events[i]
+		ev.Site, ev.Visit = ref.SiteKey, v.key
+		findings := st.engine.Observe(*ev)
+		v.note(ev)
+		for j := range findings {
+			f := &findings[j]
+			st.count(f.Rule, "fired")
+			s.o.Metrics.Finding(ref.SiteKey, f.Rule, f.Shadow)
+			v.found(f)
+		}
+		a := st.engine.Verdict()
+		v.jour.Score = round2(a.Score)
+		if a.Cause.Rule != "" && len(findings) > 0 {
+			v.jour.Explanation, v.cause = a.Explanation(), a.Cause.Rule
+		}
+		if !a.Offer {
+			continue
+		}
+		d := st.policy.Decide(&v.offer, ref.VisitorID, ev.Time, s.hub.AgentsOnline(ctx))
+		switch {
+		case d.Holdout:
+			st.count(a.Cause.Rule, "holdout")
+		case d.Offer:
+			v.offer.Shown()
+			v.jour.Offers = v.offer.Offers
+			id := uuid.NewString()
+			if len(v.pending) > 8 {
+				clear(v.pending)
+			}
+			v.pending[id] = a.Cause.Rule
+			st.count(a.Cause.Rule, "offered")
+			s.o.Metrics.Offer(ref.SiteKey, a.Cause.Rule, d.Mode)
+			offers = append(offers, pendingOffer{id: id, text: a.OfferText, mode: d.Mode})
+		}
+	}
+	v.dirty = true
+	st.mu.Unlock()
+
+	for _, o := range offers {
+		s.hub.Offer(ctx, ref.VisitorID, o.id, o.text, o.mode)
+		s.o.Metrics.OfferLatency(s.o.Now().Sub(start))
+	}
+}
+
+type pendingOffer struct{ id, text, mode string }
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// OfferResponse counts the answer; "no thanks" silences offers as the
+// policy says.
+func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerID string, accepted bool) {
+	st, err := s.siteFor(ctx, ref.SiteKey)
+	if err != nil {
+		return
+	}
+	v := s.visitFor(ref)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s.load(ctx, v)
+	rule, ok := v.pending[offerID]
+	if !ok {
+		return // unknown or answered already: count each offer once
+	}
+	delete(v.pending, offerID)
+	field := "declined"
+	if accepted {
+		field = "accepted"
+		v.cause = rule
+	} else {
+		v.offer.DeclinedAt = s.o.Now()
+		v.jour.DeclinedAt = v.offer.DeclinedAt
+		v.dirty = true
+	}
+	st.count(rule, field)
+	s.o.Metrics.OfferAnswer(ref.SiteKey, rule, accepted)
+}
+
+// Assess tells the hub how to queue a visitor starting a conversation.
+func (s *Service) Assess(ref chat.VisitorRef) chat.Assessment {
+	s.mu.Lock()
+	st, v := s.sites[ref.SiteKey], s.visits[ref.VisitorID]
+	s.mu.Unlock()
+	if st == nil || v == nil {
+		return chat.Assessment{}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	a := st.engine.Assess(v.key, s.o.Now())
+	out := chat.Assessment{Priority: a.Priority(), Explanation: a.Explanation(), Cause: a.Cause.Rule}
+	if out.Explanation == "" && v.jour.Explanation != "" {
+		// The engine forgot (restart, another node) but the journey kept it.
+		out.Explanation, out.Cause, out.Priority = v.jour.Explanation, v.cause, 1
+	}
+	if v.cause != "" {
+		out.Cause = v.cause // the rule whose offer was accepted
+	}
+	if s.o.Recorder != nil {
+		s.o.Recorder.Contacted(ref.VisitorID, v.page, s.o.Now())
+	}
+	return out
+}
+
+// Resolved counts a resolved conversation for the rule that caused it.
+func (s *Service) Resolved(ctx context.Context, conv chat.Conversation) {
+	st, err := s.siteFor(ctx, conv.SiteKey)
+	if err != nil {
+		return
+	}
+	st.mu.Lock()
+	st.count(conv.Cause, "resolved")
+	st.mu.Unlock()
+}
+
+// VisitorGone keeps the visit's state (the next page view reconnects) but
+// drops it from the live list.
+func (s *Service) VisitorGone(ref chat.VisitorRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.visits[ref.VisitorID]; v != nil {
+		v.online = false
+	}
+}
+
+// flush writes counter deltas and changed journeys.
+func (s *Service) flush(ctx context.Context) {
+	s.mu.Lock()
+	sites := make([]*site, 0, len(s.sites))
+	for _, st := range s.sites {
+		sites = append(sites, st)
+	}
+	visits := make([]*visit, 0, 64)
+	for _, v := range s.visits {
+		visits = append(visits, v)
+	}
+	s.mu.Unlock()
+	for _, st := range sites {
+		st.flush(ctx, s.o.Store, s.o.Logger)
+	}
+	for _, v := range visits {
+		st := s.siteOf(v.site)
+		if st == nil {
+			continue
+		}
+		st.mu.Lock()
+		if !v.dirty {
+			st.mu.Unlock()
+			continue
+		}
+		v.dirty = false
+		jour := v.jour
+		jour.UpdatedAt = s.o.Now().UTC()
+		st.mu.Unlock()
+		err := s.saveJourney(ctx, v.visitorID, jour)
+		if err != nil && !errors.Is(err, chat.ErrNotFound) {
+			s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
+			st.mu.Lock()
+			v.dirty = true
+			st.mu.Unlock()
+		}
+	}
+}
+
+func (s *Service) siteOf(key string) *site {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sites[key]
+}
+
+func (s *Service) saveJourney(ctx context.Context, visitorID string, jour chat.VisitContext) error {
+	rec, err := s.o.Store.Visitor(ctx, visitorID)
+	if err != nil {
+		return err
+	}
+	rec.Context = &jour
+	return s.o.Store.PutVisitor(ctx, rec)
+}
+
+// expire drops idle visits and lets the engines forget them.
+func (s *Service) expire() {
+	now := s.o.Now()
+	s.mu.Lock()
+	for id, v := range s.visits {
+		if !v.online && !v.dirty && now.Sub(v.seen) > visitIdle {
+			delete(s.visits, id)
+		}
+	}
+	sites := make([]*site, 0, len(s.sites))
+	for _, st := range s.sites {
+		sites = append(sites, st)
+	}
+	s.mu.Unlock()
+	for _, st := range sites {
+		st.mu.Lock()
+		st.engine.Expire(now)
+		st.mu.Unlock()
+	}
+	if s.o.Recorder != nil {
+		if err := s.o.Recorder.Flush(visitIdle); err != nil {
+			s.o.Logger.Warn("write recordings", "err", err)
+		}
+	}
+}
+
+// LiveVisitor is a visitor connected to this node, for the console.
+type LiveVisitor struct {
+	Visitor     chat.Visitor `json:"visitor"`
+	Page        string       `json:"page"`
+	Score       float64      `json:"score"`
+	Explanation string       `json:"explanation,omitempty"`
+	OnlineSince time.Time    `json:"online_since"`
+}
+
+// Live returns the visitors of site connected to this node, most
+// struggling first, at most limit.
+func (s *Service) Live(ctx context.Context, siteKey string, limit int) ([]LiveVisitor, error) {
+	type row struct {
+		v     *visit
+		id    string
+		since time.Time
+	}
+	var rows []row
+	s.mu.Lock()
+	for _, v := range s.visits {
+		if v.site == siteKey && v.online {
+			rows = append(rows, row{v, v.visitorID, v.since})
+		}
+	}
+	s.mu.Unlock()
+	st := s.siteOf(siteKey)
+	out := make([]LiveVisitor, 0, len(rows))
+	for _, r := range rows {
+		rec, err := s.o.Store.Visitor(ctx, r.id)
+		if errors.Is(err, chat.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		lv := LiveVisitor{Visitor: rec, OnlineSince: r.since}
+		if st != nil {
+			st.mu.Lock()
+			lv.Score, lv.Explanation, lv.Page = r.v.jour.Score, r.v.jour.Explanation, r.v.page
+			lv.Visitor.Context = cloneJourney(r.v.jour)
+			st.mu.Unlock()
+		}
+		out = append(out, lv)
+	}
+	sortLive(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Journey returns the freshest journey of a visitor: this node's if it
+// holds one, else the stored one.
+func (s *Service) Journey(visitorID string) *chat.VisitContext {
+	s.mu.Lock()
+	v := s.visits[visitorID]
+	s.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	st := s.siteOf(v.site)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !v.loaded && !v.dirty {
+		return nil
+	}
+	return cloneJourney(v.jour)
+}
+
+func cloneJourney(j chat.VisitContext) *chat.VisitContext {
+	data, _ := json.Marshal(j)
+	var out chat.VisitContext
+	_ = json.Unmarshal(data, &out)
+	return &out
+}
