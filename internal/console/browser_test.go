@@ -17,6 +17,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/client"
 	"github.com/lifelinehq/lifeline/internal/server"
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
+	"github.com/lifelinehq/lifeline/internal/struggle"
 )
 
 const (
@@ -42,10 +43,17 @@ func startNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	hub, err := chat.NewHub(chat.Config{Store: st, Secret: []byte("0123456789abcdef0123456789abcdef")})
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	detector := struggle.New(struggle.Options{Store: st, FlushInterval: 200 * time.Millisecond})
+	hub, err := chat.NewHub(chat.Config{Store: st, Secret: secret, Detector: detector})
 	if err != nil {
 		t.Fatal(err)
 	}
+	detector.Attach(hub)
+	dctx, stopDetector := context.WithCancel(ctx)
+	detectorDone := make(chan struct{})
+	go func() { defer close(detectorDone); detector.Run(dctx) }()
+	t.Cleanup(func() { stopDetector(); <-detectorDone }) // flushes before the store closes
 	if err := hub.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +74,7 @@ func startNode(t *testing.T) *node {
 	if err := st.PutSite(ctx, site); err != nil {
 		t.Fatal(err)
 	}
-	srv := browsertest.StartServer(t, server.New(server.Config{Hub: hub, Store: st, Auth: a, Console: Handler()}))
+	srv := browsertest.StartServer(t, server.New(server.Config{Hub: hub, Store: st, Auth: a, Struggle: detector, Secret: secret, Console: Handler()}))
 	return &node{URL: srv.URL, Store: st, Hub: hub, Auth: a, Site: site}
 }
 
@@ -195,13 +203,21 @@ func save(p *browsertest.Page, name string) {
 	p.Screenshot(name)
 }
 
-func checkClean(t *testing.T, p *browsertest.Page) {
+// checkClean fails on browser errors (exceptions, CSP violations, failed
+// loads) other than the API answers the test provoked, named by path and
+// status as in "400 /api/v1/sites/demo/rules".
+func checkClean(t *testing.T, p *browsertest.Page, expected ...string) {
 	t.Helper()
+	// The first GET /api/v1/me before logging in answers 401 by design.
+	expected = append(expected, "401 /api/v1/me")
 	var bad []string
+next:
 	for _, e := range p.Errors() {
-		// The first GET /api/v1/me before logging in answers 401 by design.
-		if strings.Contains(e, "/api/v1/me") && strings.Contains(e, "401") {
-			continue
+		for _, x := range expected {
+			status, path, _ := strings.Cut(x, " ")
+			if strings.Contains(e, "status of "+status) && strings.HasSuffix(e, path) {
+				continue next
+			}
 		}
 		bad = append(bad, e)
 	}
@@ -225,12 +241,12 @@ func TestConsoleAgentFlow(t *testing.T) {
 	const evil = `<img src=x onerror="window.__xss=1"> javascript:alert(1)`
 	v := dialVisitor(t, n, map[string]any{"page": map[string]any{"path": "/checkout"}})
 	v.send(map[string]any{"type": "identify", "identity": map[string]any{"id": "u1", "name": `Ava <img src=x onerror="window.__xss=2">`, "email": "ava@example.com", "attributes": map[string]string{"plan": `<b onmouseover=x>pro</b>`}}})
+	v.send(map[string]any{"type": "events", "events": struggleEvents()})
 	v.send(map[string]any{"type": "message", "client_id": "v1", "text": "My card keeps failing " + evil})
 	ack := v.wait("ack", func(f client.Frame) bool { return f.Type == "ack" && f.ClientID == "v1" })
 	convID := ack.ConversationID
 
 	p.WaitJS("the chat in the queue", `document.querySelector('.item.status-waiting[data-id=`+jsString(convID)+`]') !== null`)
-	p.WaitJS("unread badge", `document.querySelector('.item[data-id=`+jsString(convID)+`] .badge') !== null`)
 	save(p, "queue")
 
 	click(t, p, `.item[data-id=`+jsString(convID)+`]`)
@@ -238,6 +254,7 @@ func TestConsoleAgentFlow(t *testing.T) {
 	click(t, p, `[data-action=claim]`)
 	p.WaitJS("claimed", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
 	p.WaitJS("context sidebar", `document.querySelector('.context .identity') !== null`)
+	p.WaitJS("page trail and errors in the sidebar", `document.querySelector('.context .trail')?.textContent.includes('/checkout') && document.querySelector('.context .errors')?.textContent.includes('Card declined')`)
 
 	// The reply reaches the visitor.
 	typeInto(t, p, ".composer textarea", "Sorry about that! Let me check.")
@@ -282,6 +299,10 @@ func TestConsoleAgentFlow(t *testing.T) {
 
 	// Reconnect: the socket drops, the visitor writes meanwhile, the
 	// console resumes and shows each message once.
+	// The agent is on the inbox with no conversation open, so what comes
+	// in counts as unread.
+	click(t, p, `a.brand`)
+	p.WaitJS("inbox without a conversation", `document.querySelector('.conv .placeholder') !== null`)
 	p.Eval(`window.lifelineConsole.drop(), true`, nil)
 	p.WaitJS("offline", `document.querySelector('.conn.waiting') !== null`)
 	v.send(map[string]any{"type": "message", "client_id": "v2", "text": "Still there?"})
@@ -289,7 +310,10 @@ func TestConsoleAgentFlow(t *testing.T) {
 	v.send(map[string]any{"type": "message", "client_id": "v3", "text": "Hello?"})
 	v.wait("ack v3", func(f client.Frame) bool { return f.Type == "ack" && f.ClientID == "v3" })
 	p.WaitJS("reconnected", `document.querySelector('.conn.open') !== null`)
+	p.WaitJS("unread count of the missed messages", `document.querySelector('.item[data-id=`+jsString(convID)+`] .badge')?.textContent === '2'`)
+	click(t, p, `.item[data-id=`+jsString(convID)+`]`)
 	p.WaitJS("missed messages", `[...document.querySelectorAll('.transcript .msg.visitor')].map(e => e.textContent).join('|').includes('Hello?')`)
+	p.WaitJS("read", `document.querySelector('.item[data-id=`+jsString(convID)+`] .badge') === null`)
 	seqs := seqsShown(p)
 	checkNoDuplicates(t, seqs)
 	if len(seqs) != 5 {
@@ -358,4 +382,70 @@ func TestConsoleAgentsPage(t *testing.T) {
 	}
 	checkClean(t, p)
 	checkClean(t, q)
+}
+
+// struggleEvents is a visitor's card declined three times on /checkout.
+func struggleEvents() []map[string]any {
+	t0 := time.Now().Add(-40 * time.Second).UnixMilli()
+	evs := []map[string]any{
+		{"t": t0, "k": "page", "path": "/cart"},
+		{"t": t0 + 5000, "k": "page", "path": "/checkout", "ref": "/cart"},
+	}
+	for i := range 3 {
+		at := t0 + 10000 + int64(i)*8000
+		evs = append(evs,
+			map[string]any{"t": at, "k": "request", "method": "POST", "path": "/api/pay", "status": 402, "dur": 180},
+			map[string]any{"t": at + 50, "k": "report", "msg": "Card declined"})
+	}
+	return evs
+}
+
+// TestConsoleProductPages: live visitors with an invitation sent by hand,
+// and the detector page's inline validation errors and backtest.
+func TestConsoleProductPages(t *testing.T) {
+	n := startNode(t)
+	p := browsertest.New(t)
+	login(t, p, n.URL, adminEmail, adminPassword)
+
+	v := dialVisitor(t, n, map[string]any{"page": map[string]any{"path": "/checkout"}})
+	v.send(map[string]any{"type": "events", "events": struggleEvents()})
+	click(t, p, `a[href="/console/visitors"]`)
+	p.WaitJS("the visitor listed live", `document.querySelector('.page.visitors tr[data-visitor] [data-action=invite]') !== null`)
+	click(t, p, `.page.visitors [data-action=invite]`)
+	p.Eval(`(() => { const f = document.querySelector('.page.visitors form'); f.querySelector('input').value = 'Need help paying?'; f.requestSubmit(); return true; })()`, nil)
+	v.wait("the invitation", func(f client.Frame) bool { return f.Type == "offer" && f.Text == "Need help paying?" })
+	save(p, "visitors")
+
+	click(t, p, `a[href="/console/detectors"]`)
+	p.WaitJS("rules", `document.querySelector('.page.detectors tr[data-rule] input[aria-label^=Window]') !== null`)
+	p.Eval(`(() => { const i = document.querySelector('tr[data-rule] input[aria-label^=Window]'); i.value = '2h'; i.dispatchEvent(new Event('change')); return true; })()`, nil)
+	click(t, p, `[data-action=save-rules]`)
+	p.WaitJS("the server's validation error next to the rule", `[...document.querySelectorAll('.rule-errors:not([hidden]) .field-error')].some(e => e.textContent.includes('window'))`)
+	save(p, "detectors-invalid")
+
+	// The JSON editor shows the same ruleset.
+	click(t, p, `[data-mode=json]`)
+	p.WaitJS("JSON editor", `!document.querySelector('textarea.json').hidden && JSON.parse(document.querySelector('textarea.json').value).rules.length > 0`)
+	click(t, p, `[data-mode=form]`)
+
+	p.Eval(`(() => { const i = document.querySelector('input.sessions'); i.value = '200'; return true; })()`, nil)
+	click(t, p, `[data-action=backtest-generated]`)
+	p.WaitJS("backtest report and sweep chart", `document.querySelector('.report .kpis') !== null || document.querySelector('.report .error') !== null`)
+	var failed string
+	p.Eval(`document.querySelector('.report .error')?.textContent ?? ''`, &failed)
+	if failed != "" {
+		// The edited ruleset is invalid (window 2h): the backtest says so.
+		if !strings.Contains(failed, "window") {
+			t.Fatalf("backtest of invalid rules: %q", failed)
+		}
+		p.Navigate(n.URL + "/console/detectors")
+		p.WaitJS("rules", `document.querySelector('.page.detectors tr[data-rule]') !== null`)
+		p.Eval(`(() => { const i = document.querySelector('input.sessions'); i.value = '200'; return true; })()`, nil)
+		click(t, p, `[data-action=backtest-generated]`)
+		p.WaitJS("backtest report", `document.querySelector('.report .kpis') !== null`)
+	}
+	p.WaitJS("sweep chart", `document.querySelector('.report svg.chart polyline.recall') !== null`)
+	p.Eval(`document.querySelector('.report').scrollIntoView(), true`, nil)
+	save(p, "detectors")
+	checkClean(t, p, "400 /api/v1/sites/demo/rules", "400 /api/v1/sites/demo/backtest")
 }

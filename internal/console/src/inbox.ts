@@ -31,7 +31,7 @@ const defaultCanned: Canned[] = [
 export class Inbox {
   el: HTMLElement;
   private list = h("div", { class: "convlist", role: "listbox", "aria-label": "Conversations" });
-  private search = h("input", { type: "search", class: "search", placeholder: "Search: LF-7K3Q, email or text  ( / )", "aria-label": "Search conversations" });
+  private search = h("input", { type: "search", class: "search", placeholder: "Search reference, email, text", "aria-label": "Search conversations" });
   private searchResults: Conversation[] | null = null;
   private searchNote = h("div", { class: "search-note" });
   private main = h("section", { class: "conv", "aria-label": "Conversation" });
@@ -75,6 +75,10 @@ export class Inbox {
       }
     });
     window.setInterval(() => this.renderList(), 15_000); // wait times
+    // The visitor keeps browsing while they chat: refresh what they did.
+    window.setInterval(() => {
+      if (document.visibilityState === "visible" && this.el.isConnected) this.refreshSide();
+    }, 10_000);
     this.renderList();
     this.renderEmpty();
   }

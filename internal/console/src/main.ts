@@ -205,7 +205,7 @@ function frame(f: Frame): void {
       if (!c) break;
       const isNew = state.putConversation(c);
       if (isNew && c.status === "waiting") alertNew(`New chat ${c.ref}${c.explanation ? ": " + c.explanation : ""}`, "chat");
-      if (state.me && c.agent_id === state.me.id) updateLoad({ ...state.me, load: state.mine().length });
+      if (state.me && c.agent_id === state.me.id) loadBox.textContent = `${state.mine().length}/${capacityIn.value}`;
       break;
     }
     case "typing":
@@ -226,7 +226,10 @@ function frame(f: Frame): void {
     case "presence":
       for (const a of f.agents ?? []) {
         state.agents.set(a.id, a);
-        if (a.id === state.me?.id) updateLoad(a);
+        if (a.id === state.me?.id) {
+          state.me = { ...state.me, status: a.status, capacity: a.capacity, load: a.load };
+          updateLoad(a);
+        }
       }
       state.emit("agents");
       break;

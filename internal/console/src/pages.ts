@@ -178,6 +178,7 @@ export class DetectorsPage implements Page {
   private counters = new Map<string, Counter>();
   private countersNote = h("p", { class: "hint" });
   private report = h("div", { class: "report" });
+  private sessions = h("input", { type: "number", min: 10, max: 20000, step: 100, value: 2000, "aria-label": "Sessions to generate", class: "sessions" });
   private timer = 0;
   private mode: "form" | "json" = "form";
   private canEdit: boolean;
@@ -221,6 +222,7 @@ export class DetectorsPage implements Page {
         h("div", { class: "cardhead" }, h("h2", null, "Backtest"),
           h("p", { class: "hint" }, "Runs the rules above (saved or not) with the same code as lifeline replay."),
           h("div", { class: "spacer" }),
+          h("label", { class: "inline hint" }, "Sessions", this.sessions),
           h("button", { "data-action": "backtest-generated", onclick: () => void this.backtest("generated") }, "On generated sessions"),
           h("button", { "data-action": "backtest-recorded", onclick: () => void this.backtest("recorded") }, "On recorded sessions")),
         this.report),
@@ -337,7 +339,7 @@ export class DetectorsPage implements Page {
     if (this.mode === "json" && !this.readJSON()) return;
     replace(this.report, h("p", { class: "hint" }, "Running…"));
     try {
-      const r = await api<Report>("POST", `/sites/${encodeURIComponent(this.site)}/backtest`, { rules: this.rs, source, sessions: 2000, seed: 1, sweep: true });
+      const r = await api<Report>("POST", `/sites/${encodeURIComponent(this.site)}/backtest`, { rules: this.rs, source, sessions: Number(this.sessions.value) || 2000, seed: 1, sweep: true });
       this.drawReport(r);
     } catch (e) {
       replace(this.report, notAvailable(e) ? unavailable("Backtesting") : h("p", { class: "error" }, (e as Error).message));
