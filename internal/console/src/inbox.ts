@@ -595,6 +595,8 @@ export class Inbox {
     if (this.sideFor !== c.id) return;
     const ctx = v.context;
     const attrs = Object.entries(v.attributes ?? {});
+    const explanation = ctx?.explanation || c.explanation;
+    const findings = (ctx?.findings ?? []).filter((f) => !f.shadow && f.sentence !== explanation).slice(-5);
     replace(this.side,
       h("section", { class: "card identity" },
         h("h3", null, v.name || v.email || "Anonymous visitor"),
@@ -605,9 +607,10 @@ export class Inbox {
       ),
       attrs.length ? h("section", { class: "card" }, h("h4", null, "Attributes"), dl(attrs)) : null,
       h("section", { class: "card" }, h("h4", null, "Why they need help"),
-        ctx?.explanation || c.explanation ? h("p", { class: "explanation" }, ctx?.explanation || c.explanation) : h("p", { class: "empty" }, "The detector found nothing."),
+        explanation ? h("p", { class: "explanation" }, explanation) : h("p", { class: "empty" }, "The detector found nothing."),
         ctx?.score !== undefined ? h("p", { class: "hint" }, `Struggle score ${ctx.score.toFixed(1)}`) : null,
-        ctx?.findings?.length ? h("ul", { class: "findings" }, ctx.findings.map((f) => h("li", { class: f.shadow ? "shadow" : "" }, f.sentence, h("span", { class: "hint" }, ` ${f.rule}${f.shadow ? " (shadow)" : ""} · ${clock(f.at)}`)))) : null,
+        // Shadow findings are for tuning rules, not for the agent.
+        findings.length ? h("ul", { class: "findings" }, findings.map((f) => h("li", null, f.sentence, h("span", { class: "hint" }, ` · ${clock(f.at)}`)))) : null,
       ),
       ctx ? [
         h("section", { class: "card" }, h("h4", null, "Page trail"),

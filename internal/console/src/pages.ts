@@ -322,7 +322,7 @@ export class DetectorsPage implements Page {
 
   /** showErrors puts each line of the server's message next to the rule it names. */
   private showErrors(message: string): void {
-    const lines = message.split("\n").map((l) => l.trim()).filter((l) => l && !/^detect: invalid ruleset:?$/.test(l));
+    const lines = message.split("\n").map((l) => l.trim()).filter((l) => l && !/invalid ruleset:?$/.test(l));
     const general: string[] = [];
     for (const line of lines) {
       const m = /^rules\[(\d+)\]/.exec(line);
