@@ -108,7 +108,10 @@ export class VisitorsPage implements Page {
     row?.replaceChildren(form);
     clearInterval(this.timer); // keep the form while it is being filled in
     text.focus();
-    form.addEventListener("submit", () => { this.timer = window.setInterval(() => void this.load(), POLL_MS); });
+    form.addEventListener("submit", () => {
+      void this.load();
+      this.timer = window.setInterval(() => void this.load(), POLL_MS);
+    });
   }
 
   stop(): void {
