@@ -91,8 +91,8 @@ func BenchmarkVisitMemory(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		if e.Len() != visits || offers != visits {
-			b.Fatalf("Len = %d, offers = %d, want %d each", e.Len(), offers, visits)
+		if e.Len() != visits || offers < visits {
+			b.Fatalf("Len = %d, offers = %d, want %d visits each offered help", e.Len(), offers, visits)
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/visits, "B/visit")
 		runtime.KeepAlive(e)

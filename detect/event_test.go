@@ -51,7 +51,7 @@ func TestDecodeEvent(t *testing.T) {
 
 func TestDecodeEventErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{``, "EOF"},
+		{``, "unexpected end"},
 		{`[]`, "cannot unmarshal"},
 		{`{"k":"page","path":"/"}`, `missing "t"`},
 		{`{"t":0,"k":"page","path":"/"}`, "out of range"},
@@ -63,7 +63,7 @@ func TestDecodeEventErrors(t *testing.T) {
 		{`{"t":1,"k":"request","path":"/a","status":1000}`, "out of range"},
 		{`{"t":1,"k":"submit","form":"a"}`, `without "ok"`},
 		{`{"t":1,"k":"track"}`, `without "name"`},
-		{`{"t":1,"k":"page","path":"/"} {}`, "trailing data"},
+		{`{"t":1,"k":"page","path":"/"} {}`, "after top-level value"},
 		{`{"t":1,"k":"page","path":"` + strings.Repeat("a", MaxEventBytes) + `"}`, "limit"},
 	}
 	for _, tt := range tests {

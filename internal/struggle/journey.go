@@ -48,11 +48,13 @@ func (v *visit) note(ev *detect.Event) {
 	}
 }
 
-// found adds a finding to the journey.
-func (v *visit) found(f *detect.Finding) {
+// found adds a finding to the journey and returns its sentence.
+func (v *visit) found(f *detect.Finding) string {
+	said := f.Sentence()
 	v.jour.Findings = appendBounded(v.jour.Findings, chat.FindingSeen{
-		At: f.Evidence.Last.UTC(), Rule: f.Rule, Sentence: f.Sentence(), Shadow: f.Shadow,
+		At: f.Evidence.Last.UTC(), Rule: f.Rule, Sentence: said, Shadow: f.Shadow,
 	}, chat.MaxFindings)
+	return said
 }
 
 // appendBounded appends x and drops the oldest entries beyond max.

@@ -263,16 +263,19 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 		ev.Site, ev.Visit = ref.SiteKey, v.key
 		findings := st.engine.Observe(*ev)
 		v.note(ev)
+		causeSaid := ""
+		a := st.engine.Verdict()
 		for j := range findings {
 			f := &findings[j]
 			st.count(f.Rule, "fired")
 			s.o.Metrics.Finding(ref.SiteKey, f.Rule, f.Shadow)
-			v.found(f)
+			if said := v.found(f); f.Rule == a.Cause.Rule {
+				causeSaid = said
+			}
 		}
-		a := st.engine.Verdict()
 		v.jour.Score = round2(a.Score)
-		if a.Cause.Rule != "" && len(findings) > 0 {
-			v.jour.Explanation, v.cause = a.Explanation(), a.Cause.Rule
+		if causeSaid != "" {
+			v.jour.Explanation, v.cause = causeSaid, a.Cause.Rule
 		}
 		if !a.Offer {
 			continue

@@ -1,0 +1,270 @@
+package struggle
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/detect/backtest"
+	"github.com/lifelinehq/lifeline/internal/store/bolt"
+)
+
+// hub records offers instead of sending them.
+type hub struct {
+	mu     sync.Mutex
+	online bool
+	offers []offer
+}
+
+type offer struct{ visitor, id, text, mode string }
+
+func (h *hub) Offer(_ context.Context, visitorID, offerID, text, mode string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.offers = append(h.offers, offer{visitorID, offerID, text, mode})
+}
+
+func (h *hub) AgentsOnline(context.Context) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.online
+}
+
+func (h *hub) taken() []offer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.offers
+	h.offers = nil
+	return out
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type fixture struct {
+	store chat.Store
+	hub   *hub
+	clock *clock
+	svc   *Service
+}
+
+func newFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	st, err := bolt.Open(filepath.Join(tb.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	f := &fixture{store: st, hub: &hub{online: true}, clock: &clock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}}
+	f.svc = f.node()
+	return f
+}
+
+// node is another service on the same store, as on another node.
+func (f *fixture) node() *Service {
+	s := New(Options{Store: f.store, Now: f.clock.Now})
+	s.Attach(f.hub)
+	return s
+}
+
+func (f *fixture) visitor(t *testing.T, id string) chat.VisitorRef {
+	t.Helper()
+	if err := f.store.PutVisitor(context.Background(), chat.Visitor{ID: id, SiteKey: "demo", CreatedAt: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return chat.VisitorRef{SiteKey: "demo", VisitorID: id}
+}
+
+// declines sends n "card declined" reports on /checkout, 5 s apart.
+func (f *fixture) declines(svc *Service, ref chat.VisitorRef, n int) {
+	batch := [][]byte{event(f.clock.Now(), `"k":"page","path":"/checkout"`)}
+	for range n {
+		f.clock.Add(5 * time.Second)
+		batch = append(batch, event(f.clock.Now(), `"k":"report","msg":"Your card was declined"`))
+	}
+	svc.HandleEvents(context.Background(), ref, batch)
+}
+
+func event(at time.Time, fields string) []byte {
+	return fmt.Appendf(nil, `{"t":%d,%s}`, at.UnixMilli(), fields)
+}
+
+func TestOfferThenNoThanksSilencesAcrossNodes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ref := f.visitor(t, "v1")
+	f.declines(f.svc, ref, 2)
+	offers := f.hub.taken()
+	if len(offers) != 1 || offers[0].mode != "chat" || offers[0].visitor != "v1" {
+		t.Fatalf("offers = %+v, want one chat offer to v1", offers)
+	}
+	f.svc.OfferResponse(ctx, ref, offers[0].id, false)
+	f.svc.OfferResponse(ctx, ref, offers[0].id, false) // a repeat is counted once
+	f.svc.flush(ctx)
+
+	// The visitor moves to another node: the engine there starts afresh,
+	// but the stored journey carries the "no thanks".
+	other := f.node()
+	f.clock.Add(time.Minute)
+	f.declines(other, ref, 3)
+	if got := f.hub.taken(); len(got) != 0 {
+		t.Fatalf("offers after no thanks on another node = %+v, want none", got)
+	}
+	other.flush(ctx)
+	rows, err := other.Counters(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Rule == "card-declined" && (r.Offered != 1 || r.Declined != 1 || r.Fired < 2) {
+			t.Fatalf("card-declined counters across both nodes = %+v, want offered 1, declined 1, fired ≥ 2", r)
+		}
+	}
+}
+
+func TestNoAgentOnlineOffersMessage(t *testing.T) {
+	f := newFixture(t)
+	f.hub.online = false
+	f.declines(f.svc, f.visitor(t, "v1"), 2)
+	if got := f.hub.taken(); len(got) != 1 || got[0].mode != "message" {
+		t.Fatalf("offers = %+v, want one leave-a-message offer", got)
+	}
+}
+
+func TestHoldoutRecordsButNeverOffers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.svc.SetPolicy(ctx, "demo", chat.OfferPolicy{Holdout: 0.5}, chat.Agent{Email: "pm@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		f.declines(f.svc, f.visitor(t, fmt.Sprintf("v%d", i)), 2)
+	}
+	offered := len(f.hub.taken())
+	rows, _ := f.svc.Counters(ctx, "demo")
+	var held int64
+	for _, r := range rows {
+		held += r.Holdout
+	}
+	if offered+int(held) != n || offered < n/4 || int(held) < n/4 {
+		t.Fatalf("offered %d, held out %d of %d flagged visitors; want every one in exactly one group, about half each", offered, held, n)
+	}
+	if err := f.svc.SetPolicy(ctx, "demo", chat.OfferPolicy{Holdout: 0.9}, chat.Agent{}); err == nil {
+		t.Fatal("a 90 % holdout was accepted")
+	}
+}
+
+func TestShadowRulesNeverOffer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rules := `{"version":1,"threshold":5,"rules":[{"id":"pay","signal":"report","count":2,"window":"5m","weight":8,"shadow":true,"match":{"message":["declined"]}}]}`
+	if _, err := f.svc.SetRules(ctx, "demo", []byte(rules), chat.Agent{Email: "pm@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	ref := f.visitor(t, "v1")
+	f.declines(f.svc, ref, 4)
+	if got := f.hub.taken(); len(got) != 0 {
+		t.Fatalf("a shadow rule offered: %+v", got)
+	}
+	rows, _ := f.svc.Counters(ctx, "demo")
+	if len(rows) != 1 || !rows[0].Shadow || rows[0].Fired == 0 || rows[0].Offered != 0 {
+		t.Fatalf("counters = %+v, want the shadow rule fired and never offered", rows)
+	}
+	if j := f.svc.Journey("v1"); j == nil || len(j.Findings) == 0 || !j.Findings[0].Shadow {
+		t.Fatalf("journey = %+v, want the shadow finding recorded as shadow", j)
+	}
+}
+
+func TestJourneyIsBounded(t *testing.T) {
+	f := newFixture(t)
+	ref := f.visitor(t, "v1")
+	var batch [][]byte
+	for i := range 3 * chat.MaxTrail {
+		f.clock.Add(10 * time.Second)
+		batch = append(batch, event(f.clock.Now(), fmt.Sprintf(`"k":"page","path":"/p%d"`, i)))
+		batch = append(batch, event(f.clock.Now(), fmt.Sprintf(`"k":"error","msg":"boom %d"`, i)))
+		batch = append(batch, event(f.clock.Now(), fmt.Sprintf(`"k":"request","method":"GET","path":"/api/%c%c","status":500`, 'a'+i%26, 'a'+i/26)))
+	}
+	f.svc.HandleEvents(context.Background(), ref, batch)
+	j := f.svc.Journey("v1")
+	if len(j.Trail) != chat.MaxTrail || len(j.Errors) != chat.MaxErrors || len(j.Requests) != chat.MaxRequests || len(j.Findings) > chat.MaxFindings {
+		t.Fatalf("journey sizes %d/%d/%d/%d exceed the bounds", len(j.Trail), len(j.Errors), len(j.Requests), len(j.Findings))
+	}
+	last := j.Trail[len(j.Trail)-1]
+	if last.Path != fmt.Sprintf("/p%d", 3*chat.MaxTrail-1) || j.Trail[0].DwellMS != 10_000 {
+		t.Fatalf("trail keeps the newest pages with their dwell: first %+v, last %+v", j.Trail[0], last)
+	}
+}
+
+func TestBadEventsAndSkewedClocks(t *testing.T) {
+	f := newFixture(t)
+	ref := f.visitor(t, "v1")
+	// A browser clock a day behind, and junk mixed in: the batch still counts.
+	skewed := f.clock.Now().Add(-24 * time.Hour)
+	f.svc.HandleEvents(context.Background(), ref, [][]byte{
+		[]byte(`not json`), []byte(`{"k":"nope"}`),
+		event(skewed, `"k":"page","path":"/checkout"`),
+		event(skewed.Add(time.Second), `"k":"report","msg":"card declined"`),
+		event(skewed.Add(2*time.Second), `"k":"report","msg":"card declined"`),
+	})
+	if got := f.hub.taken(); len(got) != 1 {
+		t.Fatalf("offers = %+v, want one despite junk and a skewed clock", got)
+	}
+	j := f.svc.Journey("v1")
+	if d := f.clock.Now().Sub(j.Trail[0].At); d < 0 || d > time.Minute {
+		t.Fatalf("page time %v is not on the server's clock %v", j.Trail[0].At, f.clock.Now())
+	}
+}
+
+func TestRecorderLabelsOutcomes(t *testing.T) {
+	f := newFixture(t)
+	rec, err := NewRecorder(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.now = f.clock.Now
+	svc := New(Options{Store: f.store, Now: f.clock.Now, Recorder: rec})
+	svc.Attach(f.hub)
+	ctx := context.Background()
+
+	buyer, asker := f.visitor(t, "buyer"), f.visitor(t, "asker")
+	svc.HandleEvents(ctx, buyer, [][]byte{event(f.clock.Now(), `"k":"track","name":"purchase","props":{"email":"x@example.com"}`)})
+	f.declines(svc, asker, 2)
+	svc.Assess(asker) // the visitor starts a conversation
+	if err := rec.Flush(0); err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := rec.Sessions(ctx, "demo", 10)
+	if err != nil || len(sessions) != 2 {
+		t.Fatalf("sessions = %d, %v; want 2", len(sessions), err)
+	}
+	byVisit := map[string]backtest.Session{}
+	for _, s := range sessions {
+		byVisit[s.Visit] = s
+	}
+	if s := byVisit["demo/buyer"]; s.Outcome != backtest.OutcomeConverted || s.Events[0].Props != nil {
+		t.Fatalf("buyer = %+v, want converted with the track props dropped", s)
+	}
+	s := byVisit["demo/asker"]
+	if s.Outcome != backtest.OutcomeContactedSupport || len(s.Episodes) != 1 || s.Episodes[0].Page != "/checkout" {
+		t.Fatalf("asker = %+v, want contacted_support with an episode on /checkout", s)
+	}
+	if _, err := NewRecorder(t.TempDir(), 2); err == nil {
+		t.Fatal("a sample share of 2 was accepted")
+	}
+}
