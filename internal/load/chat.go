@@ -19,125 +19,173 @@ import (
 // Run load tests against test deployments only.
 const loadAgentPassword = "lifeline-load-agent"
 
-// chatRun is the shared state of a chat scenario.
-type chatRun struct {
-	sent, acked, delivered, dups, errs atomic.Int64
-	ackLat, delLat                     Histogram
+// chatPart is the chat share of a run: Pairs visitors, each in its own
+// conversation, served by Agents agent sockets.
+type chatPart struct {
+	r *runner
 
-	mu   sync.Mutex
-	seen map[string]int // client id → deliveries at the agent
+	sent, acked, delivered, dups, errs atomic.Int64
+	failed                             int
+
+	agents   []*chatAgent
+	visitors []*chatVisitor
+	live     int
+
+	mu      sync.Mutex
+	seen    map[string]int // client id → deliveries at the agent
+	foreign []string       // delivered here, sent by another load process
 }
 
-// chat opens Pairs visitors and Agents agent sockets, pairs each visitor's
-// conversation with an agent by claim, then sends visitor messages open
-// loop at Rate for Duration, measuring ack latency at the visitor and
-// delivery latency at the agent from the send time carried in the text.
-func (r *runner) chat(ctx context.Context) (*Report, error) {
-	cfg := r.cfg
-	if cfg.Pairs < 1 || cfg.Agents < 1 || cfg.Agents > cfg.Pairs || cfg.Rate <= 0 {
-		return nil, errors.New("chat needs --pairs ≥ --agents ≥ 1 and --rate > 0")
+// setup logs the agents in (online, with room for their share of the
+// conversations), opens the visitors and starts each visitor's conversation
+// with an opening message; the node's router assigns them to the agents.
+func (p *chatPart) setup(ctx context.Context) error {
+	cfg := p.r.cfg
+	if err := p.openAgents(ctx); err != nil {
+		p.close()
+		return err
 	}
-	run := &chatRun{seen: make(map[string]int, int(cfg.Rate*cfg.Duration.Seconds())+16)}
-	agents, err := r.agents(ctx, run)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, a := range agents {
-			a.conn.CloseNow()
+	p.visitors = make([]*chatVisitor, cfg.Pairs)
+	failed, _ := p.r.dialAll(ctx, cfg.Pairs, func(ctx context.Context, i int) error {
+		v, err := p.openVisitor(ctx, i)
+		if err == nil {
+			p.visitors[i] = v
 		}
-	}()
+		return err
+	})
+	p.failed = failed
+	for _, v := range p.visitors {
+		if v != nil {
+			p.live++
+		}
+	}
+	// Wait until the agents hold every conversation.
+	deadline := time.Now().Add(2 * time.Minute)
+	for p.assigned() < p.live && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.assigned(); n < p.live {
+		return fmt.Errorf("only %d of %d conversations were assigned to the load agents", n, p.live)
+	}
+	return nil
+}
 
-	start := time.Now()
-	visitors := make([]*chatVisitor, cfg.Pairs)
-	var failed atomic.Int64
-	sem := make(chan struct{}, cfg.Concurrency)
+// resolve resolves the conversations this run's agents claimed, so a
+// later run against the same node does not find them still assigned to
+// the load agents (each agent's hello would resend their transcripts).
+func (p *chatPart) resolve(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	var wg sync.WaitGroup
-	for i := range visitors {
-		sem <- struct{}{}
+	for _, a := range p.agents {
+		if a == nil {
+			continue
+		}
+		a.mu.Lock()
+		ids := make([]string, 0, len(a.claimed))
+		for id := range a.claimed {
+			ids = append(ids, id)
+		}
+		a.mu.Unlock()
+		// Under the node's frame rate limit (20/s per socket).
 		wg.Go(func() {
-			defer func() { <-sem }()
-			v, err := r.chatVisitor(ctx, run, i, agents[i%len(agents)])
-			if err != nil {
-				failed.Add(1)
-				return
+			tick := time.NewTicker(time.Second / 15)
+			defer tick.Stop()
+			for _, id := range ids {
+				f := append(append([]byte(`{"type":"resolve","conversation_id":`), appendJSONString(nil, id)...), '}')
+				if a.conn.send(ctx, f) != nil {
+					return
+				}
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					return
+				}
 			}
-			visitors[i] = v
 		})
 	}
 	wg.Wait()
-	connectTime := time.Since(start)
-	defer func() {
-		for _, v := range visitors {
-			if v != nil {
-				v.conn.CloseNow()
-			}
-		}
-	}()
-	// Wait until every agent holds its conversations.
-	deadline := time.Now().Add(60 * time.Second)
-	for _, a := range agents {
-		for a.claimedCount() < a.want.Load() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+}
 
-	// Open loop: each visitor sends at Rate/Pairs per second from a random
-	// phase, whatever the server's answers do.
-	live := 0
-	for _, v := range visitors {
-		if v != nil {
-			live++
-		}
+func (p *chatPart) assigned() int {
+	n := 0
+	for _, a := range p.agents {
+		n += int(a.claimedCount())
 	}
-	interval := time.Duration(float64(time.Second) * float64(live) / cfg.Rate)
-	sendCtx, stop := context.WithTimeout(ctx, cfg.Duration)
-	sendStart := time.Now()
-	var senders sync.WaitGroup
-	for _, v := range visitors {
-		if v != nil {
-			senders.Go(func() { v.sendLoop(ctx, sendCtx.Done(), run, interval) })
-		}
-	}
-	senders.Wait()
-	stop()
-	sendTime := time.Since(sendStart)
+	return n
+}
 
-	// Drain: wait a little for acks and deliveries in flight.
-	drain := time.Now().Add(5 * time.Second)
-	for (run.acked.Load()+run.errs.Load() < run.sent.Load() || run.delivered.Load() < run.acked.Load()) &&
-		time.Now().Before(drain) {
+func (p *chatPart) close() {
+	for _, a := range p.agents {
+		if a != nil {
+			a.conn.closeNow()
+		}
+	}
+	for _, v := range p.visitors {
+		if v != nil {
+			v.conn.closeNow()
+		}
+	}
+}
+
+// send runs every visitor's open-loop send loop until stop.
+func (p *chatPart) send(ctx context.Context, stop <-chan struct{}) {
+	if p.live == 0 {
+		return
+	}
+	// Each visitor sends at Rate/live per second from a random phase,
+	// whatever the server's answers do.
+	interval := time.Duration(float64(time.Second) * float64(p.live) / p.r.cfg.Rate)
+	var wg sync.WaitGroup
+	for _, v := range p.visitors {
+		if v != nil {
+			wg.Go(func() { v.sendLoop(ctx, stop, p, interval) })
+		}
+	}
+	wg.Wait()
+}
+
+// drain waits up to d for acks and deliveries in flight.
+func (p *chatPart) drain(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for (p.acked.Load()+p.errs.Load() < p.sent.Load() || p.delivered.Load() < p.acked.Load()) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	run.mu.Lock()
-	var lost int64
-	for _, v := range visitors {
+}
+
+// report adds the chat counts to rep; a message acked but never delivered
+// to an agent is lost. With several load processes the router may give a
+// process's conversation to another's agent: the process lists the acked
+// messages it did not see delivered, and the deliveries it saw of other
+// processes' messages, and the parent matches them up.
+func (p *chatPart) report(rep *Report, sending time.Duration) {
+	p.mu.Lock()
+	for _, v := range p.visitors {
 		if v == nil {
 			continue
 		}
 		v.mu.Lock()
 		for id := range v.ackedIDs {
-			if run.seen[id] == 0 {
-				lost++
+			if p.seen[id] == 0 {
+				rep.Unmatched = append(rep.Unmatched, id)
 			}
 		}
 		v.mu.Unlock()
 	}
-	run.mu.Unlock()
-	ack, del := run.ackLat.Summarize(), run.delLat.Summarize()
-	return &Report{
-		Connections: live + len(agents), Failed: int(failed.Load()), ConnectTime: connectTime.Seconds(),
-		Sent: run.sent.Load(), Acked: run.acked.Load(), Delivered: run.delivered.Load(), Lost: lost,
-		Duplicated: run.dups.Load(), Errors: run.errs.Load(), AckLatency: &ack, Latency: &del,
-		RateActual: float64(run.sent.Load()) / sendTime.Seconds(),
-	}, nil
+	rep.Foreign = append(rep.Foreign, p.foreign...)
+	lost := int64(len(rep.Unmatched))
+	p.mu.Unlock()
+	rep.Connections += p.live + len(p.agents)
+	rep.Failed += p.failed
+	rep.Sent, rep.Acked, rep.Delivered = p.sent.Load(), p.acked.Load(), p.delivered.Load()
+	rep.Lost, rep.Duplicated, rep.Errors = lost, p.dups.Load(), p.errs.Load()
+	rep.RateActual = float64(p.sent.Load()) / sending.Seconds()
 }
 
 // chatAgent is one agent socket.
 type chatAgent struct {
-	conn *client.Conn
+	conn *conn
 	id   string
-	want atomic.Int64
 
 	mu      sync.Mutex
 	claimed map[string]bool
@@ -149,84 +197,98 @@ func (a *chatAgent) claimedCount() int64 {
 	return int64(len(a.claimed))
 }
 
-// agents creates (if needed), logs in and connects the load agents, away so
-// the router leaves the conversations to their claims.
-func (r *runner) agents(ctx context.Context, run *chatRun) ([]*chatAgent, error) {
-	admin, err := client.Login(ctx, r.cfg.URL, r.cfg.AdminEmail, r.cfg.AdminPassword)
+// openAgents creates (if needed), logs in and connects the load agents,
+// online with capacity for their share of the conversations.
+func (p *chatPart) openAgents(ctx context.Context) error {
+	cfg := p.r.cfg
+	admin, err := client.Login(ctx, cfg.URL, cfg.AdminEmail, cfg.AdminPassword)
 	if err != nil {
-		return nil, fmt.Errorf("log in as %s (set LIFELINE_ADMIN_PASSWORD): %w", r.cfg.AdminEmail, err)
+		return fmt.Errorf("log in as %s (set LIFELINE_ADMIN_PASSWORD): %w", cfg.AdminEmail, err)
 	}
-	agents := make([]*chatAgent, r.cfg.Agents)
-	for i := range agents {
-		email := fmt.Sprintf("load-agent-%d@lifeline.local", i)
+	capacity := (cfg.Pairs + cfg.Agents - 1) / cfg.Agents
+	if capacity > 100 {
+		return fmt.Errorf("%d agents cannot serve %d conversations: an agent takes at most 100; use --agents %d", cfg.Agents, cfg.Pairs, (cfg.Pairs+99)/100)
+	}
+	presence := fmt.Appendf(nil, `{"type":"presence","status":"online","capacity":%d}`, capacity)
+	p.agents = make([]*chatAgent, cfg.Agents)
+	for i := range p.agents {
+		email := fmt.Sprintf("load-agent-%d-%d@lifeline.local", cfg.proc, i)
 		err := admin.Do(ctx, http.MethodPost, "/api/v1/agents", map[string]any{
-			"email": email, "name": fmt.Sprintf("Load agent %d", i), "role": "agent", "password": loadAgentPassword,
+			"email": email, "name": fmt.Sprintf("Load agent %d-%d", cfg.proc, i), "role": "agent", "password": loadAgentPassword,
 		}, nil)
 		var se *client.StatusError
 		if err != nil && !(errors.As(err, &se) && se.Status == http.StatusConflict) {
-			return nil, fmt.Errorf("create %s: %w", email, err)
+			return fmt.Errorf("create %s: %w", email, err)
 		}
-		s, err := client.Login(ctx, r.cfg.URL, email, loadAgentPassword)
+		s, err := client.Login(ctx, cfg.URL, email, loadAgentPassword)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		s.HTTP.Transport = r.transport()
-		c, err := s.DialAgent(ctx)
+		hc := p.r.client()
+		c, err := dialWS(ctx, cfg.URL, "/ws/agent", &http.Client{Transport: hc.Transport, Jar: s.HTTP.Jar})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a := &chatAgent{conn: c, id: s.Agent.ID, claimed: make(map[string]bool)}
-		agents[i] = a
-		if err := c.Send(ctx, map[string]any{"type": "hello"}); err != nil {
-			return nil, err
+		p.agents[i] = a
+		if err := c.send(ctx, []byte(`{"type":"hello"}`)); err != nil {
+			return err
 		}
-		if _, err := c.Until(ctx, "welcome", nil); err != nil {
-			return nil, err
+		if _, err := c.until(ctx, "welcome"); err != nil {
+			return err
 		}
-		if err := c.Send(ctx, map[string]any{"type": "presence", "status": "away"}); err != nil {
-			return nil, err
+		p.r.wg.Go(func() { a.read(p) })
+		if err := c.send(ctx, presence); err != nil {
+			return err
 		}
-		go a.read(ctx, run)
 	}
-	return agents, nil
+	return nil
 }
 
 // read records claims and deliveries on an agent socket.
-func (a *chatAgent) read(ctx context.Context, run *chatRun) {
+func (a *chatAgent) read(p *chatPart) {
+	var f frame
 	for {
-		f, err := a.conn.Next(ctx)
+		b, err := a.conn.next(context.Background())
 		if err != nil {
 			return
 		}
+		now := time.Now()
+		if decodeFrame(b, &f) != nil {
+			continue
+		}
 		switch f.Type {
 		case "conversation":
-			cv, err := f.Conv()
-			if err == nil && cv.AgentID == a.id && cv.Status == "active" {
+			cv := f.Conversation
+			if cv.AgentID == a.id && cv.Status == "active" {
 				a.mu.Lock()
 				a.claimed[cv.ID] = true
 				a.mu.Unlock()
 			}
 		case "message":
-			m, err := f.ChatMessage()
-			if err != nil || m.Author.Kind != "visitor" {
+			m := f.Message
+			if m.Author.Kind != "visitor" {
 				continue
 			}
 			sentAt, ok := sendTime(m.Text)
-			if !ok {
-				continue // an opening message
+			if !ok || !strings.HasPrefix(m.ClientID, p.r.nonce+"-") {
+				continue // an opening message, or one of an earlier run
 			}
-			run.mu.Lock()
-			run.seen[m.ClientID]++
-			n := run.seen[m.ClientID]
-			run.mu.Unlock()
+			p.mu.Lock()
+			p.seen[m.ClientID]++
+			n := p.seen[m.ClientID]
+			if n == 1 && !strings.HasPrefix(m.ClientID, p.r.procPrefix) {
+				p.foreign = append(p.foreign, m.ClientID)
+			}
+			p.mu.Unlock()
 			if n > 1 {
-				run.dups.Add(1)
+				p.dups.Add(1)
 				continue
 			}
-			run.delivered.Add(1)
-			run.delLat.Record(time.Since(sentAt))
+			p.delivered.Add(1)
+			p.r.delLat.Record(now.Sub(sentAt))
 		case "error":
-			run.errs.Add(1)
+			p.errs.Add(1)
 		}
 	}
 }
@@ -247,7 +309,7 @@ func sendTime(text string) (time.Time, bool) {
 
 // chatVisitor is one visitor socket with its conversation.
 type chatVisitor struct {
-	conn *client.Conn
+	conn *conn
 	idx  int
 
 	mu       sync.Mutex
@@ -255,39 +317,36 @@ type chatVisitor struct {
 	ackedIDs map[string]bool
 }
 
-// chatVisitor opens a visitor, starts its conversation and asks agent to
-// claim it.
-func (r *runner) chatVisitor(ctx context.Context, run *chatRun, idx int, agent *chatAgent) (*chatVisitor, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := r.visitor(dctx)
+// openVisitor opens a visitor and starts its conversation.
+func (p *chatPart) openVisitor(ctx context.Context, idx int) (*chatVisitor, error) {
+	c, err := p.r.visitor(ctx, "/help")
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Send(dctx, map[string]any{"type": "message", "client_id": fmt.Sprintf("open-%d", idx), "text": "hello"}); err != nil {
-		c.CloseNow()
+	open := fmt.Appendf(nil, `{"type":"message","client_id":"open-%s-%d-%d","text":"hello"}`, p.r.nonce, p.r.cfg.proc, idx)
+	if err := c.send(ctx, open); err != nil {
+		c.closeNow()
 		return nil, err
 	}
-	ack, err := c.Until(dctx, "ack", nil)
-	if err != nil {
-		c.CloseNow()
-		return nil, err
-	}
-	agent.want.Add(1)
-	if err := agent.conn.Send(dctx, map[string]any{"type": "claim", "conversation_id": ack.ConversationID}); err != nil {
-		c.CloseNow()
+	if _, err := c.until(ctx, "ack"); err != nil {
+		c.closeNow()
 		return nil, err
 	}
 	v := &chatVisitor{conn: c, idx: idx, pending: make(map[string]time.Time), ackedIDs: make(map[string]bool)}
-	go v.read(ctx, run)
+	p.r.wg.Go(func() { v.read(p) })
 	return v, nil
 }
 
-func (v *chatVisitor) read(ctx context.Context, run *chatRun) {
+func (v *chatVisitor) read(p *chatPart) {
+	var f frame
 	for {
-		f, err := v.conn.Next(ctx)
+		b, err := v.conn.next(context.Background())
 		if err != nil {
 			return
+		}
+		now := time.Now()
+		if decodeFrame(b, &f) != nil {
+			continue
 		}
 		switch f.Type {
 		case "ack":
@@ -299,11 +358,11 @@ func (v *chatVisitor) read(ctx context.Context, run *chatRun) {
 			}
 			v.mu.Unlock()
 			if ok {
-				run.acked.Add(1)
-				run.ackLat.Record(time.Since(at))
+				p.acked.Add(1)
+				p.r.ackLat.Record(now.Sub(at))
 			}
 		case "error":
-			run.errs.Add(1)
+			p.errs.Add(1)
 		}
 	}
 }
@@ -311,11 +370,13 @@ func (v *chatVisitor) read(ctx context.Context, run *chatRun) {
 // sendLoop sends until stop is closed. Writes use ctx, not a context that
 // ends with the sending window: an expiring write context closes the socket
 // (coder/websocket), which would lose the acks still in flight.
-func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, run *chatRun, interval time.Duration) {
+func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, p *chatPart, interval time.Duration) {
 	// A random phase spreads the visitors over the interval.
 	timer := time.NewTimer(time.Duration(rand.Int64N(int64(interval) + 1)))
 	defer timer.Stop()
 	next := time.Now()
+	idPrefix := fmt.Sprintf("%s%d-", p.r.procPrefix, v.idx)
+	var buf []byte
 	for n := 0; ; n++ {
 		select {
 		case <-stop:
@@ -328,15 +389,17 @@ func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, run *c
 		default:
 		}
 		now := time.Now()
-		id := fmt.Sprintf("%d-%d", v.idx, n)
+		id := idPrefix + strconv.Itoa(n)
+		buf = append(append(append(buf[:0], `{"type":"message","client_id":"`...), id...), `","text":"t=`...)
+		buf = strconv.AppendInt(buf, now.UnixNano(), 10)
+		buf = append(buf, ` load message"}`...)
 		v.mu.Lock()
 		v.pending[id] = now
 		v.mu.Unlock()
-		text := "t=" + strconv.FormatInt(now.UnixNano(), 10) + " load message"
-		if err := v.conn.Send(ctx, map[string]any{"type": "message", "client_id": id, "text": text}); err != nil {
+		if err := v.conn.send(ctx, buf); err != nil {
 			return
 		}
-		run.sent.Add(1)
+		p.sent.Add(1)
 		next = next.Add(interval)
 		if d := time.Until(next); d > 0 {
 			timer.Reset(d)

@@ -107,3 +107,42 @@ func (h *Histogram) Summarize() Summary {
 	h.mu.Unlock()
 	return Summary{Count: n, P50: ms(h.Quantile(.5)), P90: ms(h.Quantile(.9)), P99: ms(h.Quantile(.99)), P999: ms(h.Quantile(.999)), Max: ms(max)}
 }
+
+// HistData is a histogram in a form that travels between processes: the
+// non-empty buckets and the maximum, so reports of several load processes
+// merge into exact percentiles of the whole run.
+type HistData struct {
+	Buckets [][2]uint64 `json:"buckets"` // bucket index, count
+	MaxNS   int64       `json:"max_ns"`
+}
+
+// Export returns the histogram's data.
+func (h *Histogram) Export() *HistData {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := &HistData{MaxNS: int64(h.max)}
+	for b, c := range h.counts {
+		if c > 0 {
+			d.Buckets = append(d.Buckets, [2]uint64{uint64(b), c})
+		}
+	}
+	return d
+}
+
+// Merge adds exported data to the histogram.
+func (h *Histogram) Merge(d *HistData) {
+	if d == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, bc := range d.Buckets {
+		if bc[0] < uint64(len(h.counts)) {
+			h.counts[bc[0]] += bc[1]
+			h.n += bc[1]
+		}
+	}
+	if m := time.Duration(d.MaxNS); m > h.max {
+		h.max = m
+	}
+}

@@ -58,3 +58,38 @@ func TestReadProcSelf(t *testing.T) {
 		t.Errorf("ReadProc(self) = %+v, want at least 1 MiB RSS", s)
 	}
 }
+
+func TestHistogramMergeEqualsOneHistogram(t *testing.T) {
+	t.Parallel()
+	var all, a, b, merged Histogram
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 10_000 {
+		d := time.Duration(rng.ExpFloat64() * float64(5*time.Millisecond))
+		all.Record(d)
+		if i%3 == 0 {
+			a.Record(d)
+		} else {
+			b.Record(d)
+		}
+	}
+	merged.Merge(a.Export())
+	merged.Merge(b.Export())
+	if got, want := merged.Summarize(), all.Summarize(); got != want {
+		t.Errorf("merged summary = %+v, want %+v", got, want)
+	}
+}
+
+func TestShareAddsUp(t *testing.T) {
+	t.Parallel()
+	for _, total := range []int{0, 1, 7, 19000} {
+		for n := 1; n <= 5; n++ {
+			sum := 0
+			for i := range n {
+				sum += share(total, i, n)
+			}
+			if sum != total {
+				t.Errorf("shares of %d over %d add up to %d", total, n, sum)
+			}
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/coder/websocket"
+)
+
+// conn is one load socket. Writes are raw bytes built by the caller, and
+// reads reuse one buffer, so the generator spends its share of the two
+// cores on the protocol, not on its own garbage.
+type conn struct {
+	ws  *websocket.Conn
+	wmu sync.Mutex // one writer at a time (pings and the send loop)
+	buf bytes.Buffer
+}
+
+func wsURL(base, path string) string {
+	u := strings.TrimRight(base, "/") + path
+	u = strings.Replace(u, "http://", "ws://", 1)
+	return strings.Replace(u, "https://", "wss://", 1)
+}
+
+// dialWS opens a socket at path through hc (which picks the source
+// address and, for agents, carries the session cookie).
+func dialWS(ctx context.Context, base, path string, hc *http.Client) (*conn, error) {
+	h := http.Header{}
+	h.Set("Origin", strings.TrimRight(base, "/"))
+	ws, resp, err := websocket.Dial(ctx, wsURL(base, path), &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", path, err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("dial %s: %w", path, err)
+	}
+	ws.SetReadLimit(1 << 20)
+	return &conn{ws: ws}, nil
+}
+
+func dialVisitor(ctx context.Context, base, site string, hc *http.Client) (*conn, error) {
+	return dialWS(ctx, base, "/ws/visitor?site="+url.QueryEscape(site), hc)
+}
+
+// send writes one text frame.
+func (c *conn) send(ctx context.Context, b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// next reads one frame into the conn's buffer; the bytes are valid until
+// the next call.
+func (c *conn) next(ctx context.Context) ([]byte, error) {
+	_, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.buf.Reset()
+	if _, err := c.buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return c.buf.Bytes(), nil
+}
+
+// frame is the part of a server frame the generator looks at.
+type frame struct {
+	Type           string `json:"type"`
+	Code           string `json:"code"`
+	ClientID       string `json:"client_id"`
+	ConversationID string `json:"conversation_id"`
+	OfferID        string `json:"offer_id"`
+	Message        struct {
+		ClientID string `json:"client_id"`
+		Text     string `json:"text"`
+		Author   struct {
+			Kind string `json:"kind"`
+		} `json:"author"`
+	} `json:"message"`
+	Conversation struct {
+		ID      string `json:"id"`
+		AgentID string `json:"agent_id"`
+		Status  string `json:"status"`
+	} `json:"conversation"`
+}
+
+// decode reads the frame's fields. An error frame's message is a string,
+// which does not fit Message; the type and code are still decoded.
+func decodeFrame(b []byte, f *frame) error {
+	*f = frame{}
+	err := json.Unmarshal(b, f)
+	if err != nil && f.Type == "" {
+		return fmt.Errorf("decode frame: %w", err)
+	}
+	return nil
+}
+
+// until reads frames until one of type typ arrives.
+func (c *conn) until(ctx context.Context, typ string) (frame, error) {
+	var f frame
+	for {
+		b, err := c.next(ctx)
+		if err != nil {
+			return f, err
+		}
+		if err := decodeFrame(b, &f); err != nil {
+			return f, err
+		}
+		if f.Type == typ {
+			return f, nil
+		}
+		if f.Type == "error" && typ != "error" {
+			return f, fmt.Errorf("server answered with error %s while waiting for %s", f.Code, typ)
+		}
+	}
+}
+
+func (c *conn) closeNow() { _ = c.ws.CloseNow() }
+
+// discard reads and drops frames until the socket ends, so pongs and
+// control frames are processed.
+func (c *conn) discard(ctx context.Context) {
+	for {
+		_, r, err := c.ws.Reader(ctx)
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
