@@ -80,7 +80,7 @@ func (h *Hub) handleAgent(ctx context.Context, c *client, data []byte) {
 // writes reports whether a frame type changes conversations.
 func writes(typ string) bool {
 	switch typ {
-	case TypeMessage, TypeNote, TypeClaim, TypeTransfer, TypeResolve, TypeReopen, TypePending, TypeInvite, TypeTyping:
+	case TypeMessage, TypeNote, TypeClaim, TypeTransfer, TypeResolve, TypeReopen, TypePending, TypeInvite, TypeTyping, TypeRead:
 		return true
 	}
 	return false

@@ -72,6 +72,8 @@ type client struct {
 	tokens  float64
 	tokenAt time.Time
 	strikes int
+
+	closeAfter *closeRequest // set by closeAfterFlush; guarded by mu
 }
 
 func newClient(h *Hub, t transport, kind clientKind, ip string) *client {
@@ -115,6 +117,9 @@ func (c *client) writeLoop() {
 		if len(c.queue) == 0 || c.closed {
 			c.writing = false
 			c.queue = nil
+			if c.closeAfter != nil {
+				c.closeLocked(c.closeAfter.code, c.closeAfter.reason)
+			}
 			c.mu.Unlock()
 			return
 		}
@@ -135,6 +140,23 @@ func (c *client) writeLoop() {
 			}
 		}
 	}
+}
+
+// closeAfterFlush closes the client once the frames already queued (the
+// errors explaining why) are written.
+func (c *client) closeAfterFlush(code StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.writing {
+		c.closeLocked(code, reason)
+		return
+	}
+	c.closeAfter = &closeRequest{code, reason}
+}
+
+type closeRequest struct {
+	code   StatusCode
+	reason string
 }
 
 func (c *client) close(code StatusCode, reason string) {

@@ -106,6 +106,18 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 		}
 		r.delivered = m.Seq
 	}
+	if c.kind == kindAgent {
+		// Agents see the notes too: a note written just before a transfer
+		// is published before the new agent has joined the room. Clients
+		// drop notes they already hold by id.
+		notes, err := h.store.Notes(ctx, convID)
+		if err != nil {
+			h.log.Warn("read notes for an agent", "conv", convID, "err", err)
+		}
+		for i := range notes {
+			c.send(encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
+		}
+	}
 	return nil
 }
 

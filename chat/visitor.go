@@ -314,6 +314,14 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 	if err != nil {
 		return err
 	}
+	if email != "" && v.Email == "" {
+		// Remember the address the visitor gave so agents can find them by
+		// it later; it stays unverified.
+		v.Email = email
+		if err := h.store.PutVisitor(ctx, v); err != nil {
+			return err
+		}
+	}
 	m, created, err := h.store.AppendMessage(ctx, Message{
 		ConversationID: conv.ID, ClientID: in.ClientID, Text: in.Text,
 		Author: Author{Kind: AuthorVisitor, ID: v.ID, Name: v.Name},

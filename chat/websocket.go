@@ -51,6 +51,7 @@ func (h *Hub) serve(ctx context.Context, c *client, conn *websocket.Conn, handle
 		return
 	}
 	defer h.unregister(c)
+	draining := false // closing after the queued errors are written
 	for {
 		typ, data, err := conn.Read(ctx)
 		if err != nil {
@@ -59,13 +60,16 @@ func (h *Hub) serve(ctx context.Context, c *client, conn *websocket.Conn, handle
 			}
 			return
 		}
+		if draining {
+			continue // read on so the close handshake can finish
+		}
 		now := h.now()
 		c.lastActive.Store(now.UnixNano())
 		if !c.allow(now) {
 			c.sendError(CodeRateLimited, "too many frames; slow down", "", "")
 			if c.strikes >= maxStrikes {
-				c.close(ClosePolicy, "rate limit exceeded")
-				return
+				c.closeAfterFlush(ClosePolicy, "rate limit exceeded")
+				draining = true
 			}
 			continue
 		}

@@ -215,6 +215,19 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	if me, _ := auth.AgentFrom(r.Context()); me.Role == chat.RoleAdmin {
+		// Admins also see disabled accounts, to enable them again.
+		all, err := s.cfg.Store.Agents(r.Context())
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+		for _, a := range all {
+			if a.Disabled {
+				list = append(list, chat.AgentView{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role, Status: "disabled", Capacity: a.EffectiveCapacity()})
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": nonNil(list)})
 }
 
