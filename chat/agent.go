@@ -204,7 +204,7 @@ func (h *Hub) agentMessage(ctx context.Context, c *client, in *Inbound) error {
 			h.publishConversation(ctx, conv)
 		}
 	}
-	m, created, err := h.store.AppendMessage(ctx, Message{
+	m, _, err := h.store.AppendMessage(ctx, Message{
 		ConversationID: in.ConversationID, ClientID: in.ClientID, Text: in.Text,
 		Author: Author{Kind: AuthorAgent, ID: c.agent.ID, Name: c.agent.Name},
 	})
@@ -212,10 +212,11 @@ func (h *Hub) agentMessage(ctx context.Context, c *client, in *Inbound) error {
 		return err
 	}
 	h.metrics.MessageStored(h.now().Sub(start))
+	// Publish before acknowledging, and again for a retry: a node that dies
+	// between storing and publishing has not acknowledged, so the client's
+	// retry (on any node) publishes. Rooms drop what they already delivered.
+	h.publish(ctx, convTopic(m.ConversationID), &event{Kind: evMessage, Message: &m})
 	c.send(encode(ackFrame{Type: TypeAck, ID: in.ID, ClientID: in.ClientID, ConversationID: m.ConversationID, Seq: m.Seq}))
-	if created {
-		h.publish(ctx, convTopic(m.ConversationID), &event{Kind: evMessage, Message: &m})
-	}
 	return nil
 }
 

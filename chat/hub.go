@@ -325,7 +325,8 @@ func (h *Hub) unregister(c *client) {
 	}
 }
 
-// houseLoop closes idle sockets and refreshes local agents' presence.
+// houseLoop closes idle sockets, refreshes local agents' presence and
+// joins them to conversations whose assignment they missed.
 func (h *Hub) houseLoop() {
 	tick := time.NewTicker(h.cfg.PresenceTTL / 3)
 	defer tick.Stop()
@@ -355,6 +356,9 @@ func (h *Hub) houseLoop() {
 		for _, g := range agents {
 			h.refreshPresence(h.ctx, g)
 		}
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.PresenceTTL/3)
+		h.attachAssigned(ctx)
+		cancel()
 	}
 }
 

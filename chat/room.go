@@ -372,14 +372,7 @@ func (h *Hub) resyncOnce() bool {
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
 	}
-	agents := make(map[string][]*client, len(h.agents))
-	for id, g := range h.agents {
-		for c := range g.clients {
-			agents[id] = append(agents[id], c)
-		}
-	}
 	h.mu.Unlock()
-
 	ok := true
 	for _, r := range rooms {
 		select {
@@ -398,10 +391,30 @@ func (h *Hub) resyncOnce() bool {
 			ok = false
 		}
 	}
+	return h.attachAssigned(ctx) && ok
+}
+
+// attachAssigned tells local agents' sockets about conversations assigned
+// to them that they have not joined, and joins them. Assignments are
+// announced on the broker once, so one is missed when the announcement is
+// lost or the assigning node dies between storing and announcing it. It
+// reports whether every read succeeded.
+func (h *Hub) attachAssigned(ctx context.Context) bool {
+	h.mu.Lock()
+	agents := make(map[string][]*client, len(h.agents))
+	for id, g := range h.agents {
+		for c := range g.clients {
+			agents[id] = append(agents[id], c)
+		}
+	}
+	h.mu.Unlock()
+	ok := true
 	for id, clients := range agents {
 		assigned, err := h.store.Conversations(ctx, ConversationQuery{AgentID: id, Statuses: []Status{StatusActive, StatusPending}, Limit: 500})
 		if err != nil {
-			h.log.Warn("resync: assigned conversations", "agent", id, "err", err)
+			if h.ctx.Err() == nil {
+				h.log.Warn("assigned conversations", "agent", id, "err", err)
+			}
 			ok = false
 			continue
 		}
@@ -419,7 +432,7 @@ func (h *Hub) resyncOnce() bool {
 				}
 				c.send(frame)
 				if err := h.attach(ctx, c, conv.ID, true); err != nil {
-					h.log.Warn("resync: attach assigned agent", "conv", conv.ID, "agent", id, "err", err)
+					h.log.Warn("attach assigned agent", "conv", conv.ID, "agent", id, "err", err)
 					ok = false
 				}
 			}

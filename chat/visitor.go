@@ -322,7 +322,7 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 			return err
 		}
 	}
-	m, created, err := h.store.AppendMessage(ctx, Message{
+	m, _, err := h.store.AppendMessage(ctx, Message{
 		ConversationID: conv.ID, ClientID: in.ClientID, Text: in.Text,
 		Author: Author{Kind: AuthorVisitor, ID: v.ID, Name: v.Name},
 	})
@@ -330,10 +330,11 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 		return err
 	}
 	h.metrics.MessageStored(h.now().Sub(start))
+	// Publish before acknowledging, and again for a retry: a node that dies
+	// between storing and publishing has not acknowledged, so the client's
+	// retry (on any node) publishes. Rooms drop what they already delivered.
+	h.publish(ctx, convTopic(conv.ID), &event{Kind: evMessage, Message: &m})
 	c.send(encode(ackFrame{Type: TypeAck, ID: in.ID, ClientID: in.ClientID, ConversationID: conv.ID, Seq: m.Seq, Ref: conv.Ref}))
-	if created {
-		h.publish(ctx, convTopic(conv.ID), &event{Kind: evMessage, Message: &m})
-	}
 	return nil
 }
 
