@@ -111,6 +111,29 @@ type Store interface {
 	// Log returns up to limit entries of the log key, newest first.
 	Log(ctx context.Context, key string, limit int) ([][]byte, error)
 
+	// DeleteConversation removes a conversation with its messages, notes,
+	// reference and index entries, and frees its agent's load. Deleting an
+	// absent conversation is not an error. Erasure and retention use it.
+	DeleteConversation(ctx context.Context, id string) error
+	// DeleteVisitor removes a visitor record and its lookup index entries,
+	// not its conversations. Deleting an absent visitor is not an error.
+	DeleteVisitor(ctx context.Context, id string) error
+
+	// PutOutbox adds item to the durable queue, or replaces the item with
+	// its ID (data and due time). ErrInvalid if queue or item.ID is empty.
+	PutOutbox(ctx context.Context, queue string, item OutboxItem) error
+	// ClaimOutbox returns up to limit items of the queue that are due at
+	// now, earliest first, and moves each one's due time to now+lease, so
+	// that no other caller claims it meanwhile. An item that is neither
+	// deleted nor put again comes back after the lease: a crashed worker's
+	// jobs are not lost. Of racing claims, each item goes to one.
+	ClaimOutbox(ctx context.Context, queue string, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error)
+	// DeleteOutbox removes an item; deleting an absent one is not an error.
+	DeleteOutbox(ctx context.Context, queue, id string) error
+	// OutboxItems lists up to limit items of the queue (limit <= 0 means
+	// 100), earliest due first, without claiming them.
+	OutboxItems(ctx context.Context, queue string, limit int) ([]OutboxItem, error)
+
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the store. Calls after Close return ErrClosed.
@@ -132,4 +155,12 @@ type ConversationQuery struct {
 	AgentID   string
 	Statuses  []Status
 	Limit     int // <= 0 means 100
+}
+
+// OutboxItem is one job of a durable queue (webhook deliveries). Data is
+// opaque to the store.
+type OutboxItem struct {
+	ID   string
+	Due  time.Time
+	Data []byte
 }

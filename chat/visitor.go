@@ -271,6 +271,8 @@ func (h *Hub) onVisitorEvent(visitorID string, payload []byte) {
 	}
 	h.mu.Unlock()
 	switch ev.Kind {
+	case evErased:
+		h.closeVisitorSockets(visitorID)
 	case evOffer:
 		if ev.Offer == nil {
 			return

@@ -66,6 +66,10 @@ func TestStore(t *testing.T, newStore func(t *testing.T) chat.Store) {
 		{"PutMetaIfAbsent", testPutMetaIfAbsent},
 		{"MetaCountersLog", testMetaCountersLog},
 		{"Closed", testClosed},
+		{"DeleteConversation", testDeleteConversation},
+		{"DeleteVisitor", testDeleteVisitor},
+		{"Outbox", testOutbox},
+		{"OutboxClaimRace", testOutboxClaimRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
