@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -61,9 +62,10 @@ type Page struct {
 	t   testing.TB
 	ctx context.Context
 
-	mu   sync.Mutex
-	logs []string // every console line and log entry, "level: text"
-	errs []string // console errors, exceptions, log errors
+	mu    sync.Mutex
+	logs  []string       // every console line and log entry, "level: text"
+	errs  []string       // console errors, exceptions, log errors
+	hooks []func(ev any) // OnEvent's funcs
 }
 
 // New starts a fresh headless Chromium with a temporary profile and returns
@@ -118,7 +120,51 @@ func (p *Page) NewTab() *Page {
 	return q
 }
 
+// NewContext opens a tab in a new browser context of the same browser,
+// like a separate incognito window: it shares no cookies, storage or cache
+// with any other tab, so one test can drive two people (a visitor and an
+// agent, or two visitors) without starting a second browser.
+func (p *Page) NewContext() *Page {
+	p.t.Helper()
+	q := &Page{t: p.t}
+	ctx, cancel := chromedp.NewContext(p.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(q.listen))
+	q.ctx = ctx
+	p.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		p.t.Fatalf("browsertest: new browser context: %v", err)
+	}
+	return q
+}
+
+// OnEvent calls fn with every DevTools protocol event of the tab from now
+// on (such as *network.EventWebSocketFrameSent; the network domain is
+// enabled). fn runs on chromedp's event loop: it must be quick and must not
+// call back into the page.
+func (p *Page) OnEvent(fn func(ev any)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hooks = append(p.hooks, fn)
+}
+
+// OnNewDocument adds a script that runs in every document the tab loads
+// from now on, before any of the page's own scripts: a test's way to put
+// calls in the snippet's queue before the widget loads.
+func (p *Page) OnNewDocument(js string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js}); err != nil {
+		p.t.Fatalf("browsertest: add script: %v", err)
+	}
+}
+
 func (p *Page) listen(ev any) {
+	p.mu.Lock()
+	hooks := p.hooks
+	p.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ev)
+	}
 	{
 		switch ev := ev.(type) {
 		case *runtime.EventConsoleAPICalled:

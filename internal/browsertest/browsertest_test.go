@@ -3,6 +3,7 @@ package browsertest
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,4 +89,28 @@ func TestFakeVisitor(t *testing.T) {
 		t.Errorf("frames = %q, want %q", got, want)
 	}
 	fake.Wait(t, "two message frames", func() bool { return len(fake.Frames("message")) == 2 })
+}
+
+// TestNewContextIsolates: a second browser context sees neither the first
+// one's cookies nor its localStorage, while a second tab sees both.
+func TestNewContextIsolates(t *testing.T) {
+	srv := StartServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<!doctype html><title>x</title>"))
+	}))
+	p := New(t)
+	p.Navigate(srv.URL + "/")
+	p.Eval(`document.cookie = 'who=first; path=/'; localStorage.setItem('who', 'first'); true`, nil)
+	read := func(q *Page) string {
+		q.Navigate(srv.URL + "/")
+		var s string
+		q.Eval(`document.cookie + '|' + (localStorage.getItem('who') ?? '')`, &s)
+		return s
+	}
+	if got := read(p.NewTab()); got != "who=first|first" {
+		t.Errorf("another tab sees %q, want the cookie and storage", got)
+	}
+	if got := read(p.NewContext()); got != "|" {
+		t.Errorf("another context sees %q, want nothing", got)
+	}
 }
