@@ -32,6 +32,8 @@ type Metrics interface {
 	Finding(site, rule string, shadow bool)
 	Offer(site, rule, mode string)
 	OfferAnswer(site, rule string, accepted bool)
+	// Resolved counts a conversation resolved after a rule's finding.
+	Resolved(site, rule string)
 	// OfferLatency is the time from a batch's arrival to its offer being
 	// handed to the hub.
 	OfferLatency(d time.Duration)
@@ -52,6 +54,9 @@ type Options struct {
 	Recorder *Recorder
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Events receives struggle.detected and offer.* events (webhooks).
+	// Nil discards them.
+	Events chat.Emitter
 }
 
 // Service implements chat.Detector.
@@ -99,6 +104,7 @@ func (nopMetrics) Events(int)                       {}
 func (nopMetrics) Finding(string, string, bool)     {}
 func (nopMetrics) Offer(string, string, string)     {}
 func (nopMetrics) OfferAnswer(string, string, bool) {}
+func (nopMetrics) Resolved(string, string)          {}
 func (nopMetrics) OfferLatency(time.Duration)       {}
 
 // visit is what the service keeps of one visitor. Guarded by its site's mu.
@@ -256,6 +262,7 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	s.mu.Unlock()
 
 	var offers []pendingOffer
+	var found []chat.FindingSeen
 	st.mu.Lock()
 	s.load(ctx, v)
 	for i := range events {
@@ -269,8 +276,12 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 			f := &findings[j]
 			st.count(f.Rule, "fired")
 			s.o.Metrics.Finding(ref.SiteKey, f.Rule, f.Shadow)
-			if said := v.found(f); f.Rule == a.Cause.Rule {
+			said := v.found(f)
+			if f.Rule == a.Cause.Rule {
 				causeSaid = said
+			}
+			if !f.Shadow {
+				found = append(found, chat.FindingSeen{At: f.Evidence.Last.UTC(), Rule: f.Rule, Sentence: said})
 			}
 		}
 		v.jour.Score = round2(a.Score)
@@ -294,19 +305,24 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 			v.pending[id] = a.Cause.Rule
 			st.count(a.Cause.Rule, "offered")
 			s.o.Metrics.Offer(ref.SiteKey, a.Cause.Rule, d.Mode)
-			offers = append(offers, pendingOffer{id: id, text: a.OfferText, mode: d.Mode})
+			offers = append(offers, pendingOffer{id: id, text: a.OfferText, mode: d.Mode, rule: a.Cause.Rule})
 		}
 	}
 	v.dirty = true
 	st.mu.Unlock()
 
+	for i := range found {
+		s.emit(ctx, chat.Event{Type: chat.EventStruggleDetected, SiteKey: ref.SiteKey, VisitorID: ref.VisitorID, Finding: &found[i]})
+	}
 	for _, o := range offers {
 		s.hub.Offer(ctx, ref.VisitorID, o.id, o.text, o.mode)
 		s.o.Metrics.OfferLatency(s.o.Now().Sub(start))
+		s.emit(ctx, chat.Event{Type: chat.EventOfferShown, SiteKey: ref.SiteKey, VisitorID: ref.VisitorID,
+			Offer: &chat.OfferEvent{ID: o.id, Rule: o.rule, Mode: o.mode, Text: o.text}})
 	}
 }
 
-type pendingOffer struct{ id, text, mode string }
+type pendingOffer struct{ id, text, mode, rule string }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
@@ -337,6 +353,11 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 	}
 	st.count(rule, field)
 	s.o.Metrics.OfferAnswer(ref.SiteKey, rule, accepted)
+	typ := chat.EventOfferDeclined
+	if accepted {
+		typ = chat.EventOfferAccepted
+	}
+	s.emit(ctx, chat.Event{Type: typ, SiteKey: ref.SiteKey, VisitorID: ref.VisitorID, Offer: &chat.OfferEvent{ID: offerID, Rule: rule}})
 }
 
 // Assess tells the hub how to queue a visitor starting a conversation.
@@ -373,6 +394,7 @@ func (s *Service) Resolved(ctx context.Context, conv chat.Conversation) {
 	st.mu.Lock()
 	st.count(conv.Cause, "resolved")
 	st.mu.Unlock()
+	s.o.Metrics.Resolved(conv.SiteKey, conv.Cause)
 }
 
 // VisitorGone keeps the visit's state (the next page view reconnects) but
