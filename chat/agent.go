@@ -220,6 +220,12 @@ func (h *Hub) agentMessage(ctx context.Context, c *client, in *Inbound) error {
 	return nil
 }
 
+// AddNote stores an internal note by an agent and shows it live to agents
+// on every node (agent assist posts action results with it).
+func (h *Hub) AddNote(ctx context.Context, by Agent, convID, text string) error {
+	return h.addNote(ctx, by, convID, text)
+}
+
 func (h *Hub) addNote(ctx context.Context, by Agent, convID, text string) error {
 	n := Note{ID: uuid.NewString(), ConversationID: convID, AgentID: by.ID, Text: text, At: h.now()}
 	if err := h.store.AddNote(ctx, n); err != nil {

@@ -228,10 +228,23 @@ type RequestSeen struct {
 	Count  int       `json:"count"`
 }
 
-// FindingSeen is one detector finding.
+// FindingSeen is one detector finding with the evidence agent assist
+// fills placeholders from. Evidence fields that do not apply are empty.
 type FindingSeen struct {
 	At       time.Time `json:"at"`
 	Rule     string    `json:"rule"`
 	Sentence string    `json:"sentence"`
 	Shadow   bool      `json:"shadow,omitempty"`
+	// Signal is the rule's signal, Page the page it fired on and Count the
+	// number of events behind it.
+	Signal string `json:"signal,omitempty"`
+	Page   string `json:"page,omitempty"`
+	Count  int    `json:"count,omitempty"`
+	// Endpoint and Status describe a failed request, Message a redacted
+	// error, Field a form control and Selector a clicked element.
+	Endpoint string `json:"endpoint,omitempty"`
+	Status   int    `json:"status,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Selector string `json:"selector,omitempty"`
 }

@@ -30,6 +30,13 @@ type Detector interface {
 	VisitorGone(v VisitorRef)
 }
 
+// FeedbackObserver is an optional capability of a Detector: it hears each
+// answer to "Did this solve it?" after it is stored (agent assist counts
+// which suggestions led to a "yes").
+type FeedbackObserver interface {
+	Feedback(ctx context.Context, conv Conversation)
+}
+
 // Assessment is the detector's view of a visitor starting a conversation.
 type Assessment struct {
 	// Priority raises the conversation in the queue (0 to 3).
@@ -500,7 +507,7 @@ func (h *Hub) visitorFeedback(ctx context.Context, c *client, convID string, sol
 	if conv.VisitorID != c.visitor {
 		return fmt.Errorf("feedback: %w", ErrNotFound)
 	}
-	_, err = h.updateConversation(ctx, convID, func(cv *Conversation) error {
+	conv, err = h.updateConversation(ctx, convID, func(cv *Conversation) error {
 		if cv.Status != StatusResolved {
 			return frameErr(CodeConflict, "the conversation is not resolved")
 		}
@@ -512,5 +519,8 @@ func (h *Hub) visitorFeedback(ctx context.Context, c *client, convID string, sol
 		cv.Feedback = "no"
 		return nil
 	})
+	if fo, ok := h.detector.(FeedbackObserver); ok && err == nil {
+		fo.Feedback(ctx, conv)
+	}
 	return err
 }

@@ -51,8 +51,11 @@ func (v *visit) note(ev *detect.Event) {
 // found adds a finding to the journey and returns its sentence.
 func (v *visit) found(f *detect.Finding) string {
 	said := f.Sentence()
+	ev := &f.Evidence
 	v.jour.Findings = appendBounded(v.jour.Findings, chat.FindingSeen{
-		At: f.Evidence.Last.UTC(), Rule: f.Rule, Sentence: said, Shadow: f.Shadow,
+		At: ev.Last.UTC(), Rule: f.Rule, Sentence: said, Shadow: f.Shadow,
+		Signal: string(f.Signal), Page: ev.Page, Count: ev.Count,
+		Endpoint: ev.Path, Status: ev.Status, Message: ev.Message, Field: ev.Field, Selector: ev.Selector,
 	}, chat.MaxFindings)
 	return said
 }
