@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -266,6 +268,237 @@ func TestE2EDeclinedCardToSolvedChat(t *testing.T) {
 
 	checkNoBrowserErrors(t, "the visitor", vis, "/demo/api/pay") // the 402s the shop provoked
 	checkNoBrowserErrors(t, "the agent", agent, "401", "/api/v1/me")
+}
+
+// agentSide is an agent speaking the protocol, for the widget tests whose
+// subject is the visitor.
+type agentSide struct {
+	t    *testing.T
+	ctx  context.Context
+	conn *client.Conn
+}
+
+func dialAgentSide(t *testing.T, base string) *agentSide {
+	t.Helper()
+	ctx := testCtx(t)
+	_, c := agentConn(t, ctx, base, adminEmail, testPassword)
+	return &agentSide{t: t, ctx: ctx, conn: c}
+}
+
+// conversation waits for the first conversation frame and returns it.
+func (a *agentSide) conversation() chat.Conversation {
+	a.t.Helper()
+	f, err := a.conn.Until(a.ctx, "conversation", nil)
+	if err != nil {
+		a.t.Fatalf("agent: no conversation: %v", err)
+	}
+	c, err := f.Conv()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return c
+}
+
+// say sends a message and waits for its ack.
+func (a *agentSide) say(convID, clientID, text string) {
+	a.t.Helper()
+	if err := a.conn.Send(a.ctx, map[string]any{"type": "message", "conversation_id": convID, "client_id": clientID, "text": text}); err != nil {
+		a.t.Fatalf("agent send: %v", err)
+	}
+	for {
+		f, err := a.conn.Next(a.ctx)
+		if err != nil {
+			a.t.Fatalf("agent waiting for the ack of %s: %v", clientID, err)
+		}
+		if f.Type == "error" {
+			a.t.Fatalf("agent sent %s: error %s %s", clientID, f.Code, f.Raw)
+		}
+		if f.Type == "ack" && f.ClientID == clientID {
+			return
+		}
+	}
+}
+
+// waitBubbles waits until the widget shows want, in order, each once, none
+// still sending.
+func waitBubbles(t *testing.T, p *browsertest.Page, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		texts, queued := bubbleTexts(p)
+		if queued == 0 && mustJSON(texts) == mustJSON(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the widget shows %q (%d sending), want %q\nconsole:\n%s", texts, queued, want, strings.Join(p.Logs(), "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// TestE2EWidgetChatSurvivesKill9: a chat round trip through the widget on
+// the demo page; then the node is SIGKILLed right after the visitor sends,
+// the visitor writes again while it is down, and the node comes back on the
+// same address and data. After the widget reconnects every message is on
+// screen exactly once, and stored exactly once.
+func TestE2EWidgetChatSurvivesKill9(t *testing.T) {
+	n := startE2ENode(t)
+	ag := dialAgentSide(t, n.URL)
+	vis := browsertest.New(t)
+	readyHook(vis)
+	openDemo(vis, n.URL)
+
+	wClick(t, vis, ".l")
+	vis.WaitJS("the panel open", w(".p")+`.hidden === false`)
+	wSend(t, vis, "Hello, my card keeps failing")
+	conv := ag.conversation()
+	ag.say(conv.ID, "a-1", "Hi! Let me have a look.")
+	waitBubbles(t, vis, "Hello, my card keeps failing", "Hi! Let me have a look.")
+	vis.Screenshot("widget-chat")
+
+	// In flight: the node dies the moment the message leaves the browser.
+	wSend(t, vis, "Are you still there?")
+	n.proc.kill()
+	vis.WaitJS("the composer to say it is offline", w(".o")+`.hidden === false`)
+	wSend(t, vis, "Written while you were away")
+	_, queued := bubbleTexts(vis)
+	if queued == 0 {
+		t.Errorf("no message shows as sending while the node is down")
+	}
+	vis.Screenshot("widget-offline")
+	n.proc = startProc(t, n.addr, "--data", n.data)
+
+	ag = dialAgentSide(t, n.URL)
+	ag.say(conv.ID, "a-2", "Yes, still here.")
+	vis.WaitJS("back online with five messages, none sending", w(".o")+`.hidden === true && (() => {
+		const b = [...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')];
+		return b.length >= 5 && !b.some(e => e.classList.contains('q')); })()`)
+
+	// The screen matches the store, message for message, and each once.
+	var tr struct{ Messages []chat.Message }
+	do(t, n.admin(t), http.MethodGet, "/api/v1/conversations/"+conv.ID, nil, &tr)
+	var stored []string
+	for i, m := range tr.Messages {
+		if m.Seq != int64(i+1) {
+			t.Errorf("stored message %d has seq %d", i, m.Seq)
+		}
+		stored = append(stored, m.Text)
+	}
+	for _, s := range []string{"Hello, my card keeps failing", "Hi! Let me have a look.", "Are you still there?", "Written while you were away", "Yes, still here."} {
+		if k := occurrences(stored, s); k != 1 {
+			t.Errorf("%q stored %d times, want once (store: %q)", s, k, stored)
+		}
+	}
+	if len(stored) != 5 {
+		t.Fatalf("store holds %q, want the five messages", stored)
+	}
+	waitBubbles(t, vis, stored...)
+	vis.Screenshot("widget-resumed")
+
+	// A reload shows the same transcript, once.
+	openDemo(vis, n.URL)
+	waitBubbles(t, vis, stored...)
+	checkNoBrowserErrors(t, "the visitor", vis, "ws/visitor", "ERR_CONNECTION_REFUSED")
+}
+
+// TestE2EOfferDeclinedStaysDeclined: a visitor (their own session) says
+// "No thanks" to the offer and goes on failing to pay; no second offer is
+// shown, and the server sent none.
+func TestE2EOfferDeclinedStaysDeclined(t *testing.T) {
+	n := startE2ENode(t)
+	dialAgentSide(t, n.URL) // online, so offers are for a chat
+	vis := browsertest.New(t).NewContext()
+	var mu sync.Mutex
+	offers := 0
+	vis.OnEvent(func(ev any) {
+		if f, ok := ev.(*network.EventWebSocketFrameReceived); ok && strings.Contains(string(f.Response.PayloadData), `"type":"offer"`) {
+			mu.Lock()
+			offers++
+			mu.Unlock()
+		}
+	})
+	readyHook(vis)
+	openDemo(vis, n.URL)
+	declineCard(t, vis, 3, "")
+	vis.WaitJS("the offer card", w("[part=offer]")+`?.hidden === false`)
+	wClick(t, vis, "[part=offer] .sec")
+	vis.WaitJS("the card gone", w("[part=offer]")+`.hidden === true && `+w(".p")+`.hidden === true`)
+
+	// Three more declines, and a rejected coupon three times for good measure.
+	for range 3 {
+		vis.Run(chromedp.Click(chromedp.CSS("#pay")))
+		vis.WaitJS("the decline", `document.getElementById('pay-msg').textContent.includes('declined') && !document.getElementById('pay').disabled`)
+		vis.Eval(`document.getElementById('pay-msg').textContent = ''`, nil)
+		vis.Run(chromedp.Click(chromedp.CSS("#coupon button")))
+		vis.WaitJS("the coupon rejected", `document.getElementById('coupon-msg').textContent.includes('valid')`)
+		vis.Eval(`document.getElementById('coupon-msg').textContent = ''`, nil)
+	}
+	// The server has seen them all: six declines in the visitor's journey.
+	admin := n.admin(t)
+	id := visitorID(t, admin, demo.Customer.ID)
+	waitFor(t, "six declines in the journey", func() bool {
+		var got struct{ Visitor chat.Visitor }
+		do(t, admin, http.MethodGet, "/api/v1/visitors/"+id, nil, &got)
+		j := got.Visitor.Context
+		return j != nil && len(j.Errors) > 0 && j.Errors[0].Count >= 6
+	})
+	var hidden bool
+	vis.Eval(w("[part=offer]")+`.hidden`, &hidden)
+	if !hidden {
+		t.Errorf("a second offer card is showing")
+	}
+	mu.Lock()
+	if offers != 1 {
+		t.Errorf("the widget received %d offers, want 1", offers)
+	}
+	mu.Unlock()
+	var counters struct {
+		Rules []struct {
+			Rule                        string
+			Offered, Accepted, Declined int64
+		}
+	}
+	do(t, admin, http.MethodGet, "/api/v1/sites/demo/detector", nil, &counters)
+	var offered, declined int64
+	for _, r := range counters.Rules {
+		offered += r.Offered
+		declined += r.Declined
+	}
+	if offered != 1 || declined != 1 {
+		t.Errorf("detector counters: %d offered, %d declined; want 1 and 1", offered, declined)
+	}
+	checkNoBrowserErrors(t, "the visitor", vis, "/demo/api/pay", "/demo/api/coupon")
+}
+
+// visitorID finds the demo visitor identified as externalID.
+func visitorID(t *testing.T, admin *client.Session, externalID string) string {
+	t.Helper()
+	var found struct{ Visitors []chat.Visitor }
+	waitFor(t, "visitor "+externalID, func() bool {
+		do(t, admin, http.MethodGet, "/api/v1/visitors?site=demo&external_id="+externalID, nil, &found)
+		return len(found.Visitors) > 0
+	})
+	return found.Visitors[0].ID
+}
+
+// waitFor polls ok every 50 ms for at most 15 seconds.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 var _ = chat.StatusActive
