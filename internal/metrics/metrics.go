@@ -111,6 +111,7 @@ type Detection struct {
 	findings     *prometheus.CounterVec
 	offers       *prometheus.CounterVec
 	answers      *prometheus.CounterVec
+	resolved     *prometheus.CounterVec
 	offerLatency prometheus.Histogram
 }
 
@@ -129,12 +130,15 @@ func (m *Metrics) Detection() *Detection {
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifeline_offer_answers_total", Help: "Answers to proactive offers, by site, rule and answer.",
 		}, []string{"site", "rule", "answer"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifeline_detector_resolved_total", Help: "Conversations resolved after a rule's finding, by site and rule.",
+		}, []string{"site", "rule"}),
 		offerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "lifeline_offer_latency_seconds", Help: "Time from a behaviour batch's arrival to its offer being sent.",
 			Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .02, .05, .1},
 		}),
 	}
-	m.reg.MustRegister(d.events, d.findings, d.offers, d.answers, d.offerLatency)
+	m.reg.MustRegister(d.events, d.findings, d.offers, d.answers, d.resolved, d.offerLatency)
 	return d
 }
 
@@ -160,3 +164,6 @@ func (d *Detection) OfferAnswer(site, rule string, accepted bool) {
 
 // OfferLatency observes event-to-offer latency.
 func (d *Detection) OfferLatency(t time.Duration) { d.offerLatency.Observe(t.Seconds()) }
+
+// Resolved counts a conversation resolved after a rule's finding.
+func (d *Detection) Resolved(site, rule string) { d.resolved.WithLabelValues(site, rule).Inc() }
