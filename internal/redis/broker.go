@@ -337,8 +337,13 @@ func (b *Broker) unsubscribe(ch string, s *sub) {
 	}
 	l.pending[ch]++
 	if err := b.unsubscribeLane(l, ch); err != nil {
+		// No acknowledgement will come: do not wait for one, or the next
+		// Subscribe to ch would take it for its own and never be ready.
 		// The channel is forgotten locally, so a reconnect drops it; until
 		// then messages for it are ignored.
+		if l.pending[ch]--; l.pending[ch] <= 0 {
+			delete(l.pending, ch)
+		}
 		b.log.Warn("redis broker: unsubscribe", "channel", ch, "err", err)
 	}
 }
@@ -357,8 +362,12 @@ func (b *Broker) receive(l *lane) {
 				return
 			}
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				// Idle: a ping proves the connection is alive (or breaks it).
-				_ = l.ps.Ping(b.ctx)
+				// Idle: a ping proves the connection is alive (or breaks it,
+				// and go-redis reconnects on the next receive).
+				if err := l.ps.Ping(b.ctx); err != nil && !down {
+					b.log.Warn("redis broker: connection lost; reconnecting", "shard", l.addr, "err", err)
+					down = true
+				}
 				continue
 			}
 			if !down {
@@ -377,6 +386,10 @@ func (b *Broker) receive(l *lane) {
 			b.log.Info("redis broker: reconnected", "shard", l.addr)
 			down = false
 			b.mu.Lock()
+			// Acknowledgements due on the lost connection never come; the
+			// new one resubscribed every channel, and each subscribe
+			// acknowledgement readies its topic.
+			clear(l.pending)
 			fs := slices.Clone(b.onResub)
 			b.mu.Unlock()
 			for _, f := range fs {

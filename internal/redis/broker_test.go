@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -189,6 +190,49 @@ func TestBrokerRedisRestart(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("no delivery after restart")
 		}
+	}
+}
+
+// TestBrokerResubscribeAfterCancelWhileDown: a subscription cancelled
+// while Redis is down (so its unsubscribe is never acknowledged) does not
+// stop a later Subscribe to the same topic from becoming ready.
+func TestBrokerResubscribeAfterCancelWhileDown(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := redistest.Server(t)
+	a := rstore.NewBroker(srv.Client(t), rstore.BrokerOptions{})
+	b := rstore.NewBroker(srv.Client(t), rstore.BrokerOptions{})
+	defer a.Close()
+	defer b.Close()
+	resub := make(chan struct{}, 10)
+	b.OnResubscribe(func() { resub <- struct{}{} })
+	keep := make(collector, 1000) // keeps the connection open throughout
+	if _, err := b.Subscribe(ctx, "keep", keep.handle); err != nil {
+		t.Fatal(err)
+	}
+	cancel, err := b.Subscribe(ctx, "conv:1", func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	cancel()
+	srv.Start(t)
+	select {
+	case <-resub:
+	case <-ctx.Done():
+		t.Fatal("no resubscription after Redis came back")
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	got := make(collector, 10)
+	if _, err := b.Subscribe(sctx, "conv:1", got.handle); err != nil {
+		t.Fatalf("Subscribe after a cancel while Redis was down = %v", err)
+	}
+	if err := a.Publish(ctx, "conv:1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if p := got.next(t); p != "x" {
+		t.Fatalf("got %q, want x", p)
 	}
 }
 
