@@ -1,0 +1,302 @@
+// Package privacy honours visitors' rights over their data: export of
+// everything held about a visitor, erasure everywhere, and per-site
+// retention periods enforced by a background sweeper.
+package privacy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/struggle"
+)
+
+// Forgetter is anything outside the store that holds visitor data: the
+// detector's memory, queued webhook deliveries.
+type Forgetter interface {
+	ForgetVisitor(ctx context.Context, siteKey, visitorID string) error
+}
+
+// Options configures a Service. Store is required.
+type Options struct {
+	Store  chat.Store
+	Logger *slog.Logger
+	// RecordDir is where struggle recordings are (JSON Lines per site and
+	// day). Empty means none are kept.
+	RecordDir string
+	// Forgetters are told about every erasure.
+	Forgetters []Forgetter
+	// Disconnect closes the visitor's open sockets (Hub.DisconnectVisitor).
+	Disconnect func(ctx context.Context, visitorID string)
+	// Journey returns a fresher journey than the stored one, if any.
+	Journey func(visitorID string) *chat.VisitContext
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Service exports and erases visitors' data.
+type Service struct {
+	o Options
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{o: o}
+}
+
+// ExportVersion is the version of the export document.
+const ExportVersion = 1
+
+// Export is everything Lifeline holds about one visitor.
+type Export struct {
+	Version    int       `json:"version"`
+	ExportedAt time.Time `json:"exported_at"`
+	// Visitor holds identity, attributes, device, locale and the journey
+	// (pages, errors, failed requests, detector findings, offers).
+	Visitor       chat.Visitor         `json:"visitor"`
+	Conversations []ConversationExport `json:"conversations"`
+	// Recordings are the recorded behaviour sessions of the visitor, as
+	// stored for backtests.
+	Recordings []json.RawMessage `json:"recordings"`
+}
+
+// ConversationExport is one conversation with its messages and notes.
+type ConversationExport struct {
+	chat.Conversation
+	Messages []chat.Message `json:"messages"`
+	Notes    []chat.Note    `json:"notes"`
+}
+
+// maxConversations bounds the conversations of one visitor read at once.
+const maxConversations = 10_000
+
+// Export returns everything held about the visitor, or chat.ErrNotFound.
+func (s *Service) Export(ctx context.Context, visitorID string) (Export, error) {
+	v, err := s.o.Store.Visitor(ctx, visitorID)
+	if err != nil {
+		return Export{}, fmt.Errorf("export visitor: %w", err)
+	}
+	if s.o.Journey != nil {
+		if j := s.o.Journey(visitorID); j != nil {
+			v.Context = j
+		}
+	}
+	out := Export{Version: ExportVersion, ExportedAt: s.o.Now().UTC(), Visitor: v,
+		Conversations: []ConversationExport{}, Recordings: []json.RawMessage{}}
+	convs, err := s.o.Store.Conversations(ctx, chat.ConversationQuery{VisitorID: visitorID, Limit: maxConversations})
+	if err != nil {
+		return Export{}, fmt.Errorf("export conversations of %s: %w", visitorID, err)
+	}
+	for _, c := range convs {
+		ce := ConversationExport{Conversation: c}
+		if ce.Messages, err = s.o.Store.Messages(ctx, c.ID, 0, 0); err != nil && !errors.Is(err, chat.ErrNotFound) {
+			return Export{}, fmt.Errorf("export messages of %s: %w", c.ID, err)
+		}
+		if ce.Notes, err = s.o.Store.Notes(ctx, c.ID); err != nil && !errors.Is(err, chat.ErrNotFound) {
+			return Export{}, fmt.Errorf("export notes of %s: %w", c.ID, err)
+		}
+		if ce.Messages == nil {
+			ce.Messages = []chat.Message{}
+		}
+		if ce.Notes == nil {
+			ce.Notes = []chat.Note{}
+		}
+		out.Conversations = append(out.Conversations, ce)
+	}
+	err = s.eachRecording(v.SiteKey, visitorID, func(line []byte) {
+		out.Recordings = append(out.Recordings, json.RawMessage(bytes.Clone(line)))
+	}, false)
+	if err != nil {
+		return Export{}, err
+	}
+	return out, nil
+}
+
+// Actor is who asked for an erasure, for the audit log.
+type Actor struct {
+	ID, Email string
+}
+
+// Erased counts what an erasure removed.
+type Erased struct {
+	Conversations  int `json:"conversations"`
+	Messages       int `json:"messages"`
+	RecordingLines int `json:"recording_lines"`
+}
+
+// Erase removes the visitor everywhere: open sockets are closed, the
+// visitor record with its indexes, every conversation with its messages and
+// notes, recorded sessions, queued deliveries and in-memory state. The
+// visitor's token stops working, because the hub requires the record.
+// An audit entry records the erasure with a digest of the visitor ID and
+// counts, never the erased content. Erase is idempotent: if it fails part
+// way, run it again. chat.ErrNotFound if nothing is held about the visitor.
+func (s *Service) Erase(ctx context.Context, visitorID string, by Actor) (Erased, error) {
+	var out Erased
+	v, err := s.o.Store.Visitor(ctx, visitorID)
+	if err != nil && !errors.Is(err, chat.ErrNotFound) {
+		return out, fmt.Errorf("erase visitor: %w", err)
+	}
+	found := err == nil
+	if s.o.Disconnect != nil {
+		s.o.Disconnect(ctx, visitorID)
+	}
+	for _, f := range s.o.Forgetters {
+		if err := f.ForgetVisitor(ctx, v.SiteKey, visitorID); err != nil {
+			return out, fmt.Errorf("erase visitor: %w", err)
+		}
+	}
+	if err := s.o.Store.DeleteVisitor(ctx, visitorID); err != nil {
+		return out, fmt.Errorf("erase visitor: %w", err)
+	}
+	for range maxConversations / 100 {
+		convs, err := s.o.Store.Conversations(ctx, chat.ConversationQuery{VisitorID: visitorID, Limit: 100})
+		if err != nil {
+			return out, fmt.Errorf("erase conversations: %w", err)
+		}
+		if len(convs) == 0 {
+			break
+		}
+		for _, c := range convs {
+			if v.SiteKey == "" {
+				v.SiteKey = c.SiteKey
+			}
+			if err := s.o.Store.DeleteConversation(ctx, c.ID); err != nil {
+				return out, fmt.Errorf("erase conversation: %w", err)
+			}
+			found = true
+			out.Conversations++
+			out.Messages += int(c.LastSeq)
+		}
+	}
+	if v.SiteKey != "" {
+		err := s.eachRecording(v.SiteKey, visitorID, func([]byte) { out.RecordingLines++ }, true)
+		if err != nil {
+			return out, fmt.Errorf("erase recordings: %w", err)
+		}
+	}
+	// A journey flush racing the first delete may have written the record
+	// back; delete again now that nothing holds the visit.
+	if err := s.o.Store.DeleteVisitor(ctx, visitorID); err != nil {
+		return out, fmt.Errorf("erase visitor: %w", err)
+	}
+	if !found && out.RecordingLines == 0 {
+		return out, fmt.Errorf("erase visitor %s: %w", visitorID, chat.ErrNotFound)
+	}
+	detail := fmt.Sprintf("visitor %s erased: %d conversations, %d messages, %d recorded sessions",
+		Digest(visitorID), out.Conversations, out.Messages, out.RecordingLines)
+	s.audit(ctx, v.SiteKey, by, "visitor.erase", detail)
+	s.o.Logger.Info("visitor erased", "site", v.SiteKey, "conversations", out.Conversations)
+	return out, nil
+}
+
+// Digest is how audit entries name an erased visitor: the first 16 hex
+// digits of SHA-256 of the ID. Whoever still has the ID can check it was
+// erased; the entry itself does not hold it.
+func Digest(visitorID string) string {
+	sum := sha256.Sum256([]byte("lifeline-erased:" + visitorID))
+	return hex.EncodeToString(sum[:8])
+}
+
+// AuditKey is the log the struggle service's audit trail also uses.
+func AuditKey(site string) string { return "audit/" + site }
+
+const maxAudit = 1000
+
+func (s *Service) audit(ctx context.Context, site string, by Actor, action, detail string) {
+	e := struggle.AuditEntry{At: s.o.Now().UTC(), AgentID: by.ID, AgentEmail: by.Email, Action: action, Site: site, Detail: detail}
+	data, _ := json.Marshal(e)
+	if err := s.o.Store.AppendLog(ctx, AuditKey(site), data, maxAudit); err != nil {
+		s.o.Logger.Error("write audit entry", "site", site, "action", action, "err", err)
+	}
+}
+
+// eachRecording calls fn with every recorded session line of the visitor
+// in the site's recording files. With remove, it rewrites each file that
+// had such lines without them (a new file renamed over the old one).
+func (s *Service) eachRecording(site, visitorID string, fn func(line []byte), remove bool) error {
+	if s.o.RecordDir == "" || site == "" {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(s.o.RecordDir, site+"-*.jsonl"))
+	if err != nil {
+		return err
+	}
+	visit := site + "/" + visitorID
+	for _, name := range files {
+		if err := filterFile(name, visit, fn, remove); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func filterFile(name, visit string, fn func([]byte), remove bool) error {
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var kept bytes.Buffer
+	hits := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var head struct {
+			Visit string `json:"visit"`
+		}
+		if bytes.Contains(line, []byte(visit)) && json.Unmarshal(line, &head) == nil && head.Visit == visit {
+			hits++
+			fn(line)
+			continue
+		}
+		if remove {
+			kept.Write(line)
+			kept.WriteByte('\n')
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if !remove || hits == 0 {
+		return nil
+	}
+	tmp := name + ".erase"
+	if err := os.WriteFile(tmp, kept.Bytes(), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+// recordingDay parses the day of a recording file name SITE-YYYY-MM-DD.jsonl.
+func recordingDay(site, name string) (time.Time, bool) {
+	base := strings.TrimSuffix(filepath.Base(name), ".jsonl")
+	day, ok := strings.CutPrefix(base, site+"-")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("2006-01-02", day)
+	return t, err == nil
+}

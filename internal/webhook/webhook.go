@@ -1,0 +1,604 @@
+// Package webhook delivers a site's domain events to the URLs it
+// subscribed, signed with HMAC-SHA256, from a durable outbox in the Store:
+// deliveries survive restarts, are retried with exponential backoff and
+// jitter for up to a day, and then wait in a dead-letter list until an admin
+// redelivers them. Emitting never blocks chat.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// Options configures a Service. A zero field means its default.
+type Options struct {
+	// Store holds subscriptions and the outbox. Required.
+	Store  chat.Store
+	Logger *slog.Logger
+	// AllowHosts are hosts (names or literal addresses, as written in the
+	// URL) that deliveries may reach even though they are loopback,
+	// private or link-local. Empty by default: only public addresses.
+	AllowHosts []string
+	// Workers is how many deliveries run at once. Defaults to 4.
+	Workers int
+	// QueueLen is how many events wait to be written to the outbox before
+	// new ones are dropped (and counted). Defaults to 4096.
+	QueueLen int
+	// Timeout bounds one delivery, connection included. Defaults to 10 s.
+	Timeout time.Duration
+	// MaxResponse is how much of a response body is read. Defaults to 64 KiB.
+	MaxResponse int64
+	// MaxAge is how long a delivery is retried before it is dead. Defaults
+	// to 24 h.
+	MaxAge time.Duration
+	// BaseBackoff is the first retry delay, doubled per attempt with
+	// jitter, up to MaxBackoff. Defaults to 10 s and 1 h.
+	BaseBackoff, MaxBackoff time.Duration
+	// Poll is how often the outbox is checked for due retries. Defaults
+	// to 1 s.
+	Poll time.Duration
+	// Registerer receives the delivery metrics. Nil skips them.
+	Registerer prometheus.Registerer
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Service manages subscriptions and delivers events. It implements
+// chat.Emitter.
+type Service struct {
+	o      Options
+	allow  allowList
+	client *http.Client
+
+	events  chan chat.Event
+	kick    chan struct{}
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started atomic.Bool
+	stopped atomic.Bool
+
+	subsMu sync.Mutex
+	subs   map[string]cachedSubs // by site
+
+	delivered, retried, dead, dropped prometheus.Counter
+}
+
+type cachedSubs struct {
+	list []Subscription
+	at   time.Time
+}
+
+var _ chat.Emitter = (*Service)(nil)
+
+// Queue names in the Store's outbox.
+const (
+	liveQueue = "webhook"
+	deadQueue = "webhook.dead"
+)
+
+// New returns a Service; Start begins delivery.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 4096
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.MaxResponse <= 0 {
+		o.MaxResponse = 64 << 10
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 24 * time.Hour
+	}
+	if o.BaseBackoff <= 0 {
+		o.BaseBackoff = 10 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Hour
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Service{
+		o: o, allow: newAllowList(o.AllowHosts),
+		events: make(chan chat.Event, o.QueueLen), kick: make(chan struct{}, 1),
+		subs:      map[string]cachedSubs{},
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_delivered_total", Help: "Webhook deliveries answered 2xx."}),
+		retried:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_retries_total", Help: "Webhook delivery attempts that failed and were rescheduled."}),
+		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dead_total", Help: "Webhook deliveries moved to the dead-letter list."}),
+		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dropped_total", Help: "Events dropped because the webhook queue was full."}),
+	}
+	s.client = newClient(s.allow, o.Timeout)
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(s.delivered, s.retried, s.dead, s.dropped)
+	}
+	return s
+}
+
+// Subscription is one URL subscribed to some of a site's events.
+type Subscription struct {
+	ID      string           `json:"id"`
+	Site    string           `json:"site"`
+	URL     string           `json:"url"`
+	Secret  string           `json:"secret"`
+	Events  []chat.EventType `json:"events"`
+	Created time.Time        `json:"created_at"`
+}
+
+func subsKey(site string) string { return "webhooks/" + site }
+
+// Subscriptions returns a site's subscriptions.
+func (s *Service) Subscriptions(ctx context.Context, site string) ([]Subscription, error) {
+	raw, err := s.o.Store.Meta(ctx, subsKey(site))
+	if errors.Is(err, chat.ErrNotFound) {
+		return []Subscription{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []Subscription
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("decode webhooks of %s: %w", site, err)
+	}
+	return list, nil
+}
+
+// maxSubscriptions bounds a site's subscriptions.
+const maxSubscriptions = 20
+
+// Subscribe adds a subscription. An empty secret gets a random one; empty
+// events means all. chat.ErrInvalid for a bad URL, a blocked address or an
+// unknown event type; chat.ErrNotFound for an unknown site.
+func (s *Service) Subscribe(ctx context.Context, site, url, secret string, events []chat.EventType) (Subscription, error) {
+	if err := s.allow.checkURL(url); err != nil {
+		return Subscription{}, fmt.Errorf("%w: %w", chat.ErrInvalid, err)
+	}
+	if len(events) == 0 {
+		events = slices.Clone(chat.EventTypes)
+	}
+	for _, e := range events {
+		if !e.Valid() {
+			return Subscription{}, fmt.Errorf("unknown event type %q: %w", e, chat.ErrInvalid)
+		}
+	}
+	if _, err := s.o.Store.Site(ctx, site); err != nil {
+		return Subscription{}, err
+	}
+	if secret == "" {
+		b := make([]byte, 24)
+		_, _ = crand.Read(b)
+		secret = "whsec_" + hex.EncodeToString(b)
+	}
+	sub := Subscription{ID: "wh_" + uuid.NewString(), Site: site, URL: url, Secret: secret, Events: events, Created: s.o.Now().UTC()}
+	// Meta has no compare-and-swap; admins edit subscriptions rarely.
+	list, err := s.Subscriptions(ctx, site)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if len(list) >= maxSubscriptions {
+		return Subscription{}, fmt.Errorf("a site has at most %d webhooks: %w", maxSubscriptions, chat.ErrInvalid)
+	}
+	list = append(list, sub)
+	if err := s.saveSubs(ctx, site, list); err != nil {
+		return Subscription{}, err
+	}
+	return sub, nil
+}
+
+// Unsubscribe removes a subscription, or returns chat.ErrNotFound.
+func (s *Service) Unsubscribe(ctx context.Context, site, id string) error {
+	list, err := s.Subscriptions(ctx, site)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(list, func(x Subscription) bool { return x.ID == id })
+	if i < 0 {
+		return fmt.Errorf("webhook %s: %w", id, chat.ErrNotFound)
+	}
+	return s.saveSubs(ctx, site, slices.Delete(list, i, i+1))
+}
+
+func (s *Service) saveSubs(ctx context.Context, site string, list []Subscription) error {
+	data, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	if err := s.o.Store.PutMeta(ctx, subsKey(site), data); err != nil {
+		return err
+	}
+	s.subsMu.Lock()
+	delete(s.subs, site)
+	s.subsMu.Unlock()
+	return nil
+}
+
+// subsCacheTTL is how long a node uses its copy of a site's subscriptions.
+const subsCacheTTL = 5 * time.Second
+
+func (s *Service) cachedSubscriptions(ctx context.Context, site string) ([]Subscription, error) {
+	now := s.o.Now()
+	s.subsMu.Lock()
+	c, ok := s.subs[site]
+	s.subsMu.Unlock()
+	if ok && now.Sub(c.at) < subsCacheTTL {
+		return c.list, nil
+	}
+	list, err := s.Subscriptions(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	s.subsMu.Lock()
+	s.subs[site] = cachedSubs{list: list, at: now}
+	s.subsMu.Unlock()
+	return list, nil
+}
+
+// Emit queues e for delivery without blocking; when the queue is full the
+// event is dropped and counted.
+func (s *Service) Emit(_ context.Context, e chat.Event) {
+	if s.stopped.Load() {
+		return
+	}
+	select {
+	case s.events <- e:
+	default:
+		s.dropped.Inc()
+		s.o.Logger.Warn("webhook queue full: event dropped", "type", e.Type, "site", e.SiteKey)
+	}
+}
+
+// Start runs the outbox writer, the dispatcher and the workers until Stop.
+func (s *Service) Start(ctx context.Context) {
+	if !s.started.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	jobs := make(chan chat.OutboxItem)
+	s.wg.Go(func() { s.enqueueLoop(ctx) })
+	s.wg.Go(func() { s.dispatchLoop(ctx, jobs) })
+	for range s.o.Workers {
+		s.wg.Go(func() {
+			for it := range jobs {
+				s.attempt(ctx, it)
+			}
+		})
+	}
+}
+
+// Stop ends delivery and waits for the goroutines. Events still queued in
+// memory are written to the outbox first (with a short deadline); claimed
+// deliveries in flight come back after their lease on the next start.
+func (s *Service) Stop() {
+	if !s.stopped.CompareAndSwap(false, true) || s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Service) enqueueLoop(ctx context.Context) {
+	for {
+		select {
+		case e := <-s.events:
+			s.enqueue(ctx, e)
+		case <-ctx.Done():
+			// Drain what is queued so that it survives the restart.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			for {
+				select {
+				case e := <-s.events:
+					s.enqueue(dctx, e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// delivery is an outbox item's data.
+type delivery struct {
+	Site      string         `json:"site"`
+	SubID     string         `json:"sub"`
+	Event     chat.EventType `json:"event"`
+	VisitorID string         `json:"visitor,omitempty"`
+	Body      []byte         `json:"body"`
+	Attempts  int            `json:"attempts"`
+	First     time.Time      `json:"first"`
+	LastError string         `json:"last_error,omitempty"`
+	LastAt    time.Time      `json:"last_at,omitzero"`
+}
+
+// enqueue writes one outbox item per subscription that wants e.
+func (s *Service) enqueue(ctx context.Context, e chat.Event) {
+	subs, err := s.cachedSubscriptions(ctx, e.SiteKey)
+	if err != nil {
+		s.o.Logger.Warn("webhook subscriptions", "site", e.SiteKey, "err", err)
+		return
+	}
+	var body []byte
+	any := false
+	for _, sub := range subs {
+		if !slices.Contains(sub.Events, e.Type) {
+			continue
+		}
+		if body == nil {
+			if body, err = Payload(e); err != nil {
+				s.o.Logger.Error("webhook payload", "type", e.Type, "err", err)
+				return
+			}
+		}
+		now := s.o.Now()
+		d := delivery{Site: e.SiteKey, SubID: sub.ID, Event: e.Type, VisitorID: e.VisitorID, Body: body, First: now}
+		data, _ := json.Marshal(d)
+		if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: "dlv_" + uuid.NewString(), Due: now, Data: data}); err != nil {
+			s.o.Logger.Warn("webhook outbox", "site", e.SiteKey, "err", err)
+			continue
+		}
+		any = true
+	}
+	if any {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- chat.OutboxItem) {
+	defer close(jobs)
+	t := time.NewTicker(s.o.Poll)
+	defer t.Stop()
+	lease := s.o.Timeout + 30*time.Second
+	for {
+		items, err := s.o.Store.ClaimOutbox(ctx, liveQueue, s.o.Now(), lease, s.o.Workers*4)
+		if err != nil && ctx.Err() == nil {
+			s.o.Logger.Warn("webhook outbox claim", "err", err)
+		}
+		for _, it := range items {
+			select {
+			case jobs <- it:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if len(items) == s.o.Workers*4 {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// attempt makes one delivery attempt and records its outcome.
+func (s *Service) attempt(ctx context.Context, it chat.OutboxItem) {
+	var d delivery
+	if err := json.Unmarshal(it.Data, &d); err != nil {
+		s.o.Logger.Error("webhook outbox item undecodable; dropped", "delivery", it.ID, "err", err)
+		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID)
+		return
+	}
+	subs, err := s.cachedSubscriptions(ctx, d.Site)
+	if err != nil {
+		return // the lease brings it back
+	}
+	i := slices.IndexFunc(subs, func(x Subscription) bool { return x.ID == d.SubID })
+	if i < 0 {
+		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID) // unsubscribed
+		return
+	}
+	err = s.send(ctx, subs[i], it.ID, d.Event, d.Body)
+	if ctx.Err() != nil {
+		return // stopping: the lease brings it back
+	}
+	now := s.o.Now()
+	if err == nil {
+		s.delivered.Inc()
+		if err := s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID); err != nil {
+			s.o.Logger.Warn("webhook ack", "delivery", it.ID, "err", err)
+		}
+		return
+	}
+	d.Attempts++
+	d.LastError, d.LastAt = err.Error(), now
+	data, _ := json.Marshal(d)
+	if now.Sub(d.First) >= s.o.MaxAge {
+		s.dead.Inc()
+		s.o.Logger.Warn("webhook delivery dead", "delivery", it.ID, "site", d.Site, "attempts", d.Attempts, "err", err)
+		if err := s.o.Store.PutOutbox(ctx, deadQueue, chat.OutboxItem{ID: it.ID, Due: now, Data: data}); err != nil {
+			return
+		}
+		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID)
+		return
+	}
+	s.retried.Inc()
+	next := now.Add(s.backoff(d.Attempts))
+	if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: it.ID, Due: next, Data: data}); err != nil {
+		s.o.Logger.Warn("webhook reschedule", "delivery", it.ID, "err", err)
+	}
+}
+
+// backoff is BaseBackoff·2^(attempt-1), capped at MaxBackoff, with the
+// upper half jittered so that retries of many deliveries spread out.
+func (s *Service) backoff(attempt int) time.Duration {
+	d := s.o.MaxBackoff
+	if attempt < 30 {
+		d = min(s.o.BaseBackoff<<(attempt-1), s.o.MaxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// send posts one signed delivery; nil means a 2xx answer.
+func (s *Service) send(ctx context.Context, sub Subscription, id string, typ chat.EventType, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	ts := strconv.FormatInt(s.o.Now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Lifeline-Webhooks/1")
+	req.Header.Set("X-Lifeline-Event", string(typ))
+	req.Header.Set("X-Lifeline-Delivery", id)
+	req.Header.Set("X-Lifeline-Timestamp", ts)
+	req.Header.Set("X-Lifeline-Signature", Sign(sub.Secret, ts, body))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, s.o.MaxResponse))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return nil
+}
+
+// Sign returns the X-Lifeline-Signature value:
+// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
+func Sign(secret, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a delivery's signature and that its timestamp is within
+// tolerance of now, as a receiver would.
+func Verify(secret, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) bool {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return false
+	}
+	return hmac.Equal([]byte(signature), []byte(Sign(secret, timestamp, body)))
+}
+
+// DeadDelivery is a delivery that failed for MaxAge.
+type DeadDelivery struct {
+	ID           string          `json:"id"`
+	Site         string          `json:"site"`
+	Subscription string          `json:"subscription"`
+	Event        chat.EventType  `json:"event"`
+	Attempts     int             `json:"attempts"`
+	FirstAt      time.Time       `json:"first_attempt_at"`
+	DiedAt       time.Time       `json:"died_at"`
+	LastError    string          `json:"last_error"`
+	Body         json.RawMessage `json:"body"`
+}
+
+// maxDeadScan bounds the dead-letter list read at once.
+const maxDeadScan = 10_000
+
+// Dead lists a site's dead deliveries, oldest first.
+func (s *Service) Dead(ctx context.Context, site string, limit int) ([]DeadDelivery, error) {
+	items, err := s.o.Store.OutboxItems(ctx, deadQueue, maxDeadScan)
+	if err != nil {
+		return nil, err
+	}
+	out := []DeadDelivery{}
+	for _, it := range items {
+		var d delivery
+		if json.Unmarshal(it.Data, &d) != nil || d.Site != site {
+			continue
+		}
+		out = append(out, DeadDelivery{ID: it.ID, Site: d.Site, Subscription: d.SubID, Event: d.Event, Attempts: d.Attempts,
+			FirstAt: d.First, DiedAt: it.Due, LastError: d.LastError, Body: d.Body})
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Redeliver moves a dead delivery of site back to the outbox, due now,
+// with a fresh retry budget. chat.ErrNotFound if there is none.
+func (s *Service) Redeliver(ctx context.Context, site, id string) error {
+	items, err := s.o.Store.OutboxItems(ctx, deadQueue, maxDeadScan)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.ID != id {
+			continue
+		}
+		var d delivery
+		if json.Unmarshal(it.Data, &d) != nil || d.Site != site {
+			break
+		}
+		now := s.o.Now()
+		d.Attempts, d.First = 0, now
+		data, _ := json.Marshal(d)
+		if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: id, Due: now, Data: data}); err != nil {
+			return err
+		}
+		if err := s.o.Store.DeleteOutbox(ctx, deadQueue, id); err != nil {
+			return err
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return fmt.Errorf("dead delivery %s: %w", id, chat.ErrNotFound)
+}
+
+// ForgetVisitor deletes queued and dead deliveries about a visitor, for
+// erasure.
+func (s *Service) ForgetVisitor(ctx context.Context, _, visitorID string) error {
+	for _, q := range []string{liveQueue, deadQueue} {
+		items, err := s.o.Store.OutboxItems(ctx, q, maxDeadScan)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			var d delivery
+			if json.Unmarshal(it.Data, &d) == nil && d.VisitorID == visitorID {
+				if err := s.o.Store.DeleteOutbox(ctx, q, it.ID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
