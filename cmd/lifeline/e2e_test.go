@@ -5,11 +5,15 @@ package main
 // other, each in its own browser context (no shared cookies or storage).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -498,6 +502,208 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestE2ESnippetQueueAndPrivacy: calls queued in the snippet before the
+// widget loads (the demo's signed identify, the test's context and track)
+// reach the server; a secret typed into the shop's fields is in nothing the
+// browser sent to the server (every WebSocket frame and request body,
+// recorded through the DevTools protocol), nor in the visitor's record,
+// nor in the node's data directory or logs.
+func TestE2ESnippetQueueAndPrivacy(t *testing.T) {
+	const secret = "Quokka-SECRET-hunter"
+	n := startE2ENode(t)
+	admin := n.admin(t)
+	var sites struct{ Sites []chat.Site }
+	do(t, admin, http.MethodGet, "/api/v1/sites", nil, &sites)
+	var identitySecret string
+	for _, s := range sites.Sites {
+		if s.Key == "demo" {
+			identitySecret = s.IdentitySecret
+		}
+	}
+	if identitySecret == "" {
+		t.Fatalf("no demo site with an identity secret in %+v", sites.Sites)
+	}
+	wantHash := chat.IdentityHash(identitySecret, demo.Customer.ID)
+	if wantHash != demo.Sign(identitySecret, demo.Customer.ID) {
+		t.Fatalf("chat.IdentityHash and demo.Sign disagree")
+	}
+
+	vis := browsertest.New(t)
+	var mu sync.Mutex
+	var sent []string // every frame and request body the page sent to the node
+	vis.OnEvent(func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventWebSocketFrameSent:
+			sent = append(sent, string(ev.Response.PayloadData))
+		case *network.EventRequestWillBeSent:
+			if strings.HasPrefix(ev.Request.URL, n.URL) {
+				body := ev.Request.URL
+				for _, e := range ev.Request.PostDataEntries {
+					body += " " + string(e.Bytes)
+				}
+				sent = append(sent, body)
+			}
+		}
+	})
+	vis.OnNewDocument(`window.lifeline=window.lifeline||function(){(lifeline.q=lifeline.q||[]).push(arguments)};
+		lifeline('context', {order_id: 'LC-E2E', cart_value: 98});
+		lifeline('track', 'queued_before_load');
+		lifeline('on', 'ready', function () { window.__lifelineReady = true; });`)
+	openDemo(vis, n.URL)
+
+	// The secret goes into fields the shop never sends anywhere; the CVC
+	// field fails validation with it, then the card is declined.
+	for _, sel := range []string{"#name", "#street", "#city", "#cvc"} {
+		vis.Run(chromedp.SendKeys(chromedp.CSS(sel), secret))
+	}
+	vis.Run(chromedp.SendKeys(chromedp.CSS("#postcode"), "11122"), chromedp.SendKeys(chromedp.CSS("#email"), "ava@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#card"), "4000 0000 0000 0002"), chromedp.SendKeys(chromedp.CSS("#exp"), "12/29"))
+	vis.Run(chromedp.Click(chromedp.CSS("#pay")))
+	vis.Eval(`document.getElementById('cvc').value = ''`, nil)
+	vis.Run(chromedp.SendKeys(chromedp.CSS("#cvc"), "123"), chromedp.Click(chromedp.CSS("#pay")))
+	vis.WaitJS("the decline", `document.getElementById('pay-msg').textContent.includes('declined')`)
+	vis.Run(chromedp.Click(chromedp.CSS("#track"))) // throws
+
+	id := visitorID(t, admin, demo.Customer.ID)
+	var got struct{ Visitor chat.Visitor }
+	waitFor(t, "the journey: the invalid CVC, the declined card, the thrown error", func() bool {
+		do(t, admin, http.MethodGet, "/api/v1/visitors/"+id, nil, &got)
+		j := got.Visitor.Context
+		if j == nil {
+			return false
+		}
+		var declined, thrown, paid bool
+		for _, e := range j.Errors {
+			declined = declined || strings.Contains(e.Msg, "Card declined")
+			thrown = thrown || strings.Contains(e.Msg, "status")
+		}
+		for _, r := range j.Requests {
+			paid = paid || (r.Path == "/demo/api/pay" && r.Status == 402)
+		}
+		return declined && thrown && paid
+	})
+	v := got.Visitor
+	if !v.Verified || v.ExternalID != demo.Customer.ID || v.Name != demo.Customer.Name || v.Email != demo.Customer.Email {
+		t.Errorf("visitor = %q %q %q verified %v; want the demo's signed identify", v.ExternalID, v.Name, v.Email, v.Verified)
+	}
+	for k, want := range map[string]string{"plan": demo.Customer.Plan, "order_id": "LC-E2E", "cart_value": "98"} {
+		if v.Attributes[k] != want {
+			t.Errorf("attribute %s = %q, want %q (attributes %v)", k, v.Attributes[k], want, v.Attributes)
+		}
+	}
+
+	mu.Lock()
+	frames := strings.Join(sent, "\n")
+	mu.Unlock()
+	for _, want := range []string{`"type":"identify"`, wantHash, `"queued_before_load"`, `"LC-E2E"`, `"k":"invalid"`, `"cvc"`} {
+		if !strings.Contains(frames, want) {
+			t.Errorf("the browser never sent %s; sent:\n%.3000s", want, frames)
+		}
+	}
+	if strings.Contains(frames, secret) {
+		t.Errorf("the secret left the browser:\n%s", frames)
+	}
+	var raw json.RawMessage
+	do(t, admin, http.MethodGet, "/api/v1/visitors/"+id, nil, &raw)
+	if strings.Contains(string(raw), secret) {
+		t.Errorf("the visitor's record holds the secret: %s", raw)
+	}
+	n.proc.kill() // so the data files are complete and quiet
+	if strings.Contains(n.proc.logs.String(), secret) {
+		t.Errorf("the node logged the secret")
+	}
+	err := filepath.WalkDir(n.data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s holds the secret", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2ERolesEnforcedOnTheServer: an agent cannot use the admin API, and
+// an analyst cannot send a message, whatever the UI shows.
+func TestE2ERolesEnforcedOnTheServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary")
+	}
+	addr := freePort(t)
+	base := "http://" + addr
+	startProc(t, addr, "--data", t.TempDir())
+	ctx := testCtx(t)
+	admin, err := client.Login(ctx, base, adminEmail, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []map[string]any{
+		{"email": "sam@example.com", "name": "Sam", "role": "agent", "password": "a long agent password"},
+		{"email": "ana@example.com", "name": "Ana", "role": "analyst", "password": "a long analyst password"},
+	} {
+		do(t, admin, http.MethodPost, "/api/v1/agents", a, nil)
+	}
+	agent, err := client.Login(ctx, base, "sam@example.com", "a long agent password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPost, "/api/v1/agents", map[string]any{"email": "mallory@example.com", "name": "M", "role": "admin", "password": "a long password here"}},
+		{http.MethodPatch, "/api/v1/sites/demo", map[string]any{"origins": []string{"evil.example"}}},
+		{http.MethodPatch, "/api/v1/sites/demo", map[string]any{"rotate_secret": true}},
+		{http.MethodPost, "/api/v1/sites", map[string]any{"name": "Evil", "origins": []string{"evil.example"}}},
+	} {
+		err := agent.Do(ctx, c.method, c.path, c.body, nil)
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusForbidden {
+			t.Errorf("agent %s %s = %v, want 403", c.method, c.path, err)
+		}
+	}
+
+	// A visitor writes; the analyst sees the conversation but cannot answer.
+	v, _ := visitor(t, ctx, base, "", 0)
+	if err := v.Send(ctx, map[string]any{"type": "message", "client_id": "v-1", "text": "Hello?"}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := v.Until(ctx, "ack", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, an := agentConn(t, ctx, base, "ana@example.com", "a long analyst password")
+	if err := an.Send(ctx, map[string]any{"type": "message", "conversation_id": ack.ConversationID, "client_id": "an-1", "text": "I should not be able to say this"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := an.Next(ctx)
+		if err != nil {
+			t.Fatalf("analyst: no answer to the message: %v", err)
+		}
+		if f.Type == "ack" && f.ClientID == "an-1" {
+			t.Fatalf("the analyst's message was accepted: %s", f.Raw)
+		}
+		if f.Type == "error" {
+			if f.Code != chat.CodeForbidden {
+				t.Fatalf("analyst message: error %q, want forbidden (%s)", f.Code, f.Raw)
+			}
+			break
+		}
+	}
+	var tr struct{ Messages []chat.Message }
+	do(t, admin, http.MethodGet, "/api/v1/conversations/"+ack.ConversationID, nil, &tr)
+	if len(tr.Messages) != 1 {
+		t.Errorf("the conversation holds %d messages, want only the visitor's", len(tr.Messages))
 	}
 }
 
