@@ -5,6 +5,8 @@
 //	lifeline [serve] [flags]     run a node (the default)
 //	lifeline agent add|list|passwd|disable
 //	lifeline site add|list
+//	lifeline visitor find|export|erase
+//	lifeline backup --out FILE | restore --in FILE
 //	lifeline replay [flags] RECORDINGS...
 //	lifeline load [flags]
 //	lifeline version
@@ -64,6 +66,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return agentCmd(ctx, args, getenv, stdin, stdout, stderr)
 	case "site":
 		return siteCmd(ctx, args, getenv, stdout, stderr)
+	case "visitor":
+		return visitorCmd(ctx, args, getenv, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args, getenv, stdin, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return replay.Main(ctx, args, stdout, stderr)
 	case "load":
@@ -84,6 +92,9 @@ Usage:
   lifeline [serve] [flags]          run a node (default; see lifeline serve -h)
   lifeline agent add|list|passwd|disable
   lifeline site add|list
+  lifeline visitor find|export|erase   data rights: a visitor's data out, or gone
+  lifeline backup --out FILE        snapshot a running node's embedded store
+  lifeline restore --in FILE        put a snapshot in place (node stopped)
   lifeline replay [flags] FILES...  backtest detector rules on recordings
   lifeline load [flags]             load-test a running node
   lifeline version

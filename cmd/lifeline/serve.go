@@ -19,8 +19,10 @@ import (
 	"github.com/lifelinehq/lifeline/internal/console"
 	"github.com/lifelinehq/lifeline/internal/demo"
 	"github.com/lifelinehq/lifeline/internal/metrics"
+	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/server"
 	"github.com/lifelinehq/lifeline/internal/struggle"
+	"github.com/lifelinehq/lifeline/internal/webhook"
 	"github.com/lifelinehq/lifeline/widget"
 )
 
@@ -42,6 +44,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var recordSample, recordDir string
 	stringFlag(fs, getenv, &recordSample, "record-sample", "0", "share of visits (0 to 1) recorded as JSON Lines for backtests")
 	stringFlag(fs, getenv, &recordDir, "record-dir", "", "where recordings go (default DATA/recordings)")
+	var webhookAllow string
+	stringFlag(fs, getenv, &webhookAllow, "webhook-allow-host", "", "comma-separated hosts webhooks may reach although loopback, private or link-local (e.g. an internal receiver)")
 	addStateFlags(fs, getenv, &c)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -112,12 +116,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 	}
+	hooks := webhook.New(webhook.Options{
+		Store: st.store, Logger: log.With("component", "webhooks"), AllowHosts: splitList(webhookAllow), Registerer: m.Registry(),
+	})
 	detector := struggle.New(struggle.Options{
-		Store: st.store, Logger: log.With("component", "detector"), Metrics: m.Detection(), Recorder: recorder,
+		Store: st.store, Logger: log.With("component", "detector"), Metrics: m.Detection(), Recorder: recorder, Events: hooks,
 	})
 	hostname, _ := os.Hostname()
 	hub, err := chat.NewHub(chat.Config{
-		Store: st.store, Broker: st.broker, Secret: secret, Logger: log.With("component", "hub"),
+		Store: webhook.Tap(st.store, hooks), Broker: st.broker, Secret: secret, Logger: log.With("component", "hub"),
 		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()), Detector: detector,
 	})
 	if err != nil {
@@ -131,9 +138,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := hub.Start(ctx); err != nil {
 		return err
 	}
+	hooks.Start(context.WithoutCancel(ctx))
+	defer hooks.Stop() // before the store closes
+	privacyDir := ""
+	if recorder != nil {
+		privacyDir = recordDir
+	}
+	priv := privacy.New(privacy.Options{
+		Store: st.store, Logger: log.With("component", "privacy"), RecordDir: privacyDir,
+		Forgetters: []privacy.Forgetter{detector, hooks}, Disconnect: hub.DisconnectVisitor, Journey: detector.Journey,
+	})
+	sweeper := privacy.NewSweeper(priv, privacy.SweeperOptions{Registerer: m.Registry()})
+	sweeper.Start(context.WithoutCancel(ctx))
+	defer sweeper.Stop()
 	handler := server.New(server.Config{
 		Hub: hub, Store: st.store, Broker: st.broker, Auth: authSvc, Metrics: m, Logger: log.With("component", "http"),
-		Struggle: detector, Secret: secret,
+		Struggle: detector, Secret: secret, Webhooks: hooks, Privacy: priv,
 		MaxConnsPerIP: maxPerIP,
 		Widget:        widget.Handler(),
 		Console:       console.Handler(),

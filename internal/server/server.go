@@ -15,7 +15,9 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/metrics"
+	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/struggle"
+	"github.com/lifelinehq/lifeline/internal/webhook"
 )
 
 // Config wires the server's parts. Handlers left nil are not routed.
@@ -31,6 +33,11 @@ type Config struct {
 	Struggle *struggle.Service
 	// Secret verifies visitor tokens on the behaviour beacon; the hub's.
 	Secret []byte
+	// Webhooks manages subscriptions and dead letters; Privacy exports and
+	// erases visitors and holds retention settings. Nil leaves their
+	// routes out.
+	Webhooks *webhook.Service
+	Privacy  *privacy.Service
 
 	// Widget serves /widget.js, Demo serves /demo and Console /console.
 	Widget  http.Handler
