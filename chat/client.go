@@ -125,12 +125,14 @@ func (c *client) writeLoop() {
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.mu.Unlock()
+		// One deadline for the batch (at most SendQueue frames): a context
+		// and timer per frame cost more than the write of a small frame.
+		ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
 		for i, f := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
 			err := c.t.write(ctx, f)
-			cancel()
 			batch[i] = nil
 			if err != nil {
+				cancel()
 				c.close(CloseGoingAway, "write failed")
 				c.mu.Lock()
 				c.writing = false
@@ -139,6 +141,7 @@ func (c *client) writeLoop() {
 				return
 			}
 		}
+		cancel()
 	}
 }
 

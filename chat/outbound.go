@@ -2,7 +2,9 @@ package chat
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Outbound frames. Each is encoded once and the bytes are shared by every
@@ -126,7 +128,28 @@ var pongFrame = []byte(`{"type":"pong"}`)
 
 // encode marshals an outbound frame. Outbound types contain nothing that can
 // fail to marshal, so an error is a programming mistake.
+//
+// The frames of every chat message (its ack, its broker event and the
+// message frame) are written by hand-made appenders that give the same
+// bytes as encoding/json (appender_test.go checks); the rest use
+// encoding/json.
 func encode(v any) []byte {
+	switch f := v.(type) {
+	case ackFrame:
+		return appendAck(make([]byte, 0, 160), &f)
+	case messageFrame:
+		if f.Message != nil {
+			if b, ok := appendMessageFrame(make([]byte, 0, 256+len(f.Message.Text)), f.Type, f.Message); ok {
+				return b
+			}
+		}
+	case *event:
+		if f.Kind == evMessage && f.Message != nil && *f == (event{Kind: evMessage, Message: f.Message}) {
+			if b, ok := appendMessageEvent(make([]byte, 0, 256+len(f.Message.Text)), f.Message); ok {
+				return b
+			}
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic("chat: encode outbound frame: " + err.Error())
@@ -179,4 +202,128 @@ func visitorView(c Conversation, agentName string) *VisitorConversation {
 		v.Agent = &Named{Name: agentName}
 	}
 	return v
+}
+
+// appendAck appends f as encoding/json would.
+func appendAck(b []byte, f *ackFrame) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, f.Type)
+	if f.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, f.ID)
+	}
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, f.ClientID)
+	b = append(b, `,"conversation_id":`...)
+	b = appendJSONString(b, f.ConversationID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, f.Seq, 10)
+	if f.Ref != "" {
+		b = append(b, `,"ref":`...)
+		b = appendJSONString(b, f.Ref)
+	}
+	return append(b, '}')
+}
+
+// appendMessageFrame appends {"type":typ,"message":m}; ok is false if m
+// needs encoding/json (a time it cannot format).
+func appendMessageFrame(b []byte, typ string, m *Message) ([]byte, bool) {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"message":`...)
+	b, ok := appendMessage(b, m)
+	return append(b, '}'), ok
+}
+
+// appendMessageEvent appends a message event as encoding/json would.
+func appendMessageEvent(b []byte, m *Message) ([]byte, bool) {
+	b = append(b, `{"k":"message","message":`...)
+	b, ok := appendMessage(b, m)
+	return append(b, '}'), ok
+}
+
+func appendMessage(b []byte, m *Message) ([]byte, bool) {
+	if y := m.At.Year(); y < 0 || y > 9999 {
+		return b, false // time.Time.MarshalJSON fails; let encoding/json say so
+	}
+	if _, off := m.At.Zone(); off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, `{"conversation_id":`...)
+	b = appendJSONString(b, m.ConversationID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, m.Seq, 10)
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, m.ClientID)
+	b = append(b, `,"author":{"kind":`...)
+	b = appendJSONString(b, string(m.Author.Kind))
+	if m.Author.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, m.Author.ID)
+	}
+	if m.Author.Name != "" {
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, m.Author.Name)
+	}
+	b = append(b, `},"text":`...)
+	b = appendJSONString(b, m.Text)
+	b = append(b, `,"at":"`...)
+	b = m.At.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...), true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s quoted as encoding/json does: HTML-safe
+// (<, > and & escaped), invalid UTF-8 replaced by U+FFFD, and U+2028 and
+// U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

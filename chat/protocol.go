@@ -180,12 +180,12 @@ func decode(data []byte, allowed map[string]bool) (Inbound, error) {
 
 // validate checks the fields the frame's type needs.
 func validate(in *Inbound) error {
-	for name, v := range map[string]string{
-		"client_id": in.ClientID, "conversation_id": in.ConversationID, "offer_id": in.OfferID,
-		"agent_id": in.AgentID, "visitor_id": in.VisitorID,
+	for _, f := range [...]struct{ name, v string }{
+		{"client_id", in.ClientID}, {"conversation_id", in.ConversationID}, {"offer_id", in.OfferID},
+		{"agent_id", in.AgentID}, {"visitor_id", in.VisitorID},
 	} {
-		if len(v) > maxIDLen {
-			return frameErr(CodeInvalid, "%s longer than %d bytes", name, maxIDLen)
+		if len(f.v) > maxIDLen {
+			return frameErr(CodeInvalid, "%s longer than %d bytes", f.name, maxIDLen)
 		}
 	}
 	if len(in.Token) > 512 {

@@ -105,6 +105,8 @@ type Store struct {
 	commits atomic.Uint64
 	appends atomic.Uint64
 
+	cache *recordCache // decoded conversations and visitors; see cache.go
+
 	// batchHook, if set (by tests, before the first append), is called by
 	// the writer with the size of each group before it commits.
 	batchHook func(n int)
@@ -157,6 +159,7 @@ func Open(path string, opts Options) (*Store, error) {
 		log:      opts.Logger,
 		maxBatch: opts.MaxBatch,
 		reqs:     make(chan *appendReq, opts.QueueLen),
+		cache:    newRecordCache(),
 	}
 	s.wg.Go(s.writer)
 	s.log.Info("bolt store open", "path", path)
@@ -202,12 +205,25 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 	return closedErr(s.db.View(fn))
 }
 
-// update runs fn in its own write transaction.
+// update runs fn in its own write transaction. Afterwards the record
+// cache (cache.go) is emptied: fn may have changed any conversation or
+// visitor. A write that knows which records it changed uses updateKnown.
 func (s *Store) update(fn func(*bbolt.Tx) error) error {
+	return s.updateKnown(fn, s.cache.forgetAll)
+}
+
+// updateKnown runs fn in its own write transaction, then forget, which
+// drops from the record cache whatever fn changed (nil: fn changed no
+// conversation or visitor record).
+func (s *Store) updateKnown(fn func(*bbolt.Tx) error, forget func()) error {
 	if s.done.Load() {
 		return chat.ErrClosed
 	}
-	return closedErr(s.db.Update(fn))
+	err := closedErr(s.db.Update(fn))
+	if forget != nil {
+		forget()
+	}
+	return err
 }
 
 func closedErr(err error) error {

@@ -56,9 +56,15 @@ func getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	if err != nil {
 		return c, err
 	}
-	seq, at, err := lastMessage(tx, string(id))
+	return withLastMessage(tx, c)
+}
+
+// withLastMessage sets the stored record's LastSeq and UpdatedAt from its
+// last message.
+func withLastMessage(tx *bbolt.Tx, c chat.Conversation) (chat.Conversation, error) {
+	seq, at, err := lastMessage(tx, c.ID)
 	if err != nil {
-		return c, fmt.Errorf("last message of %s: %w", id, err)
+		return c, fmt.Errorf("last message of %s: %w", c.ID, err)
 	}
 	c.LastSeq = seq
 	if at.After(c.UpdatedAt) {
@@ -89,7 +95,7 @@ func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error
 		return fmt.Errorf("create conversation %s: status %q: %w", c.ID, c.Status, chat.ErrInvalid)
 	}
 	c.LastSeq = 0
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bConvs).Get([]byte(c.ID)) != nil {
 			return fmt.Errorf("ID taken: %w", chat.ErrConflict)
 		}
@@ -101,7 +107,7 @@ func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error
 			return err
 		}
 		return writeConv(tx, nil, c)
-	})
+	}, func() { s.cache.forgetConv(c.ID) })
 	if err != nil {
 		return fmt.Errorf("create conversation %s: %w", c.ID, err)
 	}
@@ -109,10 +115,24 @@ func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error
 }
 
 // Conversation returns the conversation, or ErrNotFound.
+// The record is decoded once and cached (cache.go); its sequence number
+// is read from the messages every time.
 func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, error) {
 	var c chat.Conversation
+	gen := s.cache.gen.Load()
 	err := s.view(func(tx *bbolt.Tx) (err error) {
-		c, err = getConv(tx, []byte(id))
+		rec, ok := s.cache.conv(id)
+		if !ok {
+			found, err := get(tx, bConvs, []byte(id), &rec)
+			if err == nil && !found {
+				err = chat.ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			s.cache.putConv(gen, rec)
+		}
+		c, err = withLastMessage(tx, rec)
 		return err
 	})
 	if err != nil {
@@ -224,7 +244,7 @@ func (e fnError) Error() string { return e.err.Error() }
 // status; a changed LastSeq is ignored.
 func (s *Store) UpdateConversation(_ context.Context, id string, fn func(*chat.Conversation) error) (chat.Conversation, error) {
 	var cur chat.Conversation
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		old, err := getConv(tx, []byte(id))
 		if err != nil {
 			return err
@@ -241,7 +261,7 @@ func (s *Store) UpdateConversation(_ context.Context, id string, fn func(*chat.C
 		}
 		cur.LastSeq = old.LastSeq
 		return writeConv(tx, &old, cur)
-	})
+	}, func() { s.cache.forgetConv(id) })
 	if fe, ok := errors.AsType[fnError](err); ok {
 		return chat.Conversation{}, fe.err
 	}
@@ -258,7 +278,7 @@ func (s *Store) Assign(_ context.Context, id, agentID string, capacity int, now 
 		return chat.Conversation{}, fmt.Errorf("assign %s: empty agent or NUL: %w", id, chat.ErrInvalid)
 	}
 	var c chat.Conversation
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		old, err := getConv(tx, []byte(id))
 		if err != nil {
 			return err
@@ -277,7 +297,7 @@ func (s *Store) Assign(_ context.Context, id, agentID string, capacity int, now 
 			c.UpdatedAt = now
 		}
 		return writeConv(tx, &old, c)
-	})
+	}, func() { s.cache.forgetConv(id) })
 	if err != nil {
 		return chat.Conversation{}, fmt.Errorf("assign %s to %s: %w", id, agentID, err)
 	}

@@ -256,7 +256,7 @@ func (s *Store) AddNote(_ context.Context, n chat.Note) error {
 	if n.ConversationID == "" || hasNUL(n.ConversationID) {
 		return fmt.Errorf("add note: empty conversation ID or NUL: %w", chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bConvs).Get([]byte(n.ConversationID)) == nil {
 			return chat.ErrNotFound
 		}
@@ -266,7 +266,7 @@ func (s *Store) AddNote(_ context.Context, n chat.Note) error {
 			return err
 		}
 		return put(tx, bNotes, binary.BigEndian.AppendUint64(prefix(n.ConversationID), seq), n)
-	})
+	}, nil) // notes only
 	if err != nil {
 		return fmt.Errorf("add note to %s: %w", n.ConversationID, err)
 	}

@@ -21,9 +21,9 @@ func (s *Store) PutMeta(_ context.Context, k string, value []byte) error {
 	if k == "" {
 		return fmt.Errorf("put meta: empty key: %w", chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bMeta).Put([]byte(k), append([]byte{'v'}, value...))
-	})
+	}, nil) // no conversation or visitor changes
 	if err != nil {
 		return fmt.Errorf("put meta %s: %w", k, err)
 	}
@@ -52,7 +52,7 @@ func (s *Store) AddCounters(_ context.Context, k string, deltas map[string]int64
 	if k == "" {
 		return fmt.Errorf("add counters: empty key: %w", chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bMeta)
 		key := []byte(counterPrefix + k)
 		set := map[string]int64{}
@@ -69,7 +69,7 @@ func (s *Store) AddCounters(_ context.Context, k string, deltas map[string]int64
 			return err
 		}
 		return b.Put(key, data)
-	})
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("add counters %s: %w", k, err)
 	}
@@ -96,7 +96,7 @@ func (s *Store) AppendLog(_ context.Context, k string, entry []byte, max int) er
 	if k == "" || max < 1 {
 		return fmt.Errorf("append log: empty key or max < 1: %w", chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bMeta)
 		key := []byte(logPrefix + k)
 		var list [][]byte
@@ -114,7 +114,7 @@ func (s *Store) AppendLog(_ context.Context, k string, entry []byte, max int) er
 			return err
 		}
 		return b.Put(key, data)
-	})
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("append log %s: %w", k, err)
 	}

@@ -79,7 +79,7 @@ func (s *Store) PutVisitor(_ context.Context, v chat.Visitor) error {
 	if v.ID == "" || v.SiteKey == "" || hasNUL(v.ID, v.SiteKey, v.Email, v.ExternalID) {
 		return fmt.Errorf("put visitor %q: empty ID or site, or NUL: %w", v.ID, chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		var old chat.Visitor
 		found, err := get(tx, bVisitors, []byte(v.ID), &old)
 		if err != nil {
@@ -89,7 +89,7 @@ func (s *Store) PutVisitor(_ context.Context, v chat.Visitor) error {
 			return err
 		}
 		return put(tx, bVisitors, []byte(v.ID), v)
-	})
+	}, func() { s.cache.forgetVisitor(v.ID) })
 	if err != nil {
 		return fmt.Errorf("put visitor %s: %w", v.ID, err)
 	}
@@ -121,12 +121,23 @@ func reindex(tx *bbolt.Tx, hadOld bool, old, new map[string][]byte) error {
 }
 
 // Visitor returns the visitor, or ErrNotFound.
+// The record is decoded once and cached (cache.go).
 func (s *Store) Visitor(_ context.Context, id string) (chat.Visitor, error) {
+	if v, ok := s.cache.visitor(id); ok {
+		if s.done.Load() {
+			return chat.Visitor{}, fmt.Errorf("visitor %s: %w", id, chat.ErrClosed)
+		}
+		return v, nil
+	}
 	var v chat.Visitor
+	gen := s.cache.gen.Load()
 	err := s.view(func(tx *bbolt.Tx) error {
 		ok, err := get(tx, bVisitors, []byte(id), &v)
 		if err == nil && !ok {
 			err = chat.ErrNotFound
+		}
+		if err == nil {
+			s.cache.putVisitor(gen, v)
 		}
 		return err
 	})

@@ -1,0 +1,117 @@
+package bolt
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// maxCached bounds each map of the record cache; a full map is emptied
+// and refills with what is read next.
+const maxCached = 1 << 16
+
+// recordCache keeps decoded conversation and visitor records, which the
+// hub reads on every message: decoding their JSON was the largest cost of
+// a message after the socket writes. Only this process writes the file
+// (bbolt holds an exclusive lock), so the cache is exact as long as every
+// write drops what it changed after its transaction: Store.update drops
+// everything, Store.updateKnown what its caller names.
+//
+// A reader notes gen before its read transaction and stores what it
+// decoded only if gen has not moved since; a writer bumps gen after its
+// commit and then deletes the key. So a value read before a commit is
+// never stored after it.
+type recordCache struct {
+	gen atomic.Uint64
+
+	mu       sync.Mutex
+	convs    map[string]chat.Conversation // as stored: LastSeq and UpdatedAt come from the messages
+	visitors map[string]chat.Visitor
+}
+
+func newRecordCache() *recordCache {
+	return &recordCache{convs: make(map[string]chat.Conversation), visitors: make(map[string]chat.Visitor)}
+}
+
+func (c *recordCache) conv(id string) (chat.Conversation, bool) {
+	c.mu.Lock()
+	v, ok := c.convs[id]
+	c.mu.Unlock()
+	return v, ok
+}
+
+func (c *recordCache) putConv(gen uint64, v chat.Conversation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if len(c.convs) >= maxCached {
+		clear(c.convs)
+	}
+	c.convs[v.ID] = v
+}
+
+// visitor returns a deep copy: callers may change what they get.
+func (c *recordCache) visitor(id string) (chat.Visitor, bool) {
+	c.mu.Lock()
+	v, ok := c.visitors[id]
+	c.mu.Unlock()
+	if !ok {
+		return v, false
+	}
+	return cloneVisitor(v), true
+}
+
+func (c *recordCache) putVisitor(gen uint64, v chat.Visitor) {
+	v = cloneVisitor(v)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if len(c.visitors) >= maxCached {
+		clear(c.visitors)
+	}
+	c.visitors[v.ID] = v
+}
+
+// forgetConv, forgetVisitor and forgetAll run after a transaction that
+// wrote the records, whether it committed or not.
+func (c *recordCache) forgetConv(id string) {
+	c.gen.Add(1)
+	c.mu.Lock()
+	delete(c.convs, id)
+	c.mu.Unlock()
+}
+
+func (c *recordCache) forgetVisitor(id string) {
+	c.gen.Add(1)
+	c.mu.Lock()
+	delete(c.visitors, id)
+	c.mu.Unlock()
+}
+
+func (c *recordCache) forgetAll() {
+	c.gen.Add(1)
+	c.mu.Lock()
+	clear(c.convs)
+	clear(c.visitors)
+	c.mu.Unlock()
+}
+
+func cloneVisitor(v chat.Visitor) chat.Visitor {
+	v.Attributes = maps.Clone(v.Attributes)
+	if v.Context != nil {
+		cx := *v.Context
+		cx.Trail = slices.Clone(cx.Trail)
+		cx.Errors = slices.Clone(cx.Errors)
+		cx.Requests = slices.Clone(cx.Requests)
+		cx.Findings = slices.Clone(cx.Findings)
+		v.Context = &cx
+	}
+	return v
+}
