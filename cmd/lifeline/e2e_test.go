@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -705,6 +706,93 @@ func TestE2ERolesEnforcedOnTheServer(t *testing.T) {
 	if len(tr.Messages) != 1 {
 		t.Errorf("the conversation holds %d messages, want only the visitor's", len(tr.Messages))
 	}
+}
+
+// inertJS counts what markup in the strings below would have created if
+// it had been parsed as HTML anywhere in root, plus whether any handler ran.
+func inertJS(root string) string {
+	return `(() => { const r = ` + root + `; return r.querySelectorAll('img[src="x"], [onerror], [onmouseover], a[href^="javascript:" i], iframe, object, embed').length + (window.__xss !== undefined ? 1000 : 0); })()`
+}
+
+// TestE2EInjectionRendersInert: a visitor whose name, attributes, context,
+// reported error and messages carry <img onerror> and javascript: links,
+// and an agent who replies with the same; the console and the widget show
+// it all as text — no element is created, no handler runs, no dialog opens.
+func TestE2EInjectionRendersInert(t *testing.T) {
+	const (
+		name  = `Eve <img src=x onerror="window.__xss='name';alert('name')">`
+		attr  = `<img src=x onerror="window.__xss='attr'">`
+		link  = `javascript:window.__xss='attrlink'`
+		ctxv  = `<a href="javascript:window.__xss='ctx'">profile</a>`
+		errv  = `Card declined <img src=x onerror="window.__xss='err'">`
+		msg   = `<img src=x onerror="window.__xss='msg'"> see <a href="javascript:window.__xss='link'">my order</a> javascript:alert('bare')`
+		reply = `<img src=x onerror="window.__xss='reply';alert('reply')"> <a href="javascript:window.__xss='rlink'">click here</a>`
+	)
+	n := startE2ENode(t)
+	vis := browsertest.New(t)
+	agent := vis.NewContext()
+	var mu sync.Mutex
+	var dialogs []string
+	for _, p := range []*browsertest.Page{vis, agent} {
+		p.OnEvent(func(ev any) {
+			if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+				mu.Lock()
+				dialogs = append(dialogs, d.Message)
+				mu.Unlock()
+			}
+		})
+	}
+	consoleLogin(t, agent, n.URL, adminEmail, testPassword)
+
+	readyHook(vis)
+	openDemo(vis, n.URL)
+	// Log the demo's customer out: Eve is someone else, unverified.
+	vis.Eval(`lifeline('shutdown'); lifeline('identify', {id: 'eve-1', name: `+jsq(name)+`, email: 'eve@example.com', attributes: {note: `+jsq(attr)+`, homepage: `+jsq(link)+`}});
+		lifeline('context', {profile: `+jsq(ctxv)+`});
+		lifeline('error', `+jsq(errv)+`); true`, nil)
+	wClick(t, vis, ".l")
+	vis.WaitJS("the panel open", w(".p")+`.hidden === false`)
+	wSend(t, vis, msg)
+
+	agent.WaitJS("the chat in the console", `document.querySelector('.convlist .item, .item') !== null`)
+	cClick(t, agent, ".item")
+	agent.WaitJS("the visitor's message as text", `document.querySelector('.transcript')?.textContent.includes("<img src=x onerror=\"window.__xss='msg'\">")`)
+	var claimable bool
+	agent.Eval(`document.querySelector('[data-action=claim]') !== null`, &claimable)
+	if claimable {
+		cClick(t, agent, "[data-action=claim]")
+	}
+	agent.WaitJS("the sidebar with the name, attributes, context and error as text",
+		`(() => { const s = document.querySelector('.context')?.textContent ?? ''; return s.includes(`+jsq(name)+`) && s.includes(`+jsq(attr)+`) && s.includes(`+jsq(link)+`) && s.includes(`+jsq(ctxv)+`) && s.includes("Card declined <img"); })()`)
+	agent.Run(chromedp.SendKeys(chromedp.CSS(".composer textarea"), reply))
+	cClick(t, agent, "[data-action=send]")
+	vis.WaitJS("the reply as text in the widget", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].some(e => e.textContent === `+jsq(reply)+`)`)
+	agent.WaitJS("the queue entry with the name", `[...document.querySelectorAll('.item')].some(e => e.textContent.includes('Eve <img'))`)
+	agent.Screenshot("console")
+
+	// What support can see, in the widget, lists the same as text.
+	wClick(t, vis, "[part=header] .ib")
+	vis.WaitJS("what support can see", w("[part=seen]")+`.hidden === false && `+w("[part=seen]")+`.textContent.includes(`+jsq(attr)+`)`)
+	vis.Screenshot("widget-seen")
+	wClick(t, vis, "[part=seen] button")
+	vis.Screenshot("widget")
+
+	var bad int
+	agent.Eval(inertJS("document"), &bad)
+	if bad != 0 {
+		t.Errorf("the console parsed injected markup (%d elements; 1000 = a handler ran)", bad)
+	}
+	vis.Eval(inertJS("document.querySelector('lifeline-widget').shadowRoot"), &bad)
+	if bad != 0 {
+		t.Errorf("the widget parsed injected markup (%d elements; 1000 = a handler ran)", bad)
+	}
+	mu.Lock()
+	if len(dialogs) > 0 {
+		t.Errorf("dialogs opened: %q", dialogs)
+	}
+	mu.Unlock()
+	checkNoBrowserErrors(t, "the visitor", vis)
+	checkNoBrowserErrors(t, "the agent", agent, "401", "/api/v1/me")
 }
 
 var _ = chat.StatusActive
