@@ -1,0 +1,9 @@
+package assist
+
+import (
+	"testing"
+
+	"github.com/lifelinehq/lifeline/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.Main(m) }
