@@ -238,12 +238,14 @@ func TestE2EDeclinedCardToSolvedChat(t *testing.T) {
 
 	agent.WaitJS("the chat in the queue with the detector's sentence",
 		`[...document.querySelectorAll('.item.status-waiting .why')].some(e => /Card declined (3 times|twice) on \/demo/.test(e.textContent))`)
+	agent.WaitJS("the visitor's name in the queue", `document.querySelector('.item.status-waiting .who')?.textContent === `+jsq(demo.Customer.Name))
 	agent.Screenshot("queue")
 	cClick(t, agent, ".item.status-waiting")
 	cClick(t, agent, "[data-action=claim]")
 	agent.WaitJS("claimed", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
 	agent.WaitJS("the page trail and errors in the sidebar",
 		`document.querySelector('.context .trail')?.textContent.includes('/demo') && document.querySelector('.context .errors')?.textContent.includes('Card declined') && document.querySelector('.context .identity')?.textContent.includes('Verified')`)
+	agent.WaitJS("how the chat began", `document.querySelector('.transcript .msg.start')?.textContent.includes('Accepted a proactive offer (rule card-declined)')`)
 	var visitorLines int
 	agent.Eval(`document.querySelectorAll('.transcript .msg.visitor').length`, &visitorLines)
 	if visitorLines != 0 {

@@ -142,16 +142,31 @@ export class Inbox {
     replace(this.list, sections.map(([title, cs]) => h("div", { class: "section" },
       h("h2", null, title, h("span", { class: "count" }, String(cs.length))),
       cs.length === 0 ? h("p", { class: "empty" }, title === "Queue" ? "Nobody is waiting." : title === "Mine" ? "No open conversations." : "Nothing yet.") : null,
-      cs.map((c) => this.item(c, now, c.id === focusedID)),
+      cs.map((c) => this.item(c, now, c.id === focusedID, title !== "Recent")),
     )));
     this.cursor = Math.min(this.cursor, Math.max(0, this.flat.length - 1));
   }
 
-  private item(c: Conversation, now: number, focused: boolean): HTMLElement {
+  /** lookUp fetches a listed conversation's visitor once, for their name. */
+  private lookUp(id: string): void {
+    if (!id || state.visitors.has(id)) return;
+    state.visitors.set(id, null);
+    api<{ visitor: Visitor }>("GET", "/visitors/" + encodeURIComponent(id)).then(
+      (r) => {
+        state.visitors.set(id, r.visitor);
+        this.renderList();
+      },
+      () => { /* stays "Visitor" */ },
+    );
+  }
+
+  private item(c: Conversation, now: number, focused: boolean, lookUp: boolean): HTMLElement {
     const unread = state.unread(c.id);
     const t = state.threads.get(c.id);
     const waitFrom = c.status === "waiting" ? c.created_at : c.updated_at;
-    const who = t?.visitor?.name || t?.visitor?.email || c.email || "Visitor";
+    const v = t?.visitor ?? state.visitors.get(c.visitor_id);
+    if (!v && lookUp) this.lookUp(c.visitor_id);
+    const who = v?.name || v?.email || c.email || "Visitor";
     return h("div", {
       class: `item status-${c.status}${c.id === state.selected ? " selected" : ""}${focused ? " focused" : ""}${unread ? " unread" : ""}`,
       role: "option", "aria-selected": String(c.id === state.selected), "data-id": c.id, "data-ref": c.ref, tabindex: "-1",
@@ -298,6 +313,17 @@ export class Inbox {
     let lastAgentSeq = 0;
     for (const m of t.messages.values()) if (m.author.kind === "agent") lastAgentSeq = Math.max(lastAgentSeq, m.seq);
     const seqs = [...t.messages.keys()].sort((a, b) => a - b);
+    const c = state.convs.get(id);
+    if (c && t.loaded) {
+      // How the conversation began, so a transcript that opens with the
+      // agent's first words does not look like it lost the visitor's.
+      items.push({
+        at: Date.parse(c.created_at) - 1,
+        el: h("div", { class: "msg system start" },
+          c.cause ? `Accepted a proactive offer (rule ${c.cause})` : c.email ? "Left a message" : "Started a chat",
+          h("time", { datetime: c.created_at }, " · " + clock(c.created_at))),
+      });
+    }
     for (const seq of seqs) {
       const m = t.messages.get(seq)!;
       const mine = m.author.kind === "agent";
@@ -588,6 +614,7 @@ export class Inbox {
       previous = r.conversations.filter((p) => p.id !== c.id);
       const t = state.thread(c.id);
       t.visitor = v;
+      state.visitors.set(v.id, v);
     } catch (e) {
       if (this.sideFor === c.id) replace(this.side, h("p", { class: "error" }, (e as Error).message));
       return;

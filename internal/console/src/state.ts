@@ -38,6 +38,12 @@ export class State {
   /** what this agent has read, per conversation (kept across reloads). */
   readSeq: Record<string, number> = {};
   selected: string | null = null;
+  /**
+   * visitors the list has looked up, by id, for the names in the queue
+   * (conversation records carry none); null while the lookup runs or after
+   * it failed.
+   */
+  visitors = new Map<string, Visitor | null>();
   private listeners = new Set<Listener>();
 
   on(l: Listener): () => void {

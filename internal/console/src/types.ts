@@ -23,6 +23,8 @@ export interface Conversation {
   agent_id?: string;
   priority: number;
   explanation?: string;
+  /** the detector rule behind the explanation, when an offer started the chat. */
+  cause?: string;
   email?: string;
   feedback?: string;
   last_seq: number;
