@@ -51,13 +51,13 @@ func (s *Store) PutOutbox(_ context.Context, queue string, item chat.OutboxItem)
 	if queue == "" || item.ID == "" || hasNUL(queue) {
 		return fmt.Errorf("put outbox: empty queue or ID: %w", chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bOutbox)
 		if err != nil {
 			return err
 		}
 		return putOutbox(b, queue, item)
-	})
+	}, nil) // the outbox holds no cached record
 	if err != nil {
 		return fmt.Errorf("put outbox %s/%s: %w", queue, item.ID, err)
 	}
@@ -71,7 +71,7 @@ func (s *Store) ClaimOutbox(_ context.Context, queue string, now time.Time, leas
 		limit = 100
 	}
 	var out []chat.OutboxItem
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bOutbox)
 		if err != nil {
 			return err
@@ -86,7 +86,7 @@ func (s *Store) ClaimOutbox(_ context.Context, queue string, now time.Time, leas
 			}
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox %s: %w", queue, err)
 	}
@@ -119,7 +119,7 @@ func listOutbox(b *bbolt.Bucket, queue string, limit int, until []byte) ([]chat.
 
 // DeleteOutbox removes an item.
 func (s *Store) DeleteOutbox(_ context.Context, queue, id string) error {
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bOutbox)
 		if b == nil {
 			return nil
@@ -133,7 +133,7 @@ func (s *Store) DeleteOutbox(_ context.Context, queue, id string) error {
 			return err
 		}
 		return b.Delete(ik)
-	})
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("delete outbox %s/%s: %w", queue, id, err)
 	}
