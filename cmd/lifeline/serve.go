@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/assist"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/console"
 	"github.com/lifelinehq/lifeline/internal/demo"
@@ -122,15 +123,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	detector := struggle.New(struggle.Options{
 		Store: st.store, Logger: log.With("component", "detector"), Metrics: m.Detection(), Recorder: recorder, Events: hooks,
 	})
+	assistant := assist.New(assist.Options{
+		Store: st.store, Logger: log.With("component", "assist"), Journeys: detector, BaseURL: public, AllowHosts: splitList(webhookAllow),
+	})
 	hostname, _ := os.Hostname()
 	hub, err := chat.NewHub(chat.Config{
 		Store: webhook.Tap(st.store, hooks), Broker: st.broker, Secret: secret, Logger: log.With("component", "hub"),
-		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()), Detector: detector,
+		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()), Detector: assistant.Observe(detector),
 	})
 	if err != nil {
 		return err
 	}
 	detector.Attach(hub)
+	assistant.Attach(hub)
+	assistCtx, stopAssist := context.WithCancel(context.WithoutCancel(ctx))
+	assistDone := make(chan struct{})
+	go func() { defer close(assistDone); assistant.Run(assistCtx) }()
+	defer func() { stopAssist(); <-assistDone }()
+	demoActions, err := assistant.ActionSecret(ctx, demoSite.Key)
+	if err != nil {
+		return err
+	}
 	detectCtx, stopDetector := context.WithCancel(context.WithoutCancel(ctx))
 	detectorDone := make(chan struct{})
 	go func() { defer close(detectorDone); detector.Run(detectCtx) }()
@@ -153,11 +166,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer sweeper.Stop()
 	handler := server.New(server.Config{
 		Hub: hub, Store: st.store, Broker: st.broker, Auth: authSvc, Metrics: m, Logger: log.With("component", "http"),
-		Struggle: detector, Secret: secret, Webhooks: hooks, Privacy: priv,
+		Struggle: detector, Assist: assistant, Secret: secret, Webhooks: hooks, Privacy: priv,
 		MaxConnsPerIP: maxPerIP,
 		Widget:        widget.Handler(),
 		Console:       console.Handler(),
-		Demo:          demo.Handler(demo.Config{SiteKey: demoSite.Key, IdentitySecret: demoSite.IdentitySecret, WidgetURL: "/widget.js"}),
+		Demo:          demo.Handler(demo.Config{SiteKey: demoSite.Key, IdentitySecret: demoSite.IdentitySecret, WidgetURL: "/widget.js", ActionSecret: demoActions}),
 	})
 	srv := &http.Server{
 		Handler:           handler,

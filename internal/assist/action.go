@@ -3,9 +3,6 @@ package assist
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/webhook"
 )
 
 // ActionResult is what running an action did.
@@ -202,29 +200,16 @@ type WebhookRequest struct {
 	Finding *chat.FindingSeen `json:"finding,omitempty"`
 }
 
-// Signature headers of a webhook action. The signature is
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)), the
-// timestamp in Unix seconds — the same scheme as internal/webhook's event
-// deliveries.
+// Headers of a webhook action, as internal/webhook's event deliveries:
+// the signature is webhook.Sign's "sha256=" + hex(HMAC-SHA256(secret,
+// timestamp + "." + body)), the timestamp in Unix seconds; receivers can
+// check it with webhook.Verify.
 const (
 	HeaderSignature = "X-Lifeline-Signature"
 	HeaderTimestamp = "X-Lifeline-Timestamp"
 	HeaderDelivery  = "X-Lifeline-Delivery"
+	HeaderEvent     = "X-Lifeline-Event"
 )
-
-// Sign returns the X-Lifeline-Signature value for a body sent at ts.
-//
-// TODO(assist→webhook): internal/webhook (helper-11) signs event
-// deliveries with the same header and scheme; once it exports its signer
-// and SSRF-guarded client, use them here and drop Sign, guardedClient and
-// the dial guard below.
-func Sign(secret string, ts int64, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(strconv.FormatInt(ts, 10)))
-	m.Write([]byte("."))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
 
 // maxResult caps what of the endpoint's answer becomes the note.
 const maxResult = 500
@@ -265,12 +250,13 @@ func (s *Service) callWebhook(ctx context.Context, conv *chat.Conversation, it *
 	if err != nil {
 		return "", err
 	}
-	ts := s.o.Now().Unix()
+	ts := strconv.FormatInt(s.o.Now().Unix(), 10)
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("User-Agent", "Lifeline-Assist/1")
-	hr.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	hr.Header.Set(HeaderEvent, req.Type)
+	hr.Header.Set(HeaderTimestamp, ts)
 	hr.Header.Set(HeaderDelivery, req.ID)
-	hr.Header.Set(HeaderSignature, Sign(secret, ts, body))
+	hr.Header.Set(HeaderSignature, webhook.Sign(secret, ts, body))
 	resp, err := client.Do(hr)
 	if err != nil {
 		var blocked *blockedError
@@ -315,26 +301,39 @@ type blockedError struct{ addr string }
 
 func (e *blockedError) Error() string { return "the endpoint's address " + e.addr + " is not allowed" }
 
-// guardedClient refuses to connect to loopback, private, link-local,
-// multicast and unspecified addresses, checked on the resolved IP at dial
-// time (so DNS rebinding cannot slip through), and follows no redirects.
-func guardedClient(timeout time.Duration) *http.Client {
-	d := &net.Dialer{Timeout: timeout, Control: func(network, address string, _ syscall.RawConn) error {
+// guardedClient refuses to connect to the addresses webhook.Blocked names
+// (loopback, private, link-local, …), checked on the resolved IP at dial
+// time so DNS rebinding cannot slip through, except for hosts in allow;
+// it uses no proxy and follows no redirects. (internal/webhook's client is
+// unexported and follows redirects; an action's answer must come from the
+// endpoint named in the playbook.)
+func guardedClient(timeout time.Duration, allow []string) *http.Client {
+	guarded := &net.Dialer{Timeout: timeout, Control: func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
 			return &blockedError{address}
 		}
-		ip := ap.Addr().Unmap()
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-			ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || cgnat.Contains(ip) {
-			return &blockedError{ip.String()}
+		if webhook.Blocked(ap.Addr()) {
+			return &blockedError{ap.Addr().Unmap().String()}
 		}
 		return nil
 	}}
-	tr := &http.Transport{DialContext: d.DialContext, ForceAttemptHTTP2: true, TLSHandshakeTimeout: timeout, MaxIdleConns: 10, IdleConnTimeout: 90 * time.Second}
+	plain := &net.Dialer{Timeout: timeout}
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(allow, strings.ToLower(strings.Trim(host, "[]"))) {
+				return plain.DialContext(ctx, network, addr)
+			}
+			return guarded.DialContext(ctx, network, addr)
+		},
+		TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+	}
 	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: noRedirects}
 }
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

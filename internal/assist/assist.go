@@ -48,9 +48,13 @@ type Options struct {
 	// (the demo's) go there.
 	BaseURL string
 	// HTTPClient sends webhook actions. Defaults to a client that refuses
-	// loopback, private and link-local addresses (SSRF guard), follows no
-	// redirects and times out after WebhookTimeout.
+	// loopback, private and link-local addresses (SSRF guard, the same
+	// ranges as internal/webhook) except AllowHosts, follows no redirects
+	// and times out after WebhookTimeout.
 	HTTPClient *http.Client
+	// AllowHosts are hosts (as written in the URL) webhook actions may
+	// reach although private or loopback, as webhook.Options.AllowHosts.
+	AllowHosts []string
 	// WebhookTimeout bounds one webhook action. Defaults to 10 s.
 	WebhookTimeout time.Duration
 	// ReloadInterval is how often playbooks changed on other nodes are
@@ -90,11 +94,19 @@ func New(o Options) *Service {
 		o.Now = time.Now
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = guardedClient(o.WebhookTimeout)
+		allow := make([]string, 0, len(o.AllowHosts))
+		for _, h := range o.AllowHosts {
+			allow = append(allow, strings.ToLower(strings.Trim(strings.TrimSpace(h), "[]")))
+		}
+		o.HTTPClient = guardedClient(o.WebhookTimeout, allow)
 	}
 	self := &http.Client{Timeout: o.WebhookTimeout, CheckRedirect: noRedirects}
 	return &Service{o: o, self: self, sites: map[string]*siteDoc{}}
 }
+
+// Attach gives the service the hub its actions go through, when the hub
+// is created after the service (it needs Observe's detector).
+func (s *Service) Attach(h Hub) { s.o.Hub = h }
 
 // Observe returns d with the service added as a chat.FeedbackObserver:
 // pass it as chat.Config.Detector so visitors' answers to "Did this solve

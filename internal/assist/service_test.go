@@ -2,7 +2,6 @@ package assist
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
+	"github.com/lifelinehq/lifeline/internal/webhook"
 )
 
 // fakeHub records notes and transfers.
@@ -224,8 +224,7 @@ func TestWebhookAction(t *testing.T) {
 	var got WebhookRequest
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		ts, _ := strconv.ParseInt(r.Header.Get(HeaderTimestamp), 10, 64)
-		if !hmac.Equal([]byte(r.Header.Get(HeaderSignature)), []byte(Sign(secret, ts, body))) || ts != now.Unix() {
+		if !webhook.Verify(secret, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, now, time.Minute) {
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}

@@ -39,6 +39,9 @@ type Config struct {
 	IdentitySecret string
 	// WidgetURL is where widget.js is served; default "/widget.js".
 	WidgetURL string
+	// ActionSecret verifies agent assist's webhook actions (the demo
+	// site's, from assist.Service.ActionSecret); empty refuses them.
+	ActionSecret string
 }
 
 // Customer is the demo's logged-in customer.
@@ -80,6 +83,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("GET /demo/assets/", static)
 	mux.HandleFunc("POST /demo/api/pay", pay)
 	mux.HandleFunc("POST /demo/api/coupon", coupon)
+	mux.HandleFunc("POST /demo/api/assist", assistAction(cfg.ActionSecret))
 	return mux
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/assist"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/privacy"
@@ -31,6 +32,9 @@ type Config struct {
 	// Struggle serves live visitors, detector rules, counters and
 	// backtests. Nil leaves those routes out.
 	Struggle *struggle.Service
+	// Assist serves playbooks, suggestions and actions. Nil leaves those
+	// routes out.
+	Assist *assist.Service
 	// Secret verifies visitor tokens on the behaviour beacon; the hub's.
 	Secret []byte
 	// Webhooks manages subscriptions and dead letters; Privacy exports and
