@@ -83,8 +83,9 @@ type Options struct {
 type Stats struct {
 	// Commits is how many append transactions were committed.
 	Commits uint64
-	// Appends is how many AppendMessage calls those commits answered,
-	// including idempotent repeats and calls answered with ErrNotFound.
+	// Appends is how many AppendMessage (and PutVisitor) calls those
+	// commits answered, including idempotent repeats and calls answered
+	// with ErrNotFound.
 	Appends uint64
 }
 

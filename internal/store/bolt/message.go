@@ -14,11 +14,15 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 )
 
-// appendReq is one AppendMessage call waiting for the writer.
+// appendReq is one AppendMessage call waiting for the writer, or, with
+// visitor set, one PutVisitor call: a visitor says hello on every
+// connection, so a storm of connections is a storm of visitor writes, and
+// they share the group commits of the messages.
 type appendReq struct {
-	ctx  context.Context
-	m    chat.Message
-	done chan appendRes // buffered: the writer never blocks on it
+	ctx     context.Context
+	m       chat.Message
+	visitor *chat.Visitor
+	done    chan appendRes // buffered: the writer never blocks on it
 }
 
 type appendRes struct {
@@ -50,28 +54,37 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (chat.Message
 	m.Seq = 0
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.m = ctx, m
+	res, err := s.submit(ctx, r)
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
+	}
+	return res.m, res.created, res.err
+}
 
+// submit hands r to the writer and waits for its answer. The error is
+// ErrClosed or ctx's; the answer's err is the commit's.
+func (s *Store) submit(ctx context.Context, r *appendReq) (appendRes, error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, chat.ErrClosed)
+		return appendRes{}, chat.ErrClosed
 	}
 	select {
 	case s.reqs <- r:
 		s.mu.RUnlock()
 	case <-ctx.Done():
 		s.mu.RUnlock()
-		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, ctx.Err())
+		return appendRes{}, ctx.Err()
 	}
 	select {
 	case res := <-r.done:
 		*r = appendReq{done: r.done}
 		reqPool.Put(r)
-		return res.m, res.created, res.err
+		return res, nil
 	case <-ctx.Done():
 		// The writer still owns r and will answer into r.done; r is not
 		// reused.
-		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, ctx.Err())
+		return appendRes{}, ctx.Err()
 	}
 }
 
@@ -142,25 +155,40 @@ func (s *Store) commit(g *group, batch []*appendReq) {
 		err = s.db.Update(func(tx *bbolt.Tx) error { return g.apply(tx, batch) })
 	}
 	err = closedErr(err) // returned to every caller, who decides whether to log it
+	for _, r := range batch {
+		if r.visitor != nil {
+			s.cache.forgetVisitor(r.visitor.ID)
+		}
+	}
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	for i, r := range batch {
 		res := g.res[i]
 		if err != nil && res.err == nil {
-			res = appendRes{err: fmt.Errorf("append message to %s: %w", r.m.ConversationID, err)}
+			res = appendRes{err: err} // PutVisitor wraps it
+			if r.visitor == nil {
+				res.err = fmt.Errorf("append message to %s: %w", r.m.ConversationID, err)
+			}
 		}
 		r.done <- res
 	}
 }
 
 // apply writes every live request of batch into tx and records the
-// answers in g.res. Only the messages bucket changes: a conversation's
-// LastSeq and UpdatedAt follow from its last message.
+// answers in g.res. Appends change only the messages bucket (a
+// conversation's LastSeq and UpdatedAt follow from its last message);
+// visitor puts change the visitor and its indexes.
 func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 	msgs := tx.Bucket(bMessages)
 	convs := tx.Bucket(bConvs)
 	for i, r := range batch {
 		if g.res[i].err != nil {
+			continue
+		}
+		if r.visitor != nil {
+			if err := putVisitor(tx, *r.visitor); err != nil {
+				return fmt.Errorf("put visitor %s: %w", r.visitor.ID, err)
+			}
 			continue
 		}
 		m := r.m

@@ -74,26 +74,37 @@ func visitorIndexes(v chat.Visitor) map[string][]byte {
 }
 
 // PutVisitor creates or replaces a visitor and its email and external-ID
-// indexes.
-func (s *Store) PutVisitor(_ context.Context, v chat.Visitor) error {
+// indexes. It joins the group commit of the messages (see AppendMessage).
+func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	if v.ID == "" || v.SiteKey == "" || hasNUL(v.ID, v.SiteKey, v.Email, v.ExternalID) {
 		return fmt.Errorf("put visitor %q: empty ID or site, or NUL: %w", v.ID, chat.ErrInvalid)
 	}
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
-		var old chat.Visitor
-		found, err := get(tx, bVisitors, []byte(v.ID), &old)
-		if err != nil {
-			return err
-		}
-		if err := reindex(tx, found, visitorIndexes(old), visitorIndexes(v)); err != nil {
-			return err
-		}
-		return put(tx, bVisitors, []byte(v.ID), v)
-	}, func() { s.cache.forgetVisitor(v.ID) })
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put visitor %s: %w", v.ID, err)
+	}
+	r := reqPool.Get().(*appendReq)
+	r.ctx, r.visitor = ctx, &v
+	res, err := s.submit(ctx, r)
+	if err == nil {
+		err = res.err
+	}
 	if err != nil {
 		return fmt.Errorf("put visitor %s: %w", v.ID, err)
 	}
 	return nil
+}
+
+// putVisitor writes v and moves its index entries.
+func putVisitor(tx *bbolt.Tx, v chat.Visitor) error {
+	var old chat.Visitor
+	found, err := get(tx, bVisitors, []byte(v.ID), &old)
+	if err != nil {
+		return err
+	}
+	if err := reindex(tx, found, visitorIndexes(old), visitorIndexes(v)); err != nil {
+		return err
+	}
+	return put(tx, bVisitors, []byte(v.ID), v)
 }
 
 // reindex deletes the entries of old (if hadOld) that new lacks and adds
