@@ -47,13 +47,6 @@ func startE2ENode(t *testing.T) *e2eNode {
 	return n
 }
 
-// restart SIGKILLs the node and starts it again on the same address and data.
-func (n *e2eNode) restart(t *testing.T) {
-	t.Helper()
-	n.proc.kill()
-	n.proc = startProc(t, n.addr, "--data", n.data)
-}
-
 func (n *e2eNode) admin(t *testing.T) *client.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -265,6 +258,8 @@ func TestE2EDeclinedCardToSolvedChat(t *testing.T) {
 	vis.WaitJS("Did this solve it?", w("[part=feedback]")+`?.hidden === false && `+w("[part=feedback]")+`.textContent.includes('Did this solve it?')`)
 	vis.Screenshot("widget-feedback")
 	wClick(t, vis, "[part=feedback] .sec")
+	vis.WaitJS("the feedback answered", w("[part=feedback]")+`.hidden === true`)
+	vis.Screenshot("widget-reopened")
 
 	agent.WaitJS("reopened in the agent's queue",
 		`document.querySelector('.convhead .pill[data-status=active]') !== null && document.querySelector('.convhead .feedback.no') !== null && [...document.querySelectorAll('.section')].some(s => s.querySelector('h2')?.textContent.startsWith('Mine') && s.querySelector('.item.status-active'))`)
@@ -796,8 +791,3 @@ func TestE2EInjectionRendersInert(t *testing.T) {
 	checkNoBrowserErrors(t, "the visitor", vis)
 	checkNoBrowserErrors(t, "the agent", agent, "401", "/api/v1/me")
 }
-
-var _ = chat.StatusActive
-var _ = demo.Sign
-var _ = http.MethodGet
-var _ = errors.New
