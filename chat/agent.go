@@ -58,19 +58,23 @@ func (h *Hub) handleAgent(ctx context.Context, c *client, data []byte) {
 	case TypeTransfer:
 		_, err = h.Transfer(ctx, c.agent, in.ConversationID, in.AgentID, in.Text)
 	case TypeResolve:
-		_, err = h.Resolve(ctx, in.ConversationID)
+		_, err = h.Resolve(ctx, c.agent, in.ConversationID)
 	case TypeReopen:
 		_, err = h.Reopen(ctx, c.agent, in.ConversationID)
 	case TypePending:
-		_, err = h.updateConversation(ctx, in.ConversationID, func(cv *Conversation) error {
+		var conv Conversation
+		conv, err = h.updateConversation(ctx, in.ConversationID, func(cv *Conversation) error {
 			if cv.Status != StatusActive {
 				return frameErr(CodeConflict, "only an active conversation can wait on the customer")
 			}
 			cv.Status = StatusPending
 			return nil
 		})
+		if err == nil {
+			h.audit(ctx, c.agent, conv.SiteKey, "conversation.pending", conv.ID, conv.Ref)
+		}
 	case TypeInvite:
-		err = h.invite(ctx, in.VisitorID, in.Text)
+		err = h.invite(ctx, c.agent, in.VisitorID, in.Text)
 	}
 	if err != nil {
 		h.replyErr(c, err, in.ID, in.ClientID)
@@ -253,6 +257,7 @@ func (h *Hub) Claim(ctx context.Context, agent Agent, convID string) (Conversati
 	}
 	h.log.Info("claimed", "conv", convID, "agent", agent.ID)
 	h.publishConversation(ctx, conv)
+	h.audit(ctx, agent, conv.SiteKey, "conversation.claim", conv.ID, conv.Ref)
 	return conv, nil
 }
 
@@ -285,6 +290,7 @@ func (h *Hub) Transfer(ctx context.Context, by Agent, convID, toAgentID, note st
 		text += ": " + note
 	}
 	h.log.Info("transferred", "conv", convID, "from", by.ID, "to", to.ID)
+	h.audit(ctx, by, conv.SiteKey, "conversation.transfer", conv.ID, conv.Ref+" to "+to.Email)
 	return conv, h.addNote(ctx, by, convID, text)
 }
 
@@ -296,7 +302,7 @@ func displayName(a Agent) string {
 }
 
 // Resolve closes a conversation; the visitor is asked "Did this solve it?".
-func (h *Hub) Resolve(ctx context.Context, convID string) (Conversation, error) {
+func (h *Hub) Resolve(ctx context.Context, by Agent, convID string) (Conversation, error) {
 	conv, err := h.updateConversation(ctx, convID, func(cv *Conversation) error {
 		if cv.Status == StatusResolved {
 			return frameErr(CodeConflict, "the conversation is already resolved")
@@ -309,6 +315,9 @@ func (h *Hub) Resolve(ctx context.Context, convID string) (Conversation, error) 
 	if err == nil && !conv.AssignedAt.IsZero() {
 		h.handle.observe(conv.ResolvedAt.Sub(conv.AssignedAt))
 	}
+	if err == nil {
+		h.audit(ctx, by, conv.SiteKey, "conversation.resolve", conv.ID, conv.Ref)
+	}
 	if err == nil && conv.Cause != "" && h.detector != nil {
 		h.detector.Resolved(ctx, conv)
 	}
@@ -318,7 +327,7 @@ func (h *Hub) Resolve(ctx context.Context, convID string) (Conversation, error) 
 // Reopen moves a resolved conversation back to active, keeping its agent or
 // taking it for by.
 func (h *Hub) Reopen(ctx context.Context, by Agent, convID string) (Conversation, error) {
-	return h.updateConversation(ctx, convID, func(cv *Conversation) error {
+	conv, err := h.updateConversation(ctx, convID, func(cv *Conversation) error {
 		if cv.Status != StatusResolved {
 			return frameErr(CodeConflict, "the conversation is not resolved")
 		}
@@ -329,15 +338,32 @@ func (h *Hub) Reopen(ctx context.Context, by Agent, convID string) (Conversation
 		reopen(cv, h.now())
 		return nil
 	})
+	if err == nil {
+		h.audit(ctx, by, conv.SiteKey, "conversation.reopen", conv.ID, conv.Ref)
+	}
+	return conv, err
+}
+
+// Auditor records who did what; audit.Log implements it.
+type Auditor interface {
+	Record(ctx context.Context, by Agent, site, action, target, detail string)
+}
+
+func (h *Hub) audit(ctx context.Context, by Agent, site, action, target, detail string) {
+	if h.cfg.Audit != nil {
+		h.cfg.Audit.Record(ctx, by, site, action, target, detail)
+	}
 }
 
 // defaultInvite is the text of a hand-sent offer without one.
 const defaultInvite = "Hi! Can we help you with anything?"
 
-func (h *Hub) invite(ctx context.Context, visitorID, text string) error {
-	if _, err := h.store.Visitor(ctx, visitorID); err != nil {
+func (h *Hub) invite(ctx context.Context, by Agent, visitorID, text string) error {
+	v, err := h.store.Visitor(ctx, visitorID)
+	if err != nil {
 		return err
 	}
+	h.audit(ctx, by, v.SiteKey, "visitor.invite", visitorID, "")
 	if text = strings.TrimSpace(text); text == "" {
 		text = defaultInvite
 	}

@@ -27,6 +27,8 @@ type Config struct {
 	// Detector sees behaviour events and offer answers. Nil disables
 	// struggle detection.
 	Detector Detector
+	// Audit records agents' actions on conversations. Nil records nothing.
+	Audit Auditor
 	// Node names this node in presence entries. Defaults to "local".
 	Node string
 	// SendQueue is the number of frames buffered per socket before the

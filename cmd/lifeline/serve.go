@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/assist"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/console"
 	"github.com/lifelinehq/lifeline/internal/demo"
@@ -95,7 +96,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	authSvc := auth.New(st.store, auth.Options{Logger: log, SecureCookies: isHTTPS(public)})
+	trail := audit.New(st.store, log.With("component", "audit"))
+	authSvc := auth.New(st.store, auth.Options{Logger: log, SecureCookies: isHTTPS(public), Audit: trail})
 	password := getenv("LIFELINE_ADMIN_PASSWORD")
 	generated := password == ""
 	if generated {
@@ -122,6 +124,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 	detector := struggle.New(struggle.Options{
 		Store: st.store, Logger: log.With("component", "detector"), Metrics: m.Detection(), Recorder: recorder, Events: hooks,
+		Audit: trail,
 	})
 	assistant := assist.New(assist.Options{
 		Store: st.store, Logger: log.With("component", "assist"), Journeys: detector, BaseURL: public, AllowHosts: splitList(webhookAllow),
@@ -130,6 +133,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	hub, err := chat.NewHub(chat.Config{
 		Store: webhook.Tap(st.store, hooks), Broker: st.broker, Secret: secret, Logger: log.With("component", "hub"),
 		Metrics: m, Node: fmt.Sprintf("%s:%d", hostname, os.Getpid()), Detector: assistant.Observe(detector),
+		Audit: trail,
 	})
 	if err != nil {
 		return err
@@ -160,13 +164,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	priv := privacy.New(privacy.Options{
 		Store: st.store, Logger: log.With("component", "privacy"), RecordDir: privacyDir,
 		Forgetters: []privacy.Forgetter{detector, hooks}, Disconnect: hub.DisconnectVisitor, Journey: detector.Journey,
+		Audit: trail,
 	})
 	sweeper := privacy.NewSweeper(priv, privacy.SweeperOptions{Registerer: m.Registry()})
 	sweeper.Start(context.WithoutCancel(ctx))
 	defer sweeper.Stop()
 	handler := server.New(server.Config{
 		Hub: hub, Store: st.store, Broker: st.broker, Auth: authSvc, Metrics: m, Logger: log.With("component", "http"),
-		Struggle: detector, Assist: assistant, Secret: secret, Webhooks: hooks, Privacy: priv,
+		Struggle: detector, Assist: assistant, Secret: secret, Webhooks: hooks, Privacy: priv, Audit: trail,
 		MaxConnsPerIP: maxPerIP,
 		Widget:        widget.Handler(),
 		Console:       console.Handler(),

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -57,6 +58,8 @@ type Options struct {
 	// in FailureWindow before ErrThrottled. Defaults to 10 in 15 minutes.
 	MaxFailures   int
 	FailureWindow time.Duration
+	// Audit records API key changes. Nil records nothing.
+	Audit *audit.Log
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -184,5 +185,100 @@ func TestRequireRolesAndCSRF(t *testing.T) {
 		if got, code := do("POST", tc.path, "", tc.cookie, tc.csrf, tc.origin); got != tc.want || code != tc.code {
 			t.Errorf("%s: %d %q, want %d %q", tc.name, got, code, tc.want, tc.code)
 		}
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "auth.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	trail := audit.New(st, nil)
+	s := New(st, Options{BcryptCost: bcrypt.MinCost, Audit: trail})
+	ctx := context.Background()
+	admin, err := s.AddAgent(ctx, "admin@example.com", "", chat.RoleAdmin, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Routes(mux)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, _ := AgentFrom(r.Context())
+		w.Header().Set("X-Who", a.Email)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.Handle("POST /admins-only", s.Require(chat.RoleAdmin)(ok))
+	mux.Handle("POST /agents", s.Require(chat.RoleAdmin, chat.RoleAgent)(ok))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	call := func(method, path, bearer string) (*http.Response, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp, resp.Header.Get("X-Who")
+	}
+
+	k, secret, err := s.CreateKey(ctx, "crm sync", chat.RoleAgent, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, who := call("POST", "/agents", secret); resp.StatusCode != http.StatusNoContent || who != "key:crm sync" {
+		t.Fatalf("agent-role key on an agents' route = %d as %q, want 204 as the key (no CSRF needed)", resp.StatusCode, who)
+	}
+	if resp, _ := call("POST", "/admins-only", secret); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("agent-role key on an admin route = %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := call("POST", "/agents", secret+"x"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong secret = %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := call("GET", "/api/v1/keys", secret); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an agent key listing keys = %d, want 403", resp.StatusCode)
+	}
+	// Only the digest is at rest.
+	raw, err := st.Meta(ctx, keyRecord(k.ID))
+	if err != nil || strings.Contains(string(raw), secret) || !strings.Contains(string(raw), digest(secret)) {
+		t.Fatalf("stored key = %s, %v; want the digest and never the secret", raw, err)
+	}
+	if _, err := s.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := call("POST", "/agents", secret); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a revoked key = %d, want 401", resp.StatusCode)
+	}
+	keys, err := s.Keys(ctx)
+	if err != nil || len(keys) != 1 || keys[0].RevokedAt.IsZero() {
+		t.Fatalf("Keys = %+v, %v; want the one key, revoked", keys, err)
+	}
+
+	// An admin key manages keys over REST, and that is audited.
+	_, adminSecret, err := s.CreateKey(ctx, "ops", chat.RoleAdmin, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/keys", strings.NewReader(`{"name":"bi export","role":"analyst"}`))
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		Key    APIKey
+		Secret string
+	}
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(created.Secret, keyPrefix) || created.Key.Role != chat.RoleAnalyst {
+		t.Fatalf("POST /api/v1/keys = %d %+v", resp.StatusCode, created)
+	}
+	entries, err := trail.Entries(ctx, "", 10)
+	if err != nil || len(entries) != 1 || entries[0].Action != "key.create" || entries[0].AgentEmail != "key:ops" {
+		t.Fatalf("audit = %+v, %v; want key.create by key:ops", entries, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -71,6 +72,10 @@ func safeMethod(m string) bool {
 func (s *Service) Require(roles ...chat.Role) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				s.serveKey(w, r, next, bearer, roles)
+				return
+			}
 			a, sess, err := s.Authenticate(r)
 			if errors.Is(err, ErrNoSession) {
 				writeError(w, http.StatusUnauthorized, "unauthenticated", "log in first")
@@ -101,11 +106,87 @@ func (s *Service) Require(roles ...chat.Role) func(http.Handler) http.Handler {
 	}
 }
 
-// Routes adds POST /api/v1/login, POST /api/v1/logout and GET /api/v1/me.
+// serveKey authenticates a request by API key. A bearer token is never
+// sent by a browser on its own, so no CSRF check applies.
+func (s *Service) serveKey(w http.ResponseWriter, r *http.Request, next http.Handler, secret string, roles []chat.Role) {
+	a, err := s.KeyAgent(r.Context(), secret)
+	if errors.Is(err, ErrNoKey) {
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown or revoked API key")
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("check API key", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot check your key; retry")
+		return
+	}
+	if len(roles) > 0 && !slices.Contains(roles, a.Role) {
+		writeError(w, http.StatusForbidden, "forbidden", "this key's role ("+string(a.Role)+") may not do this")
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, principal{agent: a})))
+}
+
+// Routes adds POST /api/v1/login, POST /api/v1/logout, GET /api/v1/me and
+// the admins' API key routes.
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/login", s.login)
 	mux.Handle("POST /api/v1/logout", s.Require()(http.HandlerFunc(s.logout)))
 	mux.Handle("GET /api/v1/me", s.Require()(http.HandlerFunc(s.me)))
+	admins := s.Require(chat.RoleAdmin)
+	mux.Handle("GET /api/v1/keys", admins(http.HandlerFunc(s.listKeys)))
+	mux.Handle("POST /api/v1/keys", admins(http.HandlerFunc(s.createKey)))
+	mux.Handle("DELETE /api/v1/keys/{id}", admins(http.HandlerFunc(s.revokeKey)))
+}
+
+func (s *Service) listKeys(w http.ResponseWriter, r *http.Request) {
+	keys, err := s.Keys(r.Context())
+	if err != nil {
+		s.o.Logger.Error("list API keys", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "retry")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+}
+
+func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name string    `json:"name"`
+		Role chat.Role `json:"role"`
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "request body: want {\"name\",\"role\"}")
+		return
+	}
+	by, _ := AgentFrom(r.Context())
+	k, secret, err := s.CreateKey(r.Context(), body.Name, body.Role, by)
+	if errors.Is(err, chat.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), chat.ErrInvalid.Error()+": "))
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("create API key", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "retry")
+		return
+	}
+	s.o.Audit.Record(r.Context(), by, "", "key.create", "key:"+k.ID, k.Name+" ("+string(k.Role)+")")
+	writeJSON(w, http.StatusCreated, map[string]any{"key": k, "secret": secret})
+}
+
+func (s *Service) revokeKey(w http.ResponseWriter, r *http.Request) {
+	k, err := s.RevokeKey(r.Context(), r.PathValue("id"))
+	if errors.Is(err, chat.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no such key")
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("revoke API key", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "retry")
+		return
+	}
+	by, _ := AgentFrom(r.Context())
+	s.o.Audit.Record(r.Context(), by, "", "key.revoke", "key:"+k.ID, k.Name)
+	writeJSON(w, http.StatusOK, map[string]any{"key": k})
 }
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
-	"github.com/lifelinehq/lifeline/internal/struggle"
+	"github.com/lifelinehq/lifeline/internal/audit"
 )
 
 // Forgetter is anything outside the store that holds visitor data: the
@@ -42,6 +42,8 @@ type Options struct {
 	Disconnect func(ctx context.Context, visitorID string)
 	// Journey returns a fresher journey than the stored one, if any.
 	Journey func(visitorID string) *chat.VisitContext
+	// Audit records erasures and retention changes. Nil records nothing.
+	Audit *audit.Log
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -216,17 +218,8 @@ func Digest(visitorID string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// AuditKey is the log the struggle service's audit trail also uses.
-func AuditKey(site string) string { return "audit/" + site }
-
-const maxAudit = 1000
-
 func (s *Service) audit(ctx context.Context, site string, by Actor, action, detail string) {
-	e := struggle.AuditEntry{At: s.o.Now().UTC(), AgentID: by.ID, AgentEmail: by.Email, Action: action, Site: site, Detail: detail}
-	data, _ := json.Marshal(e)
-	if err := s.o.Store.AppendLog(ctx, AuditKey(site), data, maxAudit); err != nil {
-		s.o.Logger.Error("write audit entry", "site", site, "action", action, "err", err)
-	}
+	s.o.Audit.Record(ctx, chat.Agent{ID: by.ID, Email: by.Email}, site, action, "", detail)
 }
 
 // eachRecording calls fn with every recorded session line of the visitor

@@ -3,6 +3,7 @@ package privacy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/leaktest"
 	rstore "github.com/lifelinehq/lifeline/internal/redis"
 	"github.com/lifelinehq/lifeline/internal/redistest"
@@ -100,7 +102,8 @@ func TestExportErase(t *testing.T) {
 			if err := os.WriteFile(rec, []byte(lines), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			svc := New(Options{Store: st, RecordDir: dir})
+			trail := audit.New(st, nil)
+			svc := New(Options{Store: st, RecordDir: dir, Audit: trail})
 
 			exp, err := svc.Export(ctx, v.ID)
 			if err != nil {
@@ -131,9 +134,9 @@ func TestExportErase(t *testing.T) {
 			if strings.Contains(string(data), v.ID) || !strings.Contains(string(data), other.ID) {
 				t.Errorf("recording after Erase = %q, want only the other visitor", data)
 			}
-			audit, err := st.Log(ctx, AuditKey("shop"), 10)
-			if err != nil || len(audit) != 1 || !strings.Contains(string(audit[0]), Digest(v.ID)) || strings.Contains(string(audit[0]), v.ID) {
-				t.Errorf("audit = %q, %v; want one entry naming the digest, not the ID", audit, err)
+			entries, err := trail.Entries(ctx, "shop", 10)
+			if err != nil || len(entries) != 1 || !strings.Contains(entries[0].Detail, Digest(v.ID)) || strings.Contains(fmt.Sprint(entries[0]), v.ID) {
+				t.Errorf("audit = %+v, %v; want one entry naming the digest, not the ID", entries, err)
 			}
 			if dump != nil {
 				all := dump()

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -156,7 +157,8 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
-	conv, err := s.cfg.Hub.Resolve(r.Context(), r.PathValue("id"))
+	agent, _ := auth.AgentFrom(r.Context())
+	conv, err := s.cfg.Hub.Resolve(r.Context(), agent, r.PathValue("id"))
 	s.writeConversation(w, r, conv, err)
 }
 
@@ -246,6 +248,7 @@ func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthError(w, r, err)
 		return
 	}
+	s.audit(r, "", "agent.add", a.ID, a.Email+" ("+string(a.Role)+")")
 	writeJSON(w, http.StatusCreated, map[string]any{"agent": a})
 }
 
@@ -301,6 +304,7 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	s.audit(r, "", "agent.update", a.ID, agentChanges(body.Name != nil, body.Role != nil, body.Capacity != nil, body.Disabled, body.Password != nil))
 	writeJSON(w, http.StatusOK, map[string]any{"agent": a})
 }
 
@@ -391,6 +395,7 @@ func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	s.audit(r, site.Key, "site.add", site.Key, strings.Join(site.Origins, " "))
 	writeJSON(w, http.StatusCreated, map[string]any{"site": site})
 }
 
@@ -417,6 +422,7 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	s.audit(r, site.Key, "site.update", site.Key, "origins "+strings.Join(site.Origins, " "))
 	writeJSON(w, http.StatusOK, map[string]any{"site": site})
 }
 
@@ -425,4 +431,30 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// audit records an action by the request's agent or API key.
+func (s *Server) audit(r *http.Request, site, action, target, detail string) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	by, _ := auth.AgentFrom(r.Context())
+	s.cfg.Audit.Record(r.Context(), by, site, action, target, detail)
+}
+
+// agentChanges names what a PATCH changed, never the password itself.
+func agentChanges(name, role, capacity bool, disabled *bool, password bool) string {
+	var parts []string
+	for _, c := range []struct {
+		set  bool
+		what string
+	}{{name, "name"}, {role, "role"}, {capacity, "capacity"}, {password, "password"}} {
+		if c.set {
+			parts = append(parts, c.what)
+		}
+	}
+	if disabled != nil {
+		parts = append(parts, fmt.Sprintf("disabled=%v", *disabled))
+	}
+	return strings.Join(parts, ", ")
 }

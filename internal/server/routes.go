@@ -54,6 +54,9 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/sites", admins(http.HandlerFunc(s.addSite)))
 	mux.Handle("PATCH /api/v1/sites/{key}", admins(http.HandlerFunc(s.updateSite)))
 	s.addDetectionRoutes(mux, anyone, tuners)
+	if s.cfg.Audit != nil {
+		mux.Handle("GET /api/v1/audit", anyone(http.HandlerFunc(s.auditLog)))
+	}
 	s.addAssistRoutes(mux, anyone, agents, tuners)
 	s.addDataRoutes(mux, admins)
 }

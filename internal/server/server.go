@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/assist"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/privacy"
@@ -35,6 +36,8 @@ type Config struct {
 	// Assist serves playbooks, suggestions and actions. Nil leaves those
 	// routes out.
 	Assist *assist.Service
+	// Audit is the trail of who did what, served at /api/v1/audit.
+	Audit *audit.Log
 	// Secret verifies visitor tokens on the behaviour beacon; the hub's.
 	Secret []byte
 	// Webhooks manages subscriptions and dead letters; Privacy exports and

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/client"
 	"github.com/lifelinehq/lifeline/internal/leaktest"
@@ -52,19 +53,20 @@ func newNode(t *testing.T, maxPerIP int) *node {
 	if err := st.PutSite(ctx, site); err != nil {
 		t.Fatal(err)
 	}
-	a := auth.New(st, auth.Options{BcryptCost: bcrypt.MinCost})
+	trail := audit.New(st, nil)
+	a := auth.New(st, auth.Options{BcryptCost: bcrypt.MinCost, Audit: trail})
 	if _, err := a.EnsureAdmin(ctx, adminEmail, password); err != nil {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	hub, err := chat.NewHub(chat.Config{Store: st, Secret: []byte("0123456789abcdef0123"), Metrics: m})
+	hub, err := chat.NewHub(chat.Config{Store: st, Secret: []byte("0123456789abcdef0123"), Metrics: m, Audit: trail})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := hub.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Config{Hub: hub, Store: st, Broker: chat.NewMemoryBroker(), Auth: a, Metrics: m, MaxConnsPerIP: maxPerIP}))
+	srv := httptest.NewServer(server.New(server.Config{Hub: hub, Store: st, Broker: chat.NewMemoryBroker(), Auth: a, Metrics: m, MaxConnsPerIP: maxPerIP, Audit: trail}))
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -341,6 +343,22 @@ func TestQueueLeaveMessageTransferNotes(t *testing.T) {
 		if f.Type == "pong" {
 			break
 		}
+	}
+
+	// The audit trail names who transferred what; only admins read every site's.
+	var trail struct{ Entries []audit.Entry }
+	if err := admin.Do(ctx, http.MethodGet, "/api/v1/audit?site=demo", nil, &trail); err != nil {
+		t.Fatal(err)
+	}
+	if len(trail.Entries) == 0 || trail.Entries[0].Action != "conversation.transfer" || trail.Entries[0].AgentEmail != adminEmail || trail.Entries[0].Target != conv1 {
+		t.Fatalf("audit = %+v, want the transfer by the admin first", trail.Entries)
+	}
+	boSession, err := client.Login(ctx, n.URL, "bo@example.com", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := boSession.Do(ctx, http.MethodGet, "/api/v1/audit", nil, nil); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("an agent reading the global audit trail: %v, want 403", err)
 	}
 
 	// The REST API finds the conversation by the visitor's email.

@@ -19,7 +19,6 @@ import (
 func rulesKey(site string) string    { return "detector/rules/" + site }
 func policyKey(site string) string   { return "detector/policy/" + site }
 func countersKey(site string) string { return "detector/" + site }
-func auditKey(site string) string    { return "audit/" + site }
 
 // Counter fields per rule.
 var counterFields = []string{"fired", "offered", "accepted", "declined", "resolved", "holdout"}
@@ -174,42 +173,8 @@ func (s *Service) SetPolicy(ctx context.Context, siteKey string, p chat.OfferPol
 	return nil
 }
 
-// AuditEntry is one recorded change.
-type AuditEntry struct {
-	At         time.Time `json:"at"`
-	AgentID    string    `json:"agent_id"`
-	AgentEmail string    `json:"agent_email"`
-	Action     string    `json:"action"`
-	Site       string    `json:"site"`
-	Detail     string    `json:"detail"`
-}
-
-// maxAudit is how many changes per site the audit trail keeps.
-const maxAudit = 1000
-
 func (s *Service) audit(ctx context.Context, siteKey string, by chat.Agent, action, detail string) {
-	e := AuditEntry{At: s.o.Now().UTC(), AgentID: by.ID, AgentEmail: by.Email, Action: action, Site: siteKey, Detail: detail}
-	data, _ := json.Marshal(e)
-	if err := s.o.Store.AppendLog(ctx, auditKey(siteKey), data, maxAudit); err != nil {
-		s.o.Logger.Error("write audit entry", "site", siteKey, "action", action, "err", err)
-	}
-	s.o.Logger.Info("audit", "site", siteKey, "action", action, "agent", by.Email)
-}
-
-// Audit returns a site's recent changes, newest first.
-func (s *Service) Audit(ctx context.Context, siteKey string, limit int) ([]AuditEntry, error) {
-	raw, err := s.o.Store.Log(ctx, auditKey(siteKey), limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]AuditEntry, 0, len(raw))
-	for _, r := range raw {
-		var e AuditEntry
-		if json.Unmarshal(r, &e) == nil {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	s.o.Audit.Record(ctx, by, siteKey, action, "", detail)
 }
 
 // count adds one to a rule's counter. st.mu is held.

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/detect"
+	"github.com/lifelinehq/lifeline/internal/audit"
 )
 
 // Offerer is what the service needs of the hub.
@@ -50,6 +51,8 @@ type Options struct {
 	// and rules re-read from the store (hot reload from any node).
 	// Defaults to 2 s.
 	FlushInterval time.Duration
+	// Audit records rule and policy changes. Nil records nothing.
+	Audit *audit.Log
 	// Recorder, if set, receives sampled visits for backtests.
 	Recorder *Recorder
 	// Now is the clock. Defaults to time.Now.
