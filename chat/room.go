@@ -215,7 +215,11 @@ func (h *Hub) onRoomEvent(r *room, payload []byte) {
 		}
 		if ev.Message.Seq > r.delivered+1 {
 			if err := h.fillGap(r); err != nil {
+				// Delivering this one would skip the gap for good: leave
+				// both to a resync, which retries until the store answers.
 				h.log.Warn("room event", "conv", r.id, "err", err)
+				h.Resync()
+				return
 			}
 			if ev.Message.Seq <= r.delivered {
 				return
