@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -194,11 +195,22 @@ func (s *Store) Assign(ctx context.Context, id, agentID string, capacity int, no
 	// agent: then the entry is the winner's load (it relied on our
 	// reservation and rewrites the entry after its commit, which may not
 	// have happened yet), and dropping it would let a third Assign overfill
-	// the agent. On a Redis error the outcome is unknown: keep it, and
-	// repairLoad drops it after reserveGrace unless the write happened.
+	// the agent. Likewise when no connection could be made, nothing was
+	// sent (as while Redis comes back from a restart and the pool still
+	// refuses to dial): release it, or the agent would look full for
+	// reserveGrace. On any other Redis error the outcome is unknown: keep
+	// it, and repairLoad drops it after reserveGrace unless the write
+	// happened.
 	if r == 1 && openWith(lost) != agentID &&
-		(errors.Is(err, chat.ErrConflict) || errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrInvalid)) {
+		(errors.Is(err, chat.ErrConflict) || errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrInvalid) || notSent(err)) {
 		s.releaseLoad(ctx, agentID, id, tok)
 	}
 	return got, err
+}
+
+// notSent reports whether err means no connection to Redis could be made,
+// so the command was never sent.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
