@@ -67,7 +67,12 @@ func startProc(t *testing.T, addr string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("node %s (pid %d) output:\n%s", addr, p.cmd.Process.Pid, p.logs.String())
+		}
+	})
 	waitHealthy(t, "http://"+addr)
 	return p
 }
