@@ -14,7 +14,7 @@ import (
 const maxCached = 1 << 16
 
 // recordCache keeps decoded conversation and visitor records, which the
-// hub reads on every message: decoding their JSON was the largest cost of
+// hub reads on every message, and sites, read on every handshake: decoding their JSON was the largest cost of
 // a message after the socket writes. Only this process writes the file
 // (bbolt holds an exclusive lock), so the cache is exact as long as every
 // write drops what it changed after its transaction: Store.update drops
@@ -30,10 +30,38 @@ type recordCache struct {
 	mu       sync.Mutex
 	convs    map[string]chat.Conversation // as stored: LastSeq and UpdatedAt come from the messages
 	visitors map[string]chat.Visitor
+	sites    map[string]chat.Site // read on every WebSocket handshake
 }
 
 func newRecordCache() *recordCache {
-	return &recordCache{convs: make(map[string]chat.Conversation), visitors: make(map[string]chat.Visitor)}
+	return &recordCache{convs: make(map[string]chat.Conversation), visitors: make(map[string]chat.Visitor), sites: make(map[string]chat.Site)}
+}
+
+// site returns a deep copy.
+func (c *recordCache) site(key string) (chat.Site, bool) {
+	c.mu.Lock()
+	v, ok := c.sites[key]
+	c.mu.Unlock()
+	return cloneSite(v), ok
+}
+
+func (c *recordCache) putSite(gen uint64, v chat.Site) {
+	v = cloneSite(v)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if len(c.sites) >= maxCached {
+		clear(c.sites)
+	}
+	c.sites[v.Key] = v
+}
+
+func cloneSite(v chat.Site) chat.Site {
+	v.Origins = slices.Clone(v.Origins)
+	v.Strings = maps.Clone(v.Strings)
+	return v
 }
 
 func (c *recordCache) conv(id string) (chat.Conversation, bool) {
@@ -100,6 +128,7 @@ func (c *recordCache) forgetAll() {
 	c.mu.Lock()
 	clear(c.convs)
 	clear(c.visitors)
+	clear(c.sites)
 	c.mu.Unlock()
 }
 

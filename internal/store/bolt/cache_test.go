@@ -94,3 +94,23 @@ func TestCacheFollowsWrites(t *testing.T) {
 		t.Fatalf("Conversation after assign and append = %+v, %v", c, err)
 	}
 }
+
+// A site change shows at once, and a cached site is the caller's copy.
+func TestCachedSiteFollowsPutSite(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "c.db"), bolt.Options{NoSync: true})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	for i, origin := range []string{"a.example", "b.example"} {
+		if err := s.PutSite(ctx, chat.Site{Key: "k", Name: "Shop", Origins: []string{origin}, Strings: map[string]string{"hi": origin}}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			site, err := s.Site(ctx, "k")
+			if err != nil || len(site.Origins) != 1 || site.Origins[0] != origin || site.Strings["hi"] != origin {
+				t.Fatalf("Site after put %d = %+v, %v; want origin %s", i, site, err, origin)
+			}
+			site.Origins[0], site.Strings["hi"] = "changed", "changed"
+		}
+	}
+}

@@ -26,13 +26,24 @@ func (s *Store) PutSite(_ context.Context, site chat.Site) error {
 	})
 }
 
-// Site returns the site with the key, or ErrNotFound.
+// Site returns the site with the key, or ErrNotFound. The record is
+// decoded once and cached (cache.go); PutSite empties the cache.
 func (s *Store) Site(_ context.Context, k string) (chat.Site, error) {
+	if site, ok := s.cache.site(k); ok {
+		if s.done.Load() {
+			return chat.Site{}, fmt.Errorf("site %s: %w", k, chat.ErrClosed)
+		}
+		return site, nil
+	}
 	var site chat.Site
+	gen := s.cache.gen.Load()
 	err := s.view(func(tx *bbolt.Tx) error {
 		ok, err := get(tx, bSites, []byte(k), &site)
 		if err == nil && !ok {
 			err = chat.ErrNotFound
+		}
+		if err == nil {
+			s.cache.putSite(gen, site)
 		}
 		return err
 	})
