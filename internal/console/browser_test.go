@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/assist"
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/browsertest"
 	"github.com/lifelinehq/lifeline/internal/client"
@@ -45,11 +46,13 @@ func startNode(t *testing.T) *node {
 	t.Cleanup(func() { st.Close() })
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	detector := struggle.New(struggle.Options{Store: st, FlushInterval: 200 * time.Millisecond})
-	hub, err := chat.NewHub(chat.Config{Store: st, Secret: secret, Detector: detector})
+	assistant := assist.New(assist.Options{Store: st, Journeys: detector})
+	hub, err := chat.NewHub(chat.Config{Store: st, Secret: secret, Detector: assistant.Observe(detector)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	detector.Attach(hub)
+	assistant.Attach(hub)
 	dctx, stopDetector := context.WithCancel(ctx)
 	detectorDone := make(chan struct{})
 	go func() { defer close(detectorDone); detector.Run(dctx) }()
@@ -74,7 +77,7 @@ func startNode(t *testing.T) *node {
 	if err := st.PutSite(ctx, site); err != nil {
 		t.Fatal(err)
 	}
-	srv := browsertest.StartServer(t, server.New(server.Config{Hub: hub, Store: st, Auth: a, Struggle: detector, Secret: secret, Console: Handler()}))
+	srv := browsertest.StartServer(t, server.New(server.Config{Hub: hub, Store: st, Auth: a, Struggle: detector, Assist: assistant, Secret: secret, Console: Handler()}))
 	return &node{URL: srv.URL, Store: st, Hub: hub, Auth: a, Site: site}
 }
 
@@ -377,7 +380,7 @@ func TestConsoleAgentsPage(t *testing.T) {
 	login(t, q, n.URL, "ben@example.com", "a long password")
 	var links []string
 	q.Eval(`[...document.querySelectorAll('.tabs-main a')].map(a => a.textContent)`, &links)
-	if got := strings.Join(links, ","); got != "Inbox,Visitors,Detectors,Sites" {
+	if got := strings.Join(links, ","); got != "Inbox,Visitors,Detectors,Playbooks,Sites" {
 		t.Errorf("analyst sees %s", got)
 	}
 	checkClean(t, p)

@@ -5,6 +5,7 @@
 import { api, ApiError } from "./api";
 import { ago, clock, day, duration, h, replace, store, toast, uid } from "./dom";
 import { state, type Thread } from "./state";
+import { AssistPanel } from "./assist";
 import type { AgentSocket } from "./socket";
 import type { Conversation, Transcript, Visitor, Site } from "./types";
 
@@ -266,6 +267,7 @@ export class Inbox {
   private composer = h("div", { class: "composer" });
   private textarea = h("textarea", { rows: 3, "aria-label": "Message", placeholder: "" });
   private suggest = h("div", { class: "suggest", role: "listbox" });
+  private assist = new AssistPanel(this.textarea);
 
   private renderConversation(): void {
     const id = state.selected;
@@ -375,7 +377,9 @@ export class Inbox {
     this.textarea.placeholder = note
       ? "Internal note — only agents see this"
       : c.status === "resolved" ? "Reopen to reply" : "Reply to the visitor. /shortcut for canned responses. Enter sends, Shift+Enter new line.";
+    this.assist.show(c.id);
     replace(this.composer,
+      this.assist.el,
       h("div", { class: "tabs", role: "tablist" },
         h("button", { role: "tab", class: note ? "" : "on", "aria-selected": String(!note), "data-mode": "reply", onclick: () => this.setMode("reply") }, "Reply"),
         h("button", { role: "tab", class: note ? "on" : "", "aria-selected": String(note), "data-mode": "note", onclick: () => this.setMode("note") }, "Internal note", h("kbd", null, "n")),
@@ -413,6 +417,8 @@ export class Inbox {
       if (e.key === "Tab" && this.suggest.childElementCount) {
         e.preventDefault();
         this.expandCanned(true);
+      } else if (e.key === "Tab" && !e.shiftKey && this.composerMode === "reply" && this.assist.insertTop()) {
+        e.preventDefault();
       } else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         if (this.suggest.childElementCount) this.expandCanned(true);
@@ -615,6 +621,7 @@ export class Inbox {
       const t = state.thread(c.id);
       t.visitor = v;
       state.visitors.set(v.id, v);
+      this.assist.context(c.id, v);
     } catch (e) {
       if (this.sideFor === c.id) replace(this.side, h("p", { class: "error" }, (e as Error).message));
       return;

@@ -5,6 +5,7 @@ import { api, ApiError, setCSRF, setOnUnauthenticated } from "./api";
 import { h, replace, store, toast } from "./dom";
 import { applyTyping, dialog, Inbox } from "./inbox";
 import { AgentsPage, DetectorsPage, SitesPage, VisitorsPage, type Page } from "./pages";
+import { PlaybooksPage } from "./playbooks";
 import { AgentSocket, type SocketState } from "./socket";
 import { state } from "./state";
 import type { Agent, Conversation, Frame, Message, Site } from "./types";
@@ -100,7 +101,7 @@ function start(me: Agent): void {
   welcomed = false;
   const canProduct = me.role === "admin" || me.role === "analyst";
   const links: [string, string][] = [["/console", "Inbox"], ["/console/visitors", "Visitors"]];
-  if (canProduct) links.push(["/console/detectors", "Detectors"], ["/console/sites", "Sites"]);
+  if (canProduct) links.push(["/console/detectors", "Detectors"], ["/console/playbooks", "Playbooks"], ["/console/sites", "Sites"]);
   if (me.role === "admin") links.push(["/console/agents", "Agents"]);
   replace(navBox, links.map(([href, label]) => h("a", { href, "data-link": "" }, label)));
   presenceSel.disabled = me.role === "analyst";
@@ -424,6 +425,7 @@ function route(): void {
   const product = me.role === "admin" || me.role === "analyst";
   if (path === "/console/visitors") page = new VisitorsPage(deps);
   else if (path === "/console/detectors" && product) page = new DetectorsPage(deps);
+  else if (path === "/console/playbooks" && product) page = new PlaybooksPage(deps);
   else if (path === "/console/sites" && product) page = new SitesPage(deps);
   else if (path === "/console/agents" && me.role === "admin") page = new AgentsPage(deps);
   if (!page) {
