@@ -216,7 +216,7 @@ export class Inbox {
       h("p", null, "Pick a conversation from the queue."),
       h("p", { class: "hint" }, "j / k to move, Enter to open, ? for all shortcuts."),
     ));
-    replace(this.side);
+    replace(this.side, h("p", { class: "empty" }, "Open a conversation to see what Lifeline knows: who the visitor is, why they need help, the pages they saw and what went wrong."));
   }
 
   async select(id: string | null): Promise<void> {
