@@ -127,7 +127,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Audit: trail,
 	})
 	assistant := assist.New(assist.Options{
-		Store: st.store, Logger: log.With("component", "assist"), Journeys: detector, BaseURL: public, AllowHosts: splitList(webhookAllow),
+		Store: st.store, Logger: log.With("component", "assist"), Journeys: detector, Audit: trail, BaseURL: public, AllowHosts: splitList(webhookAllow),
 	})
 	hostname, _ := os.Hostname()
 	hub, err := chat.NewHub(chat.Config{

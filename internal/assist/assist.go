@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/audit"
 )
 
 // Hub is what actions need of the chat hub.
@@ -44,6 +45,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Journeys, if set, gives journeys fresher than the stored ones.
 	Journeys Journeys
+	// Audit records playbook changes. Nil records nothing.
+	Audit *audit.Log
 	// BaseURL is this node's own URL; webhook actions with a path URL
 	// (the demo's) go there.
 	BaseURL string
@@ -130,7 +133,6 @@ func docKey(site string) string      { return "assist/playbooks/" + site }
 func countersKey(site string) string { return "assist/" + site }
 func convKey(id string) string       { return "assist/conv/" + id }
 func secretKey(site string) string   { return "assist/secret/" + site }
-func auditKey(site string) string    { return "audit/" + site }
 
 // Run reloads playbooks changed on other nodes until ctx ends.
 func (s *Service) Run(ctx context.Context) {
@@ -253,28 +255,8 @@ func (s *Service) SetPlaybooks(ctx context.Context, site string, data []byte, by
 	for _, pb := range doc.Playbooks {
 		n += len(pb.Suggestions) + len(pb.Actions)
 	}
-	s.audit(ctx, site, by, "playbooks.update", fmt.Sprintf("%d playbooks, %d suggestions and actions, revision %q", len(doc.Playbooks), n, doc.Revision))
+	s.o.Audit.Record(ctx, by, site, "playbooks.update", "", fmt.Sprintf("%d playbooks, %d suggestions and actions, revision %q", len(doc.Playbooks), n, doc.Revision))
 	return sd, nil
-}
-
-// auditEntry has the shape of the detector's audit entries, in the same
-// per-site log, so GET /api/v1/audit shows both.
-type auditEntry struct {
-	At         time.Time `json:"at"`
-	AgentID    string    `json:"agent_id"`
-	AgentEmail string    `json:"agent_email"`
-	Action     string    `json:"action"`
-	Site       string    `json:"site"`
-	Detail     string    `json:"detail"`
-}
-
-func (s *Service) audit(ctx context.Context, site string, by chat.Agent, action, detail string) {
-	e := auditEntry{At: s.o.Now().UTC(), AgentID: by.ID, AgentEmail: by.Email, Action: action, Site: site, Detail: detail}
-	data, _ := json.Marshal(e)
-	if err := s.o.Store.AppendLog(ctx, auditKey(site), data, 1000); err != nil {
-		s.o.Logger.Error("write audit entry", "site", site, "action", action, "err", err)
-	}
-	s.o.Logger.Info("audit", "site", site, "action", action, "agent", by.Email)
 }
 
 // ActionSecret returns the site's secret for signing webhook actions,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 	"github.com/lifelinehq/lifeline/internal/webhook"
 )
@@ -69,7 +70,7 @@ func newFixture(t *testing.T, o Options) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, hub: &fakeHub{}, agent: chat.Agent{ID: "a1", Email: "ben@example.com", Name: "Ben Okafor", Role: chat.RoleAgent}}
-	o.Store, o.Hub = st, f.hub
+	o.Store, o.Hub, o.Audit = st, f.hub, audit.New(st, nil)
 	o.Now = func() time.Time { return now }
 	f.svc = New(o)
 	f.conv(t, "c1")
@@ -335,9 +336,9 @@ func TestActionsNoteTagTransfer(t *testing.T) {
 	if r := run("p.l"); r.URL != "https://admin.example.com/c/u1" {
 		t.Errorf("link = %q", r.URL)
 	}
-	entries, err := f.st.Log(ctx, auditKey("demo"), 10)
-	if err != nil || len(entries) != 1 || !strings.Contains(string(entries[0]), `"playbooks.update"`) {
-		t.Errorf("audit = %s, %v; want one playbooks.update", entries, err)
+	entries, err := f.svc.o.Audit.Entries(ctx, "demo", 10)
+	if err != nil || len(entries) != 1 || entries[0].Action != "playbooks.update" || entries[0].AgentEmail != "ben@example.com" {
+		t.Errorf("audit = %+v, %v; want one playbooks.update by ben", entries, err)
 	}
 }
 
