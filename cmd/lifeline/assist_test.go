@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -88,44 +89,7 @@ func TestAssistCardDeclinedFlow(t *testing.T) {
 		t.Fatalf("PUT invalid playbooks = %v, want the problem named", err)
 	}
 
-	// Ava, identified, declined three times, accepts the offer.
-	v, wel := visitor(t, ctx, n.URL, "", 0)
-	if err := v.Send(ctx, map[string]any{"type": "identify", "identity": map[string]any{
-		"id": "demo-ava", "name": "Ava Lindqvist", "email": "ava@example.com",
-		"attributes": map[string]string{"plan": "Coffee Club", "cart_value": "98.00"}}}); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	var events []map[string]any
-	for i := range 3 {
-		at := now.Add(time.Duration(i*8) * time.Second).UnixMilli()
-		events = append(events,
-			map[string]any{"t": at, "k": "request", "method": "POST", "path": "/api/pay", "status": 402, "dur": 180},
-			map[string]any{"t": at + 50, "k": "report", "msg": "Card declined"})
-	}
-	if err := v.Send(ctx, map[string]any{"type": "events", "events": events}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := v.Until(ctx, "offer", nil)
-	if err != nil {
-		t.Fatalf("no offer: %v", err)
-	}
-	if err := v.Send(ctx, map[string]any{"type": "offer_response", "offer_id": offer.OfferID, "accept": true}); err != nil {
-		t.Fatal(err)
-	}
-	var conv chat.Conversation
-	for conv.VisitorID != wel.VisitorID {
-		f, err := ag.Until(ctx, "conversation", nil)
-		if err != nil {
-			t.Fatalf("agent never saw the conversation: %v", err)
-		}
-		if conv, err = f.Conv(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := admin.Do(ctx, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/claim", nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	v, conv := declinedConversation(t, ctx, n.URL, admin, ag)
 
 	// The suggestions lead with the card-declined reply, Ava's name filled in.
 	var res assist.Result
@@ -224,5 +188,110 @@ func TestAssistCardDeclinedFlow(t *testing.T) {
 			t.Fatalf("the suggestion's stats never counted the yes: %+v", row)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// declinedConversation is Ava, identified, whose card is declined three
+// times; she accepts the offer and the admin claims her conversation.
+func declinedConversation(t *testing.T, ctx context.Context, base string, admin *client.Session, ag *client.Conn) (*client.Conn, chat.Conversation) {
+	t.Helper()
+	// Ava, identified, declined three times, accepts the offer.
+	v, wel := visitor(t, ctx, base, "", 0)
+	if err := v.Send(ctx, map[string]any{"type": "identify", "identity": map[string]any{
+		"id": "demo-ava", "name": "Ava Lindqvist", "email": "ava@example.com",
+		"attributes": map[string]string{"plan": "Coffee Club", "cart_value": "98.00"}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var events []map[string]any
+	for i := range 3 {
+		at := now.Add(time.Duration(i*8) * time.Second).UnixMilli()
+		events = append(events,
+			map[string]any{"t": at, "k": "request", "method": "POST", "path": "/api/pay", "status": 402, "dur": 180},
+			map[string]any{"t": at + 50, "k": "report", "msg": "Card declined"})
+	}
+	if err := v.Send(ctx, map[string]any{"type": "events", "events": events}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := v.Until(ctx, "offer", nil)
+	if err != nil {
+		t.Fatalf("no offer: %v", err)
+	}
+	if err := v.Send(ctx, map[string]any{"type": "offer_response", "offer_id": offer.OfferID, "accept": true}); err != nil {
+		t.Fatal(err)
+	}
+	var conv chat.Conversation
+	for conv.VisitorID != wel.VisitorID {
+		f, err := ag.Until(ctx, "conversation", nil)
+		if err != nil {
+			t.Fatalf("agent never saw the conversation: %v", err)
+		}
+		if conv, err = f.Conv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/claim", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	return v, conv
+}
+
+// TestAssistDemoDefaults: on a fresh node the built-in playbooks answer
+// the demo's declined card, and "Send payment link" works out of the box
+// against the demo shop's own signed endpoint. Roles: analysts cannot ask
+// for suggestions or run actions, agents cannot change playbooks, and only
+// admins see the action secret.
+func TestAssistDemoDefaults(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	ctx := testCtx(t)
+	admin, ag := agentConn(t, ctx, n.URL, adminEmail, testPassword)
+	if err := ag.Send(ctx, map[string]any{"type": "presence", "status": "away"}); err != nil {
+		t.Fatal(err)
+	}
+	_, conv := declinedConversation(t, ctx, n.URL, admin, ag)
+	var run assist.ActionResult
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/actions/card-declined.payment-link/run", nil, &run); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Send payment link: payment link for €98.00 sent to ava@example.com (valid 24 h)"; run.Note != want {
+		t.Errorf("note = %q, want %q", run.Note, want)
+	}
+
+	for _, a := range []struct{ email, role string }{{"ana@example.com", "analyst"}, {"agent@example.com", "agent"}} {
+		if err := admin.Do(ctx, http.MethodPost, "/api/v1/agents", map[string]string{"email": a.email, "name": a.role, "role": a.role, "password": "a long password"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	analyst, err := client.Login(ctx, n.URL, "ana@example.com", "a long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := client.Login(ctx, n.URL, "agent@example.com", "a long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		who          *client.Session
+		method, path string
+		body         any
+	}{
+		{analyst, http.MethodGet, "/api/v1/conversations/" + conv.ID + "/suggestions", nil},
+		{analyst, http.MethodPost, "/api/v1/conversations/" + conv.ID + "/actions/card-declined.note/run", nil},
+		{agent, http.MethodPut, "/api/v1/sites/demo/playbooks", json.RawMessage(assist.DefaultJSON())},
+	} {
+		if err := c.who.Do(ctx, c.method, c.path, c.body, nil); err == nil || !strings.Contains(err.Error(), "403") {
+			t.Errorf("%s %s = %v, want 403", c.method, c.path, err)
+		}
+	}
+	var doc map[string]any
+	if err := agent.Do(ctx, http.MethodGet, "/api/v1/sites/demo/playbooks", nil, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc["action_secret"]; ok || doc["playbooks"] == nil {
+		t.Errorf("an agent's GET playbooks = %v, want the playbooks without the action secret", doc)
+	}
+	if err := analyst.Do(ctx, http.MethodPut, "/api/v1/sites/demo/playbooks", json.RawMessage(assist.DefaultJSON()), nil); err != nil {
+		t.Errorf("an analyst cannot save playbooks: %v", err)
 	}
 }
