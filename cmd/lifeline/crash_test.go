@@ -18,6 +18,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/client"
+	"github.com/lifelinehq/lifeline/internal/redistest"
 )
 
 // buildBinary compiles the real lifeline binary once per test run.
@@ -230,13 +231,31 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
 	}
-	addr, data := freePort(t), t.TempDir()
+	testKill9(t, 500, "--data", t.TempDir())
+}
+
+// TestKill9OnRedisClusterLosesNoAcknowledgedMessage is the same on a
+// three-master Redis Cluster (sharded pub/sub, one slot per conversation).
+func TestKill9OnRedisClusterLosesNoAcknowledgedMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary")
+	}
+	addrs := redistest.NewCluster(t).Addrs()
+	u := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+	testKill9(t, 200, "--redis", u)
+}
+
+// testKill9 runs a node with args, lets a visitor and an agent exchange
+// perSide messages each way while the node is SIGKILLed and restarted
+// twice, and checks that every acknowledged message is stored and shown
+// exactly once, in order.
+func testKill9(t *testing.T, perSide int, args ...string) {
+	addr := freePort(t)
 	base := "http://" + addr
-	srv := startProc(t, addr, "--data", data)
+	srv := startProc(t, addr, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	const perSide = 500
 	var convID atomic.Value
 	convID.Store("")
 	var token string
@@ -307,13 +326,14 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 	}
 	// Kill the node twice at random points mid-stream and restart it.
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	for _, at := range []int64{100 + rng.Int64N(300), 500 + rng.Int64N(400)} {
+	n := int64(perSide)
+	for _, at := range []int64{n/5 + rng.Int64N(3*n/5), n + rng.Int64N(4*n/5)} {
 		for sent.Load() < at && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
 		t.Logf("SIGKILL after %d acknowledged messages", sent.Load())
 		srv.kill()
-		srv = startProc(t, addr, "--data", data)
+		srv = startProc(t, addr, args...)
 	}
 	wg.Wait()
 
