@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
 )
@@ -28,13 +29,13 @@ type recordCache struct {
 	gen atomic.Uint64
 
 	mu       sync.Mutex
-	convs    map[string]chat.Conversation // as stored: LastSeq and UpdatedAt come from the messages
+	convs    map[string]cachedConv
 	visitors map[string]chat.Visitor
 	sites    map[string]chat.Site // read on every WebSocket handshake
 }
 
 func newRecordCache() *recordCache {
-	return &recordCache{convs: make(map[string]chat.Conversation), visitors: make(map[string]chat.Visitor), sites: make(map[string]chat.Site)}
+	return &recordCache{convs: make(map[string]cachedConv), visitors: make(map[string]chat.Visitor), sites: make(map[string]chat.Site)}
 }
 
 // site returns a deep copy.
@@ -64,14 +65,36 @@ func cloneSite(v chat.Site) chat.Site {
 	return v
 }
 
-func (c *recordCache) conv(id string) (chat.Conversation, bool) {
+// cachedConv is a conversation record as stored, and, once known, the
+// sequence number and time of its last message, which the group-commit
+// writer keeps current: a conversation read on every message then costs
+// no read transaction at all.
+type cachedConv struct {
+	rec      chat.Conversation
+	haveLast bool
+	lastSeq  int64
+	lastAt   time.Time
+}
+
+// conversation is the record with LastSeq and UpdatedAt from its last
+// message, as getConv returns it.
+func (e cachedConv) conversation() chat.Conversation {
+	c := e.rec
+	c.LastSeq = e.lastSeq
+	if e.lastAt.After(c.UpdatedAt) {
+		c.UpdatedAt = e.lastAt
+	}
+	return c
+}
+
+func (c *recordCache) conv(id string) (cachedConv, bool) {
 	c.mu.Lock()
 	v, ok := c.convs[id]
 	c.mu.Unlock()
 	return v, ok
 }
 
-func (c *recordCache) putConv(gen uint64, v chat.Conversation) {
+func (c *recordCache) putConv(gen uint64, v cachedConv) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() != gen {
@@ -80,7 +103,27 @@ func (c *recordCache) putConv(gen uint64, v chat.Conversation) {
 	if len(c.convs) >= maxCached {
 		clear(c.convs)
 	}
-	c.convs[v.ID] = v
+	c.convs[v.rec.ID] = v
+}
+
+// committed runs after each group commit of appends: the conversations
+// that got messages move their last sequence number on (ok), or, if the
+// commit failed, are dropped.
+func (c *recordCache) committed(convs map[string]*groupConv, ok bool) {
+	c.gen.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, gc := range convs {
+		e, found := c.convs[id]
+		switch {
+		case !found || len(gc.added) == 0:
+		case !ok || !e.haveLast:
+			delete(c.convs, id)
+		case gc.lastSeq > e.lastSeq:
+			e.lastSeq, e.lastAt = gc.lastSeq, gc.lastAt
+			c.convs[id] = e
+		}
+	}
 }
 
 // visitor returns a deep copy: callers may change what they get.

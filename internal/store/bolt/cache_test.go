@@ -114,3 +114,63 @@ func TestCachedSiteFollowsPutSite(t *testing.T) {
 		}
 	}
 }
+
+// LastSeq read through the cache moves with the appends, never backwards,
+// and ends at the last one.
+func TestCachedLastSeqFollowsAppends(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "c.db"), bolt.Options{NoSync: true})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.CreateConversation(ctx, chat.Conversation{ID: "c1", Ref: "LF-C1", SiteKey: "s", VisitorID: "v1", Status: chat.StatusActive, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 4, 50
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			var last int64
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				c, err := s.Conversation(ctx, "c1")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if c.LastSeq < last {
+					t.Errorf("LastSeq went back from %d to %d", last, c.LastSeq)
+					return
+				}
+				last = c.LastSeq
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				m := chat.Message{ConversationID: "c1", ClientID: fmt.Sprint(w, "-", i), Text: "x", Author: chat.Author{Kind: chat.AuthorVisitor}}
+				stored, _, err := s.AppendMessage(ctx, m)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if c, err := s.Conversation(ctx, "c1"); err != nil || c.LastSeq < stored.Seq {
+					t.Errorf("after appending seq %d, Conversation = LastSeq %d, %v", stored.Seq, c.LastSeq, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	if c, err := s.Conversation(ctx, "c1"); err != nil || c.LastSeq != writers*each {
+		t.Fatalf("Conversation = LastSeq %d, %v; want %d", c.LastSeq, err, writers*each)
+	}
+}

@@ -115,25 +115,36 @@ func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error
 }
 
 // Conversation returns the conversation, or ErrNotFound.
-// The record is decoded once and cached (cache.go); its sequence number
-// is read from the messages every time.
+// The record and its last message's sequence number are cached
+// (cache.go).
 func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, error) {
+	if e, ok := s.cache.conv(id); ok && e.haveLast {
+		if s.done.Load() {
+			return chat.Conversation{}, fmt.Errorf("conversation %s: %w", id, chat.ErrClosed)
+		}
+		return e.conversation(), nil
+	}
 	var c chat.Conversation
 	gen := s.cache.gen.Load()
-	err := s.view(func(tx *bbolt.Tx) (err error) {
-		rec, ok := s.cache.conv(id)
+	err := s.view(func(tx *bbolt.Tx) error {
+		e, ok := s.cache.conv(id)
 		if !ok {
-			found, err := get(tx, bConvs, []byte(id), &rec)
+			found, err := get(tx, bConvs, []byte(id), &e.rec)
 			if err == nil && !found {
 				err = chat.ErrNotFound
 			}
 			if err != nil {
 				return err
 			}
-			s.cache.putConv(gen, rec)
 		}
-		c, err = withLastMessage(tx, rec)
-		return err
+		seq, at, err := lastMessage(tx, id)
+		if err != nil {
+			return fmt.Errorf("last message of %s: %w", id, err)
+		}
+		e.haveLast, e.lastSeq, e.lastAt = true, seq, at
+		s.cache.putConv(gen, e)
+		c = e.conversation()
+		return nil
 	})
 	if err != nil {
 		return chat.Conversation{}, fmt.Errorf("conversation %s: %w", id, err)

@@ -130,6 +130,7 @@ type group struct {
 // groupConv is one conversation touched by a group.
 type groupConv struct {
 	lastSeq int64
+	lastAt  time.Time // of the last message this group stored
 	missing bool
 	// added holds the messages stored by this group, by client ID, so a
 	// repeat within the group is answered without a read.
@@ -155,6 +156,9 @@ func (s *Store) commit(g *group, batch []*appendReq) {
 		err = s.db.Update(func(tx *bbolt.Tx) error { return g.apply(tx, batch) })
 	}
 	err = closedErr(err) // returned to every caller, who decides whether to log it
+	if pending > 0 {
+		s.cache.committed(g.convs, err == nil)
+	}
 	for _, r := range batch {
 		if r.visitor != nil {
 			s.cache.forgetVisitor(r.visitor.ID)
@@ -234,7 +238,7 @@ func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 		if err := msgs.Put(ck, u64(uint64(m.Seq))); err != nil {
 			return err
 		}
-		gc.lastSeq = m.Seq
+		gc.lastSeq, gc.lastAt = m.Seq, m.At
 		if gc.added == nil {
 			gc.added = make(map[string]chat.Message)
 		}
