@@ -46,3 +46,48 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 		t.Errorf("encode(event with agent name) = %s, want %s", encode(ev), want)
 	}
 }
+
+// A message event parsed by hand equals what encoding/json decodes, for
+// every string the encoder may write; other events still decode.
+func TestMessageEventDecode(t *testing.T) {
+	t.Parallel()
+	texts := []string{"", "plain", `quote " and \ backslash`, "<b>&</b>", "tab\tnew\nline\x00", "bad \xff utf8", "\u2028", "emoji 🙂"}
+	for i, text := range texts {
+		for _, a := range []Author{{Kind: AuthorVisitor, ID: text, Name: text}, {Kind: AuthorAgent}, {Kind: AuthorSystem, Name: text}} {
+			m := &Message{ConversationID: "c-" + text, Seq: int64(i) - 1, ClientID: text, Author: a, Text: text,
+				At: time.Date(2026, 11, 29, 18, 0, i, i*1000, time.FixedZone("z", 3600*i))}
+			payload := encode(&event{Kind: evMessage, Message: m})
+			var got event
+			if err := json.Unmarshal(payload, &got); err != nil {
+				t.Fatalf("decode %s: %v", payload, err)
+			}
+			type plain event
+			var want plain
+			if err := json.Unmarshal(payload, &want); err != nil {
+				t.Fatal(err)
+			}
+			if got.Kind != want.Kind || got.Message == nil || *got.Message != *want.Message || !got.Message.At.Equal(m.At) {
+				t.Errorf("decode %s = %+v, want %+v", payload, got.Message, want.Message)
+			}
+		}
+	}
+	for _, payload := range []string{
+		`{"k":"typing","author":{"kind":"agent","id":"a"},"typing":true}`,
+		`{"message":{"seq":3},"k":"message"}`,
+		`{"k":"message","message":{"conversation_id":"c","seq":1,"client_id":"x","author":{"kind":"visitor"},"text":"hi","at":"2026-11-29T18:00:00Z"},"agent_name":"Ann"}`,
+	} {
+		var got event
+		if err := json.Unmarshal([]byte(payload), &got); err != nil {
+			t.Fatalf("decode %s: %v", payload, err)
+		}
+		type plain event
+		var want plain
+		_ = json.Unmarshal([]byte(payload), &want)
+		if got.Kind != want.Kind || got.AgentName != want.AgentName || (got.Message == nil) != (want.Message == nil) {
+			t.Errorf("decode %s = %+v, want %+v", payload, got, want)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"k":`), new(event)); err == nil {
+		t.Error("decode of a cut event succeeded")
+	}
+}

@@ -327,3 +327,112 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// UnmarshalJSON decodes a broker event. A message event in the layout
+// appendMessageEvent writes (every node writes them so) is parsed by hand,
+// since every message is decoded by every room it reaches; anything else
+// goes through encoding/json.
+func (e *event) UnmarshalJSON(b []byte) error {
+	if m, ok := parseMessageEvent(b); ok {
+		*e = event{Kind: evMessage, Message: m}
+		return nil
+	}
+	type plain event // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*e = event(p)
+	return nil
+}
+
+// parseMessageEvent reads exactly the bytes appendMessageEvent writes;
+// ok is false for anything else.
+func parseMessageEvent(b []byte) (*Message, bool) {
+	p := wireParser{b: b}
+	m := &Message{}
+	var kind, at string
+	ok := p.lit(`{"k":"message","message":{"conversation_id":`) && p.str(&m.ConversationID) &&
+		p.lit(`,"seq":`) && p.int(&m.Seq) &&
+		p.lit(`,"client_id":`) && p.str(&m.ClientID) &&
+		p.lit(`,"author":{"kind":`) && p.str(&kind)
+	if !ok {
+		return nil, false
+	}
+	m.Author.Kind = AuthorKind(kind)
+	if p.lit(`,"id":`) && !p.str(&m.Author.ID) {
+		return nil, false
+	}
+	if p.lit(`,"name":`) && !p.str(&m.Author.Name) {
+		return nil, false
+	}
+	ok = p.lit(`},"text":`) && p.str(&m.Text) && p.lit(`,"at":`) && p.str(&at) && p.lit(`}}`) && p.i == len(b)
+	if !ok {
+		return nil, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return nil, false
+	}
+	m.At = t
+	return m, true
+}
+
+// wireParser walks a byte slice for parseMessageEvent.
+type wireParser struct {
+	b []byte
+	i int
+}
+
+// lit consumes s if the input continues with it.
+func (p *wireParser) lit(s string) bool {
+	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
+		return false
+	}
+	p.i += len(s)
+	return true
+}
+
+// str consumes a JSON string into *dst.
+func (p *wireParser) str(dst *string) bool {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return false
+	}
+	escaped := false
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch p.b[j] {
+		case '\\':
+			escaped = true
+			j++ // skip the escaped byte
+		case '"':
+			tok := p.b[p.i : j+1]
+			p.i = j + 1
+			if !escaped {
+				if !utf8.Valid(tok[1 : len(tok)-1]) {
+					return false
+				}
+				*dst = string(tok[1 : len(tok)-1])
+				return true
+			}
+			return json.Unmarshal(tok, dst) == nil
+		}
+	}
+	return false
+}
+
+// int consumes a JSON integer into *dst.
+func (p *wireParser) int(dst *int64) bool {
+	j := p.i
+	if j < len(p.b) && p.b[j] == '-' {
+		j++
+	}
+	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(p.b[p.i:j]), 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst, p.i = n, j
+	return true
+}

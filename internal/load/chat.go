@@ -145,10 +145,23 @@ func (p *chatPart) send(ctx context.Context, stop <-chan struct{}) {
 	wg.Wait()
 }
 
-// drain waits up to d for acks and deliveries in flight.
-func (p *chatPart) drain(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for (p.acked.Load()+p.errs.Load() < p.sent.Load() || p.delivered.Load() < p.acked.Load()) && time.Now().Before(deadline) {
+// drain waits for the acks and deliveries in flight: until every message
+// is answered and delivered, or nothing has moved for idle, or max has
+// passed. A node that fell behind is given the time to catch up, so that
+// "lost" means lost, not late.
+func (p *chatPart) drain(idle, max time.Duration) {
+	start := time.Now()
+	last, lastMove := int64(-1), start
+	for time.Since(start) < max {
+		acked, delivered := p.acked.Load()+p.errs.Load(), p.delivered.Load()
+		if acked >= p.sent.Load() && delivered >= p.acked.Load() {
+			return
+		}
+		if n := acked + delivered; n != last {
+			last, lastMove = n, time.Now()
+		} else if time.Since(lastMove) > idle {
+			return
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -86,6 +86,9 @@ type Report struct {
 	AckLatency  *Summary `json:"ack_latency,omitempty"`
 	Latency     *Summary `json:"delivery_latency,omitempty"`
 	RateActual  float64  `json:"messages_per_second,omitempty"`
+	// Throughput is deliveries per second over the whole window, drain
+	// included: below RateActual when the node fell behind.
+	Throughput float64 `json:"delivered_per_second,omitempty"`
 
 	Events *EventsReport `json:"events,omitempty"`
 	Server *ServerUsage  `json:"server,omitempty"`
@@ -575,7 +578,7 @@ func (r *runner) run(ctx context.Context, ph phaser) (*Report, error) {
 	sending := time.Since(start)
 	// Drain: wait a little for acks, deliveries and offers in flight.
 	if cp != nil {
-		cp.drain(5 * time.Second)
+		cp.drain(5*time.Second, 2*time.Minute)
 	}
 	if ep != nil {
 		ep.drain(3 * time.Second)
@@ -620,6 +623,9 @@ func (rep *Report) finish(r *runner) {
 		s := h.Summarize()
 		return &s
 	}
+	if rep.Window > 0 {
+		rep.Throughput = float64(rep.Delivered) / rep.Window
+	}
 	rep.AckLatency = summarize(&r.ackLat)
 	rep.Latency = summarize(&r.delLat)
 	if rep.Events != nil {
@@ -632,8 +638,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s (%d load process(es))\n", rep.Scenario, rep.Procs)
 	fmt.Fprintf(w, "  connections: %d held, %d failed, set up in %.2f s; measured window %.2f s\n", rep.Connections, rep.Failed, rep.ConnectTime, rep.Window)
 	if rep.Sent > 0 {
-		fmt.Fprintf(w, "  messages: %d sent, %d acked, %d delivered, %d lost, %d duplicated, %d error frames (%.0f msgs/s)\n",
-			rep.Sent, rep.Acked, rep.Delivered, rep.Lost, rep.Duplicated, rep.Errors, rep.RateActual)
+		fmt.Fprintf(w, "  messages: %d sent, %d acked, %d delivered, %d lost, %d duplicated, %d error frames (%.0f msgs/s sent, %.0f/s delivered over the window)\n",
+			rep.Sent, rep.Acked, rep.Delivered, rep.Lost, rep.Duplicated, rep.Errors, rep.RateActual, rep.Throughput)
 	}
 	if e := rep.Events; e != nil {
 		fmt.Fprintf(w, "  events: %d streamers sent %d events in %d batches (%.0f events/s); %d struggled, %d offers answered them, %d unprompted offers\n",
