@@ -198,7 +198,12 @@ func (p *party) run(ctx context.Context, n, total int, sent *atomic.Int64) {
 			sent.Add(1)
 			continue
 		}
-		conn.CloseNow() // broken: reconnect and resend the same client id
+		// Broken: reconnect and resend the same client id. Wait for the
+		// reader first, or a frame it is still handling could land after
+		// the next hello took lastSeq and be shown twice.
+		conn.CloseNow()
+		for range acks {
+		}
 		conn = nil
 	}
 }
