@@ -296,8 +296,10 @@ func (s *Service) Start(ctx context.Context) {
 }
 
 // Stop ends delivery and waits for the goroutines. Events still queued in
-// memory are written to the outbox first (with a short deadline); claimed
-// deliveries in flight come back after their lease on the next start.
+// memory are written to the outbox first (with a short deadline), and
+// claimed deliveries not yet done are handed back, due at once, so the next
+// start sends them without waiting out their lease (which only a crash
+// needs).
 func (s *Service) Stop() {
 	if !s.stopped.CompareAndSwap(false, true) || s.cancel == nil {
 		return
@@ -386,10 +388,13 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- chat.OutboxItem)
 		if err != nil && ctx.Err() == nil {
 			s.o.Logger.Warn("webhook outbox claim", "err", err)
 		}
-		for _, it := range items {
+		for i, it := range items {
 			select {
 			case jobs <- it:
 			case <-ctx.Done():
+				for _, rest := range items[i:] {
+					s.release(rest)
+				}
 				return
 			}
 		}
@@ -405,6 +410,16 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- chat.OutboxItem)
 	}
 }
 
+// release hands a claimed delivery back to the outbox, due now.
+func (s *Service) release(it chat.OutboxItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	it.Due = s.o.Now()
+	if err := s.o.Store.PutOutbox(ctx, liveQueue, it); err != nil {
+		s.o.Logger.Warn("webhook release", "delivery", it.ID, "err", err)
+	}
+}
+
 // attempt makes one delivery attempt and records its outcome.
 func (s *Service) attempt(ctx context.Context, it chat.OutboxItem) {
 	var d delivery
@@ -415,7 +430,10 @@ func (s *Service) attempt(ctx context.Context, it chat.OutboxItem) {
 	}
 	subs, err := s.cachedSubscriptions(ctx, d.Site)
 	if err != nil {
-		return // the lease brings it back
+		if ctx.Err() != nil {
+			s.release(it)
+		}
+		return // else the lease brings it back
 	}
 	i := slices.IndexFunc(subs, func(x Subscription) bool { return x.ID == d.SubID })
 	if i < 0 {
@@ -424,7 +442,8 @@ func (s *Service) attempt(ctx context.Context, it chat.OutboxItem) {
 	}
 	err = s.send(ctx, subs[i], it.ID, d.Event, d.Body)
 	if ctx.Err() != nil {
-		return // stopping: the lease brings it back
+		s.release(it) // stopping: hand it back for the next start
+		return
 	}
 	now := s.o.Now()
 	if err == nil {
