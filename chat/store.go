@@ -100,6 +100,8 @@ type Store interface {
 	PutMeta(ctx context.Context, key string, value []byte) error
 	// Meta returns the value under key, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)
+	// DeleteMeta removes key; removing an absent key is not an error.
+	DeleteMeta(ctx context.Context, key string) error
 	// AddCounters adds deltas to the named counters of the set key,
 	// atomically, creating them at zero. Every node adds its own deltas.
 	AddCounters(ctx context.Context, key string, deltas map[string]int64) error

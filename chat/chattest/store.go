@@ -1289,6 +1289,14 @@ func testMetaCountersLog(t *testing.T, s chat.Store) {
 	if err := s.PutMeta(ctx, "", nil); !errors.Is(err, chat.ErrInvalid) {
 		t.Errorf("PutMeta with an empty key: err = %v, want ErrInvalid", err)
 	}
+	for range 2 { // deleting an absent key is fine too
+		if err := s.DeleteMeta(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Meta(ctx, k); !errors.Is(err, chat.ErrNotFound) {
+			t.Fatalf("Meta after DeleteMeta: err = %v, want ErrNotFound", err)
+		}
+	}
 
 	set := newID("counters")
 	if got, err := s.Counters(ctx, set); err != nil || len(got) != 0 {

@@ -35,7 +35,7 @@ type Hub interface {
 // Journeys returns a visitor's freshest journey, or nil; struggle.Service
 // implements it.
 type Journeys interface {
-	Journey(visitorID string) *chat.VisitContext
+	JourneyOf(ctx context.Context, visitorID string) *chat.VisitContext
 }
 
 // Options configures a Service.
@@ -361,12 +361,9 @@ func (s *Service) context(ctx context.Context, conv *chat.Conversation, visitorI
 	}
 	c := &Context{Site: site, Visitor: v, Conversation: conv, Agent: agent, Now: s.o.Now()}
 	if s.o.Journeys != nil {
-		if j := s.o.Journeys.Journey(v.ID); j != nil {
+		if j := s.o.Journeys.JourneyOf(ctx, v.ID); j != nil {
 			c.Journey = *j
 		}
-	}
-	if c.Journey.UpdatedAt.IsZero() && v.Context != nil {
-		c.Journey = *v.Context
 	}
 	c.Previous, err = s.o.Store.Conversations(ctx, chat.ConversationQuery{VisitorID: v.ID, Limit: 20})
 	if err != nil {

@@ -65,12 +65,14 @@ func newFixture(t *testing.T, o Options) *fixture {
 		t.Fatal(err)
 	}
 	v := ctx0().Visitor
-	v.Context = &ctx0().Journey
 	if err := st.PutVisitor(ctx, v); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, hub: &fakeHub{}, agent: chat.Agent{ID: "a1", Email: "ben@example.com", Name: "Ben Okafor", Role: chat.RoleAgent}}
 	o.Store, o.Hub, o.Audit = st, f.hub, audit.New(st, nil)
+	if o.Journeys == nil {
+		o.Journeys = journeys{ctx0().Journey}
+	}
 	o.Now = func() time.Time { return now }
 	f.svc = New(o)
 	f.conv(t, "c1")
@@ -78,6 +80,14 @@ func newFixture(t *testing.T, o Options) *fixture {
 }
 
 func ctx0() *Context { return ctx() }
+
+// journeys gives every visitor the same journey, as the detector would.
+type journeys struct{ j chat.VisitContext }
+
+func (js journeys) JourneyOf(context.Context, string) *chat.VisitContext {
+	j := js.j
+	return &j
+}
 
 func (f *fixture) conv(t *testing.T, id string) chat.Conversation {
 	t.Helper()

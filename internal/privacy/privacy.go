@@ -40,8 +40,11 @@ type Options struct {
 	Forgetters []Forgetter
 	// Disconnect closes the visitor's open sockets (Hub.DisconnectVisitor).
 	Disconnect func(ctx context.Context, visitorID string)
-	// Journey returns a fresher journey than the stored one, if any.
-	Journey func(visitorID string) *chat.VisitContext
+	// Journey returns the visitor's journey (struggle.Service.JourneyOf),
+	// or nil.
+	Journey func(ctx context.Context, visitorID string) *chat.VisitContext
+	// DropJourney deletes a visitor's stored journey, for retention.
+	DropJourney func(ctx context.Context, visitorID string) error
 	// Audit records erasures and retention changes. Nil records nothing.
 	Audit *audit.Log
 	// Now is the clock. Defaults to time.Now.
@@ -97,9 +100,7 @@ func (s *Service) Export(ctx context.Context, visitorID string) (Export, error) 
 		return Export{}, fmt.Errorf("export visitor: %w", err)
 	}
 	if s.o.Journey != nil {
-		if j := s.o.Journey(visitorID); j != nil {
-			v.Context = j
-		}
+		v.Context = s.o.Journey(ctx, visitorID)
 	}
 	out := Export{Version: ExportVersion, ExportedAt: s.o.Now().UTC(), Visitor: v,
 		Conversations: []ConversationExport{}, Recordings: []json.RawMessage{}}

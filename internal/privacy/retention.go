@@ -231,12 +231,15 @@ func (w *Sweeper) sweepJourneys(ctx context.Context, site string, cutoff time.Ti
 		return err
 	}
 	n := 0
+	o := &w.svc.o
+	if o.Journey == nil || o.DropJourney == nil {
+		return nil
+	}
 	for _, v := range list {
-		if v.Context == nil || !v.LastSeen.Before(cutoff) {
+		if !v.LastSeen.Before(cutoff) || o.Journey(ctx, v.ID) == nil {
 			continue
 		}
-		v.Context = nil
-		if err := w.svc.o.Store.PutVisitor(ctx, v); err != nil {
+		if err := o.DropJourney(ctx, v.ID); err != nil {
 			return err
 		}
 		w.removed.WithLabelValues("journey").Inc()

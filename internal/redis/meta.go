@@ -33,6 +33,14 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	return v, wrap(err, "meta %s", key)
 }
 
+// DeleteMeta removes key.
+func (s *Store) DeleteMeta(ctx context.Context, key string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	return wrap(s.rdb.Del(ctx, s.k.meta(key)).Err(), "delete meta %s", key)
+}
+
 // AddCounters adds deltas to the hash of counter set key with HINCRBY in
 // one MULTI/EXEC, so concurrent nodes never lose an increment.
 func (s *Store) AddCounters(ctx context.Context, key string, deltas map[string]int64) error {

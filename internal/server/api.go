@@ -204,9 +204,7 @@ func (s *Server) getVisitor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.Struggle != nil {
-		if j := s.cfg.Struggle.Journey(v.ID); j != nil {
-			v.Context = j // fresher than the stored one by up to a flush
-		}
+		v.Context = s.cfg.Struggle.JourneyOf(r.Context(), v.ID)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"visitor": v, "conversations": nonNil(convs)})
 }

@@ -17,17 +17,17 @@ func (s *Service) emit(ctx context.Context, e chat.Event) {
 	s.o.Events.Emit(ctx, e)
 }
 
-// ForgetVisitor drops what this node holds in memory about a visitor (the
-// journey not yet flushed, a buffered recording), for erasure: a later
-// flush must not write the journey back.
-func (s *Service) ForgetVisitor(_ context.Context, _, visitorID string) error {
+// ForgetVisitor drops what this node holds about a visitor (the journey
+// not yet flushed, a buffered recording) and the stored journey, for
+// erasure: a later flush must not write the journey back.
+func (s *Service) ForgetVisitor(ctx context.Context, _, visitorID string) error {
 	s.mu.Lock()
 	delete(s.visits, visitorID)
 	s.mu.Unlock()
 	if s.o.Recorder != nil {
 		s.o.Recorder.Forget(visitorID)
 	}
-	return nil
+	return s.DropJourney(ctx, visitorID)
 }
 
 // Forget drops a visit not yet written.

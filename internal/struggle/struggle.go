@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -209,13 +210,52 @@ func (s *Service) load(ctx context.Context, v *visit) {
 		return
 	}
 	v.loaded = true
-	rec, err := s.o.Store.Visitor(ctx, v.visitorID)
-	if err != nil || rec.Context == nil {
+	j, err := s.StoredJourney(ctx, v.visitorID)
+	if err != nil || j == nil {
 		return
 	}
-	v.jour = *rec.Context
-	v.offer.Offers = rec.Context.Offers
-	v.offer.DeclinedAt = rec.Context.DeclinedAt
+	v.jour = *j
+	v.offer.Offers = j.Offers
+	v.offer.DeclinedAt = j.DeclinedAt
+}
+
+// journeyKey is where a visitor's journey is stored: a record of its own,
+// so writing it never races with the hub's writes of the visitor record.
+func journeyKey(visitorID string) string { return "journey/" + visitorID }
+
+// StoredJourney returns the journey last written by any node, or nil.
+func (s *Service) StoredJourney(ctx context.Context, visitorID string) (*chat.VisitContext, error) {
+	data, err := s.o.Store.Meta(ctx, journeyKey(visitorID))
+	if errors.Is(err, chat.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j chat.VisitContext
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("decode journey of %s: %w", visitorID, err)
+	}
+	return &j, nil
+}
+
+// JourneyOf returns the freshest journey of a visitor, this node's or the
+// stored one, or nil when there is none.
+func (s *Service) JourneyOf(ctx context.Context, visitorID string) *chat.VisitContext {
+	if j := s.Journey(visitorID); j != nil {
+		return j
+	}
+	j, err := s.StoredJourney(ctx, visitorID)
+	if err != nil {
+		s.o.Logger.Warn("read journey", "visitor", visitorID, "err", err)
+	}
+	return j
+}
+
+// DropJourney deletes a visitor's stored journey (retention). The visit
+// state in memory stays: a visitor still active writes a fresh one.
+func (s *Service) DropJourney(ctx context.Context, visitorID string) error {
+	return s.o.Store.DeleteMeta(ctx, journeyKey(visitorID))
 }
 
 // clockSkew is how far a batch's newest event may be from the server's
@@ -439,12 +479,19 @@ func (s *Service) flush(ctx context.Context) {
 		jour := v.jour
 		jour.UpdatedAt = s.o.Now().UTC()
 		st.mu.Unlock()
-		err := s.saveJourney(ctx, v.visitorID, jour)
-		if err != nil && !errors.Is(err, chat.ErrNotFound) {
+		if err := s.saveJourney(ctx, v.visitorID, jour); err != nil {
 			s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
 			st.mu.Lock()
 			v.dirty = true
 			st.mu.Unlock()
+			continue
+		}
+		s.mu.Lock()
+		forgotten := s.visits[v.visitorID] != v
+		s.mu.Unlock()
+		if forgotten {
+			// Erased while this flush was writing: take the write back.
+			_ = s.DropJourney(ctx, v.visitorID)
 		}
 	}
 }
@@ -456,12 +503,11 @@ func (s *Service) siteOf(key string) *site {
 }
 
 func (s *Service) saveJourney(ctx context.Context, visitorID string, jour chat.VisitContext) error {
-	rec, err := s.o.Store.Visitor(ctx, visitorID)
+	data, err := json.Marshal(jour)
 	if err != nil {
 		return err
 	}
-	rec.Context = &jour
-	return s.o.Store.PutVisitor(ctx, rec)
+	return s.o.Store.PutMeta(ctx, journeyKey(visitorID), data)
 }
 
 // expire drops idle visits and lets the engines forget them.
@@ -541,8 +587,7 @@ func (s *Service) Live(ctx context.Context, siteKey string, limit int) ([]LiveVi
 	return out, nil
 }
 
-// Journey returns the freshest journey of a visitor: this node's if it
-// holds one, else the stored one.
+// Journey returns the journey this node holds for a visitor, or nil.
 func (s *Service) Journey(visitorID string) *chat.VisitContext {
 	s.mu.Lock()
 	v := s.visits[visitorID]

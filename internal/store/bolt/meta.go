@@ -47,6 +47,14 @@ func (s *Store) Meta(_ context.Context, k string) ([]byte, error) {
 	return out, nil
 }
 
+// DeleteMeta removes k.
+func (s *Store) DeleteMeta(_ context.Context, k string) error {
+	if err := s.update(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Delete([]byte(k)) }); err != nil {
+		return fmt.Errorf("delete meta %s: %w", k, err)
+	}
+	return nil
+}
+
 // AddCounters adds deltas to the counter set k in one transaction.
 func (s *Store) AddCounters(_ context.Context, k string, deltas map[string]int64) error {
 	if k == "" {
