@@ -118,7 +118,9 @@ type visit struct {
 	visitorID string
 
 	loaded  bool
+	savedAt time.Time // when this node last wrote the journey
 	jour    chat.VisitContext
+	recent  []detect.Event // the last events, replayed by the next node
 	dirty   bool
 	offer   chat.OfferState
 	pending map[string]string // offer ID → cause rule
@@ -205,18 +207,100 @@ func (s *Service) evictOldestLocked() {
 // load reads the visitor's stored journey once, so a visitor who comes back
 // to this or another node keeps their trail, offer history and "no thanks".
 // st.mu is held.
-func (s *Service) load(ctx context.Context, v *visit) {
+func (s *Service) load(ctx context.Context, st *site, v *visit) {
 	if v.loaded {
 		return
 	}
 	v.loaded = true
-	j, err := s.StoredJourney(ctx, v.visitorID)
-	if err != nil || j == nil {
+	stored, err := s.storedJourney(ctx, v.visitorID)
+	if err != nil || stored == nil {
 		return
 	}
-	v.jour = *j
-	v.offer.Offers = j.Offers
-	v.offer.DeclinedAt = j.DeclinedAt
+	v.adopt(st.engine, stored)
+}
+
+// adopt takes over a journey another node stored, and replays its recent
+// events into this node's engine. st.mu is held.
+func (v *visit) adopt(engine *detect.Engine, stored *storedJourneyRecord) {
+	v.jour = stored.VisitContext
+	v.offer.Offers = stored.Offers
+	v.offer.DeclinedAt = stored.DeclinedAt
+	if n := len(v.jour.Trail); n > 0 {
+		v.page = v.jour.Trail[n-1].Path
+		v.offer.NewPage(v.page)
+	}
+	v.recent = v.recent[:0]
+	v.replay(engine, stored.Recent)
+}
+
+// resyncFrom adopts the stored journey when another node wrote it after
+// this one last did: the visitor reconnected here after time elsewhere.
+// st.mu is held.
+func (s *Service) resyncFrom(ctx context.Context, st *site, v *visit) {
+	stored, err := s.storedJourney(ctx, v.visitorID)
+	if err != nil || stored == nil || !stored.UpdatedAt.After(v.savedAt) {
+		return
+	}
+	st.engine.Forget(v.key)
+	v.adopt(st.engine, stored)
+}
+
+// Replay limits: the events a journey carries for the next node, and how
+// far back (the longest rule windows are minutes).
+const (
+	maxRecent    = 32
+	recentWindow = 5 * time.Minute
+)
+
+// remember keeps ev for a node that takes the visitor over.
+func (v *visit) remember(ev *detect.Event) {
+	if len(v.recent) >= maxRecent || (len(v.recent) > 0 && ev.Time.Sub(v.recent[0].Time) > recentWindow) {
+		drop := max(len(v.recent)-maxRecent+1, 0)
+		for drop < len(v.recent) && ev.Time.Sub(v.recent[drop].Time) > recentWindow {
+			drop++
+		}
+		v.recent = append(v.recent[:0], v.recent[drop:]...)
+	}
+	e := *ev
+	e.Props = nil // rules never read them
+	v.recent = append(v.recent, e)
+}
+
+// replay feeds the events another node saw to this node's engine, so its
+// windows and counts carry on where they were. Verdicts are dropped: the
+// other node already acted on them.
+func (v *visit) replay(engine *detect.Engine, raw []json.RawMessage) {
+	for _, r := range raw {
+		ev, err := detect.DecodeEvent(r)
+		if err != nil {
+			continue
+		}
+		ev.Site, ev.Visit = v.site, v.key
+		engine.Observe(ev)
+		v.remember(&ev)
+	}
+}
+
+// storedJourneyRecord is a journey as stored: what agents see, plus the
+// recent events for the next node.
+type storedJourneyRecord struct {
+	chat.VisitContext
+	Recent []json.RawMessage `json:"recent,omitempty"`
+}
+
+func (s *Service) storedJourney(ctx context.Context, visitorID string) (*storedJourneyRecord, error) {
+	data, err := s.o.Store.Meta(ctx, journeyKey(visitorID))
+	if errors.Is(err, chat.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j storedJourneyRecord
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("decode journey of %s: %w", visitorID, err)
+	}
+	return &j, nil
 }
 
 // journeyKey is where a visitor's journey is stored: a record of its own,
@@ -225,18 +309,11 @@ func journeyKey(visitorID string) string { return "journey/" + visitorID }
 
 // StoredJourney returns the journey last written by any node, or nil.
 func (s *Service) StoredJourney(ctx context.Context, visitorID string) (*chat.VisitContext, error) {
-	data, err := s.o.Store.Meta(ctx, journeyKey(visitorID))
-	if errors.Is(err, chat.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	j, err := s.storedJourney(ctx, visitorID)
+	if j == nil || err != nil {
 		return nil, err
 	}
-	var j chat.VisitContext
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("decode journey of %s: %w", visitorID, err)
-	}
-	return &j, nil
+	return &j.VisitContext, nil
 }
 
 // JourneyOf returns the freshest journey of a visitor, this node's or the
@@ -298,7 +375,8 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	}
 	v := s.visitFor(ref)
 	s.mu.Lock()
-	if !v.online {
+	fresh := !v.online // a new connection: it may come from another node
+	if fresh {
 		v.online, v.since = true, start
 	}
 	v.seen = start
@@ -307,12 +385,16 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	var offers []pendingOffer
 	var found []chat.FindingSeen
 	st.mu.Lock()
-	s.load(ctx, v)
+	if fresh && v.loaded {
+		s.resyncFrom(ctx, st, v)
+	}
+	s.load(ctx, st, v)
 	for i := range events {
 		ev := &events[i]
 		ev.Site, ev.Visit = ref.SiteKey, v.key
 		findings := st.engine.Observe(*ev)
 		v.note(ev)
+		v.remember(ev)
 		causeSaid := ""
 		a := st.engine.Verdict()
 		for j := range findings {
@@ -379,7 +461,7 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 	v := s.visitFor(ref)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	s.load(ctx, v)
+	s.load(ctx, st, v)
 	rule, ok := v.pending[offerID]
 	if !ok {
 		return // unknown or answered already: count each offer once
@@ -476,10 +558,16 @@ func (s *Service) flush(ctx context.Context) {
 			continue
 		}
 		v.dirty = false
-		jour := v.jour
-		jour.UpdatedAt = s.o.Now().UTC()
+		rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(v.recent))}
+		rec.UpdatedAt = s.o.Now().UTC()
+		for i := range v.recent {
+			if b, err := v.recent[i].MarshalJSON(); err == nil {
+				rec.Recent = append(rec.Recent, b)
+			}
+		}
+		v.savedAt = rec.UpdatedAt
 		st.mu.Unlock()
-		if err := s.saveJourney(ctx, v.visitorID, jour); err != nil {
+		if err := s.saveJourney(ctx, v.visitorID, rec); err != nil {
 			s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
 			st.mu.Lock()
 			v.dirty = true
@@ -502,8 +590,8 @@ func (s *Service) siteOf(key string) *site {
 	return s.sites[key]
 }
 
-func (s *Service) saveJourney(ctx context.Context, visitorID string, jour chat.VisitContext) error {
-	data, err := json.Marshal(jour)
+func (s *Service) saveJourney(ctx context.Context, visitorID string, rec storedJourneyRecord) error {
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}

@@ -268,3 +268,44 @@ func TestRecorderLabelsOutcomes(t *testing.T) {
 		t.Fatal("a sample share of 2 was accepted")
 	}
 }
+
+// TestStruggleCarriesAcrossNodes: a visitor whose card is declined once on
+// node A and once more on node B is offered help on B, as on one node; and
+// back on A, A picks up what B saw.
+func TestStruggleCarriesAcrossNodes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a, b := f.svc, f.node()
+	ref := f.visitor(t, "v1")
+	decline := func(svc *Service) {
+		f.clock.Add(5 * time.Second)
+		svc.HandleEvents(ctx, ref, [][]byte{event(f.clock.Now(), `"k":"report","msg":"Your card was declined"`)})
+	}
+	a.HandleEvents(ctx, ref, [][]byte{event(f.clock.Now(), `"k":"page","path":"/checkout"`)})
+	decline(a)
+	a.flush(ctx)
+	a.VisitorGone(ref)
+	if got := f.hub.taken(); len(got) != 0 {
+		t.Fatalf("one decline offered: %+v", got)
+	}
+
+	decline(b) // the second decline, on another node
+	offers := f.hub.taken()
+	if len(offers) != 1 {
+		t.Fatalf("offers on node B after the second decline = %+v, want one: B did not carry on from A", offers)
+	}
+	b.OfferResponse(ctx, ref, offers[0].id, false)
+	b.flush(ctx)
+	b.VisitorGone(ref)
+
+	// Back on A: it adopts B's newer journey, "no thanks" included.
+	f.clock.Add(time.Second)
+	decline(a)
+	decline(a)
+	if got := f.hub.taken(); len(got) != 0 {
+		t.Fatalf("node A offered again after 'no thanks' on node B: %+v", got)
+	}
+	if j := a.Journey("v1"); j == nil || j.DeclinedAt.IsZero() || len(j.Errors) != 1 || j.Errors[0].Count != 4 {
+		t.Fatalf("node A's journey = %+v, want B's 'no thanks' and all four declines", j)
+	}
+}
