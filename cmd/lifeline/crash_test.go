@@ -21,12 +21,16 @@ import (
 	"github.com/lifelinehq/lifeline/internal/redistest"
 )
 
+// binDir holds the binary built for this test run; TestMain removes it.
+var binDir string
+
 // buildBinary compiles the real lifeline binary once per test run.
 var buildBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "lifeline-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "lifeline")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {

@@ -12,11 +12,15 @@ import (
 
 // Main runs the tests and then, if they passed, waits up to five seconds for
 // goroutines started by them to finish. It exits non-zero and prints the
-// stacks of those still running. Use it as TestMain:
+// stacks of those still running. cleanup runs after the tests, before the
+// exit. Use it as TestMain:
 //
 //	func TestMain(m *testing.M) { leaktest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
+	for _, f := range cleanup {
+		f()
+	}
 	if code == 0 {
 		if leaked := wait(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "leaktest: goroutines still running after the tests:\n\n%s\n", leaked)
