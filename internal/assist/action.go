@@ -7,13 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -259,9 +256,8 @@ func (s *Service) callWebhook(ctx context.Context, conv *chat.Conversation, it *
 	hr.Header.Set(HeaderSignature, webhook.Sign(secret, ts, body))
 	resp, err := client.Do(hr)
 	if err != nil {
-		var blocked *blockedError
-		if errors.As(err, &blocked) {
-			return "", blocked
+		if errors.Is(err, webhook.ErrBlocked) {
+			return "", errors.New("the endpoint's address is not allowed")
 		}
 		return "", errors.New("the endpoint could not be reached")
 	}
@@ -294,46 +290,6 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
-}
-
-// blockedError is a webhook address refused by the SSRF guard.
-type blockedError struct{ addr string }
-
-func (e *blockedError) Error() string { return "the endpoint's address " + e.addr + " is not allowed" }
-
-// guardedClient refuses to connect to the addresses webhook.Blocked names
-// (loopback, private, link-local, …), checked on the resolved IP at dial
-// time so DNS rebinding cannot slip through, except for hosts in allow;
-// it uses no proxy and follows no redirects. (internal/webhook's client is
-// unexported and follows redirects; an action's answer must come from the
-// endpoint named in the playbook.)
-func guardedClient(timeout time.Duration, allow []string) *http.Client {
-	guarded := &net.Dialer{Timeout: timeout, Control: func(network, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return &blockedError{address}
-		}
-		if webhook.Blocked(ap.Addr()) {
-			return &blockedError{ap.Addr().Unmap().String()}
-		}
-		return nil
-	}}
-	plain := &net.Dialer{Timeout: timeout}
-	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			if slices.Contains(allow, strings.ToLower(strings.Trim(host, "[]"))) {
-				return plain.DialContext(ctx, network, addr)
-			}
-			return guarded.DialContext(ctx, network, addr)
-		},
-		TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
-	}
-	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: noRedirects}
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

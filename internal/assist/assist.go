@@ -23,6 +23,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/audit"
+	"github.com/lifelinehq/lifeline/internal/webhook"
 )
 
 // Hub is what actions need of the chat hub.
@@ -97,11 +98,9 @@ func New(o Options) *Service {
 		o.Now = time.Now
 	}
 	if o.HTTPClient == nil {
-		allow := make([]string, 0, len(o.AllowHosts))
-		for _, h := range o.AllowHosts {
-			allow = append(allow, strings.ToLower(strings.Trim(strings.TrimSpace(h), "[]")))
-		}
-		o.HTTPClient = guardedClient(o.WebhookTimeout, allow)
+		// An action's answer must come from the endpoint the playbook
+		// names: no redirects.
+		o.HTTPClient = webhook.NewClient(o.AllowHosts, o.WebhookTimeout, 0)
 	}
 	self := &http.Client{Timeout: o.WebhookTimeout, CheckRedirect: noRedirects}
 	return &Service{o: o, self: self, sites: map[string]*siteDoc{}}

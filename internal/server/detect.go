@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,12 +22,12 @@ func (s *Server) addDetectionRoutes(mux *http.ServeMux, anyone, tuners func(http
 	if s.cfg.Struggle == nil {
 		return
 	}
-	mux.Handle("GET /api/v1/visitors/live", anyone(http.HandlerFunc(s.liveVisitors)))
-	mux.Handle("GET /api/v1/sites/{key}/rules", anyone(http.HandlerFunc(s.getRules)))
+	mux.Handle("GET /api/v1/visitors/live", anyone(s.siteRead(s.liveVisitors)))
+	mux.Handle("GET /api/v1/sites/{key}/rules", anyone(s.siteRead(s.getRules)))
 	mux.Handle("PUT /api/v1/sites/{key}/rules", tuners(http.HandlerFunc(s.putRules)))
-	mux.Handle("GET /api/v1/sites/{key}/policy", anyone(http.HandlerFunc(s.getPolicy)))
+	mux.Handle("GET /api/v1/sites/{key}/policy", anyone(s.siteRead(s.getPolicy)))
 	mux.Handle("PUT /api/v1/sites/{key}/policy", tuners(http.HandlerFunc(s.putPolicy)))
-	mux.Handle("GET /api/v1/sites/{key}/detector", anyone(http.HandlerFunc(s.detectorCounters)))
+	mux.Handle("GET /api/v1/sites/{key}/detector", anyone(s.siteRead(s.detectorCounters)))
 	mux.Handle("POST /api/v1/sites/{key}/backtest", tuners(http.HandlerFunc(s.backtest)))
 	mux.HandleFunc("POST /api/v1/events", s.eventsBeacon)
 }
@@ -41,30 +42,43 @@ func (s *Server) site(w http.ResponseWriter, r *http.Request, key string) (chat.
 	return site, true
 }
 
-func (s *Server) liveVisitors(w http.ResponseWriter, r *http.Request) {
-	key := r.URL.Query().Get("site")
-	if _, ok := s.site(w, r, key); !ok {
-		return
+// siteRead answers a GET about one site — {key} in the path, or ?site= —
+// with what read returns, after checking that the site exists.
+func (s *Server) siteRead(read func(ctx context.Context, key string) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("key")
+		if key == "" {
+			key = r.URL.Query().Get("site")
+		}
+		if _, ok := s.site(w, r, key); !ok {
+			return
+		}
+		out, err := read(r.Context(), key)
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
-	list, err := s.cfg.Struggle.Live(r.Context(), key, 200)
-	if err != nil {
-		s.writeStoreError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"visitors": list})
 }
 
-func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if _, ok := s.site(w, r, key); !ok {
-		return
-	}
-	doc, err := s.cfg.Struggle.Rules(r.Context(), key)
-	if err != nil {
-		s.writeStoreError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, doc)
+func (s *Server) liveVisitors(ctx context.Context, key string) (any, error) {
+	list, err := s.cfg.Struggle.Live(ctx, key, 200)
+	return map[string]any{"visitors": list}, err
+}
+
+func (s *Server) getRules(ctx context.Context, key string) (any, error) {
+	return s.cfg.Struggle.Rules(ctx, key)
+}
+
+func (s *Server) getPolicy(ctx context.Context, key string) (any, error) {
+	p, err := s.cfg.Struggle.Policy(ctx, key)
+	return map[string]any{"policy": p}, err
+}
+
+func (s *Server) detectorCounters(ctx context.Context, key string) (any, error) {
+	rows, err := s.cfg.Struggle.Counters(ctx, key)
+	return map[string]any{"rules": rows}, err
 }
 
 func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
@@ -86,19 +100,6 @@ func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, doc)
 }
 
-func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if _, ok := s.site(w, r, key); !ok {
-		return
-	}
-	p, err := s.cfg.Struggle.Policy(r.Context(), key)
-	if err != nil {
-		s.writeStoreError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"policy": p})
-}
-
 func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	if _, ok := s.site(w, r, key); !ok {
@@ -114,19 +115,6 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"policy": p})
-}
-
-func (s *Server) detectorCounters(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if _, ok := s.site(w, r, key); !ok {
-		return
-	}
-	rows, err := s.cfg.Struggle.Counters(r.Context(), key)
-	if err != nil {
-		s.writeStoreError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": rows})
 }
 
 func (s *Server) backtest(w http.ResponseWriter, r *http.Request) {

@@ -24,10 +24,8 @@ func (s *Server) visitorSocket() http.Handler {
 			s.writeStoreError(w, r, err)
 			return
 		}
-		ip := clientIP(r)
-		if !s.acquireIP(ip) {
-			s.rejected("ip_cap")
-			writeError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
+		ip, ok := s.admit(w, r)
+		if !ok {
 			return
 		}
 		defer s.releaseIP(ip)
@@ -55,10 +53,8 @@ func (s *Server) agentSocket() http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "log in first")
 			return
 		}
-		ip := clientIP(r)
-		if !s.acquireIP(ip) {
-			s.rejected("ip_cap")
-			writeError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
+		ip, ok := s.admit(w, r)
+		if !ok {
 			return
 		}
 		defer s.releaseIP(ip)
@@ -69,6 +65,18 @@ func (s *Server) agentSocket() http.Handler {
 		}
 		s.cfg.Hub.ServeAgent(context.WithoutCancel(r.Context()), conn, agent, ip)
 	})
+}
+
+// admit counts a connection against its address's cap, answering 429
+// when the address is over it. The caller releases the returned address.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (ip string, ok bool) {
+	ip = clientIP(r)
+	if !s.acquireIP(ip) {
+		s.rejected("ip_cap")
+		writeError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
+		return ip, false
+	}
+	return ip, true
 }
 
 func (s *Server) rejected(reason string) {

@@ -87,11 +87,17 @@ func (a allowList) checkURL(raw string) error {
 	return nil
 }
 
-// newClient returns the HTTP client of deliveries: no proxy, a guarded
-// dialer that checks the address actually dialled (after DNS, on every
-// redirect) unless the host named in the URL is allowed, at most three
-// redirects, and the timeout on the whole exchange.
-func newClient(allow allowList, timeout time.Duration) *http.Client {
+// NewClient returns an HTTP client for calls to addresses that users
+// configure (webhooks, playbook actions): no proxy, a guarded dialer that
+// checks the address actually dialled (after DNS, on every redirect)
+// unless the host named in the URL is in allowHosts, at most maxRedirects
+// redirects (0: none followed, the redirect itself is the answer), and the
+// timeout on the whole exchange. A refused address fails with ErrBlocked.
+func NewClient(allowHosts []string, timeout time.Duration, maxRedirects int) *http.Client {
+	return newClient(newAllowList(allowHosts), timeout, maxRedirects)
+}
+
+func newClient(allow allowList, timeout time.Duration, maxRedirects int) *http.Client {
 	guarded := &net.Dialer{Timeout: timeout, Control: func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
@@ -124,7 +130,10 @@ func newClient(allow allowList, timeout time.Duration) *http.Client {
 		Transport: tr,
 		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
+			if maxRedirects == 0 {
+				return http.ErrUseLastResponse
+			}
+			if len(via) >= maxRedirects {
 				return errors.New("webhook: too many redirects")
 			}
 			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {

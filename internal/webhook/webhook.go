@@ -138,7 +138,7 @@ func New(o Options) *Service {
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dead_total", Help: "Webhook deliveries moved to the dead-letter list."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dropped_total", Help: "Events dropped because the webhook queue was full."}),
 	}
-	s.client = newClient(s.allow, o.Timeout)
+	s.client = newClient(s.allow, o.Timeout, 3)
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.delivered, s.retried, s.dead, s.dropped)
 	}

@@ -333,7 +333,7 @@ func TestGuardRefusesLocalAddresses(t *testing.T) {
 	port := target.Listener.Addr().(*net.TCPAddr).Port
 
 	// Dialling: loopback by address and by name.
-	guarded := newClient(newAllowList(nil), 2*time.Second)
+	guarded := newClient(newAllowList(nil), 2*time.Second, 3)
 	defer guarded.CloseIdleConnections()
 	for _, u := range []string{target.URL, "http://localhost:" + strconv.Itoa(port) + "/"} {
 		resp, err := guarded.Post(u, "application/json", nil)
@@ -351,7 +351,7 @@ func TestGuardRefusesLocalAddresses(t *testing.T) {
 		redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, to, http.StatusTemporaryRedirect)
 		}))
-		c := newClient(newAllowList([]string{"127.0.0.1"}), 2*time.Second)
+		c := newClient(newAllowList([]string{"127.0.0.1"}), 2*time.Second, 3)
 		resp, err := c.Post(redir.URL, "application/json", nil)
 		if err == nil {
 			resp.Body.Close()
