@@ -385,9 +385,14 @@ func (v *chatVisitor) read(p *chatPart) {
 // (coder/websocket), which would lose the acks still in flight.
 func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, p *chatPart, interval time.Duration) {
 	// A random phase spreads the visitors over the interval.
-	timer := time.NewTimer(time.Duration(rand.Int64N(int64(interval) + 1)))
+	// next is this sender's own grid: starting it at the phase keeps the
+	// senders spread out; starting them all at now would line every one
+	// up on the same instants after the first send, and the node would
+	// see bursts of a whole interval's messages at once.
+	phase := time.Duration(rand.Int64N(int64(interval) + 1))
+	timer := time.NewTimer(phase)
 	defer timer.Stop()
-	next := time.Now()
+	next := time.Now().Add(phase)
 	idPrefix := fmt.Sprintf("%s%d-", p.r.procPrefix, v.idx)
 	var buf []byte
 	for n := 0; ; n++ {

@@ -90,9 +90,14 @@ func (p *eventsPart) stream(ctx context.Context, stop <-chan struct{}) {
 }
 
 func (s *streamer) loop(ctx context.Context, stop <-chan struct{}, p *eventsPart, interval time.Duration, struggleAt time.Time) {
-	timer := time.NewTimer(time.Duration(rand.Int64N(int64(interval) + 1)))
+	// next is this sender's own grid: starting it at the phase keeps the
+	// senders spread out; starting them all at now would line every one
+	// up on the same instants after the first send, and the node would
+	// see bursts of a whole interval's messages at once.
+	phase := time.Duration(rand.Int64N(int64(interval) + 1))
+	timer := time.NewTimer(phase)
 	defer timer.Stop()
-	next := time.Now()
+	next := time.Now().Add(phase)
 	n := p.r.cfg.BatchSize
 	var buf []byte
 	for k := 0; ; k++ {
