@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lifelinehq/lifeline/internal/client"
+	"github.com/lifelinehq/lifeline/internal/webhook"
+)
+
+// TestWebhooksFromARealNode subscribes a local receiver on a running node
+// and chats: the hub's own writes arrive as signed events, each once; a
+// receiver that is down while the node restarts still gets them after.
+func TestWebhooksFromARealNode(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		events []string
+		ids    = map[string]int{}
+		bad    int
+		up     atomic.Bool
+		secret string
+	)
+	up.Store(true)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var b webhook.Body
+		json.Unmarshal(body, &b)
+		mu.Lock()
+		defer mu.Unlock()
+		if !webhook.Verify(secret, r.Header.Get("X-Lifeline-Timestamp"), r.Header.Get("X-Lifeline-Signature"), body, time.Now(), 5*time.Minute) {
+			bad++
+		}
+		if ids[b.ID]++; ids[b.ID] == 1 {
+			events = append(events, string(b.Type))
+		}
+	}))
+	defer rcv.Close()
+	seen := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(events)
+	}
+
+	data := t.TempDir()
+	env := map[string]string{"LIFELINE_WEBHOOK_ALLOW_HOST": "127.0.0.1"}
+	n := startNode(t, data, env)
+	ctx := testCtx(t)
+	admin, err := client.Login(ctx, n.URL, adminEmail, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub struct {
+		Webhook struct{ Secret string }
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/sites/demo/webhooks", map[string]any{
+		"url": rcv.URL, "events": []string{"conversation.created", "message.created", "conversation.resolved"},
+	}, &sub); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	secret = sub.Webhook.Secret
+	mu.Unlock()
+
+	v, _ := visitor(t, ctx, n.URL, "", 0)
+	if err := v.Send(ctx, map[string]any{"type": "message", "client_id": "w1", "text": "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := v.Until(ctx, "ack", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "conversation.created and message.created", func() bool { return len(seen()) >= 2 })
+
+	// The receiver goes down; the node restarts; a resolve happens; the
+	// receiver comes back and gets it.
+	up.Store(false)
+	if err := admin.Do(ctx, http.MethodPost, "/api/v1/conversations/"+ack.ConversationID+"/resolve", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let a first attempt fail
+	n.stop()
+	startNode(t, data, env)
+	up.Store(true)
+	waitFor(t, "conversation.resolved after the restart", func() bool { return slices.Contains(seen(), "conversation.resolved") })
+
+	got := seen()
+	slices.Sort(got)
+	if want := []string{"conversation.created", "conversation.resolved", "message.created"}; !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want each of %v once", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != 0 {
+		t.Fatalf("%d deliveries failed signature verification", bad)
+	}
+}
