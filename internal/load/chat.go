@@ -260,16 +260,7 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 
 // read records claims and deliveries on an agent socket.
 func (a *chatAgent) read(p *chatPart) {
-	var f frame
-	for {
-		b, err := a.conn.next(context.Background())
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		if decodeFrame(b, &f) != nil {
-			continue
-		}
+	a.conn.eachFrame(func(f *frame, now time.Time) {
 		switch f.Type {
 		case "conversation":
 			cv := f.Conversation
@@ -281,11 +272,11 @@ func (a *chatAgent) read(p *chatPart) {
 		case "message":
 			m := f.Message
 			if m.Author.Kind != "visitor" {
-				continue
+				return
 			}
 			sentAt, ok := sendTime(m.Text)
 			if !ok || !strings.HasPrefix(m.ClientID, p.r.nonce+"-") {
-				continue // an opening message, or one of an earlier run
+				return // an opening message, or one of an earlier run
 			}
 			p.mu.Lock()
 			p.seen[m.ClientID]++
@@ -296,14 +287,14 @@ func (a *chatAgent) read(p *chatPart) {
 			p.mu.Unlock()
 			if n > 1 {
 				p.dups.Add(1)
-				continue
+				return
 			}
 			p.delivered.Add(1)
 			p.r.delLat.Record(now.Sub(sentAt))
 		case "error":
 			p.errs.Add(1)
 		}
-	}
+	})
 }
 
 // sendTime reads the send timestamp a load message carries ("t=<unix ns> …").
@@ -351,16 +342,7 @@ func (p *chatPart) openVisitor(ctx context.Context, idx int) (*chatVisitor, erro
 }
 
 func (v *chatVisitor) read(p *chatPart) {
-	var f frame
-	for {
-		b, err := v.conn.next(context.Background())
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		if decodeFrame(b, &f) != nil {
-			continue
-		}
+	v.conn.eachFrame(func(f *frame, now time.Time) {
 		switch f.Type {
 		case "ack":
 			v.mu.Lock()
@@ -377,7 +359,7 @@ func (v *chatVisitor) read(p *chatPart) {
 		case "error":
 			p.errs.Add(1)
 		}
-	}
+	})
 }
 
 // sendLoop sends until stop is closed. Writes use ctx, not a context that

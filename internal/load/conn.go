@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -142,4 +143,21 @@ func (c *conn) discard(ctx context.Context) {
 func appendJSONString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s)
 	return append(b, q...)
+}
+
+// eachFrame decodes every frame read from c until the socket breaks and
+// calls fn with it and the time it arrived. f is reused: fn must not keep it.
+func (c *conn) eachFrame(fn func(f *frame, now time.Time)) {
+	var f frame
+	for {
+		b, err := c.next(context.Background())
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		if decodeFrame(b, &f) != nil {
+			continue
+		}
+		fn(&f, now)
+	}
 }

@@ -181,22 +181,13 @@ func (s *streamer) batch(b []byte, now time.Time, k, n int, interval time.Durati
 
 // read counts offers on a streamer's socket.
 func (s *streamer) read(p *eventsPart) {
-	var f frame
-	for {
-		b, err := s.conn.next(context.Background())
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		if decodeFrame(b, &f) != nil {
-			continue
-		}
+	s.conn.eachFrame(func(f *frame, now time.Time) {
 		switch f.Type {
 		case "offer":
 			trig := s.trigger.Load()
 			if !s.struggle || trig == 0 {
 				p.unprompted.Add(1)
-				continue
+				return
 			}
 			if s.offered.CompareAndSwap(false, true) {
 				p.offers.Add(1)
@@ -205,7 +196,7 @@ func (s *streamer) read(p *eventsPart) {
 		case "error":
 			p.errs.Add(1)
 		}
-	}
+	})
 }
 
 // drain waits up to d for the offers still due.
