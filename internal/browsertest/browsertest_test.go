@@ -114,3 +114,28 @@ func TestNewContextIsolates(t *testing.T) {
 		t.Errorf("another context sees %q, want nothing", got)
 	}
 }
+
+// TestFirefox drives Firefox over BiDi: evaluation with awaited promises,
+// and console errors and uncaught exceptions collected.
+func TestFirefox(t *testing.T) {
+	p := NewFirefox(t)
+	p.Navigate(`data:text/html,<title>t</title><script>console.error("boom-console"); setTimeout(() => { throw new Error("boom-thrown") }, 0)</script>`)
+	var sum int
+	p.Eval(`new Promise(r => setTimeout(() => r(20 + 22), 10))`, &sum)
+	if sum != 42 {
+		t.Fatalf("Eval = %d, want 42", sum)
+	}
+	p.Eval(`undefined`, nil)
+	p.WaitJS("title", `document.title === 't'`)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		errs := strings.Join(p.Errors(), "\n")
+		if strings.Contains(errs, "boom-console") && strings.Contains(errs, "boom-thrown") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("errors = %q, want boom-console and boom-thrown", errs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
