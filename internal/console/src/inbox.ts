@@ -458,7 +458,7 @@ export class Inbox {
       h("b", null, "/" + c.shortcut), h("span", null, c.text),
       h("button", { class: "link", onclick: () => { this.canned.splice(i, 1); save(); draw(); } }, "Delete"))));
     const save = () => store.set(`lifeline.canned.${state.me?.id}`, this.canned);
-    const sc = h("input", { placeholder: "shortcut", "aria-label": "Shortcut", pattern: "[A-Za-z0-9_-]+", required: true });
+    const sc = h("input", { placeholder: "shortcut", "aria-label": "Shortcut", pattern: "/?[A-Za-z0-9_\\-]+", required: true });
     const tx = h("textarea", { rows: 2, placeholder: "Text", "aria-label": "Text", required: true });
     draw();
     dialog("Canned responses", [

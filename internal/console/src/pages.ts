@@ -461,7 +461,7 @@ export class SitesPage implements Page {
 
   private addForm(): HTMLElement {
     const name = h("input", { required: true, "aria-label": "Name", placeholder: "Shop" });
-    const key = h("input", { "aria-label": "Key", placeholder: "generated if empty", pattern: "[a-z0-9-]*" });
+    const key = h("input", { "aria-label": "Key", placeholder: "generated if empty", pattern: "[a-z0-9\\-]*" });
     const origins = h("input", { required: true, "aria-label": "Origins", placeholder: "shop.example.com, *.example.com", size: 40 });
     const err = h("p", { class: "field-error" });
     return h("form", { class: "card add", onsubmit: async (e: Event) => {

@@ -1,0 +1,368 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/browsertest"
+	"github.com/lifelinehq/lifeline/internal/client"
+)
+
+// key presses keys as the keyboard does (real input events to whatever
+// has focus).
+func key(p *browsertest.Page, keys string) {
+	p.Run(chromedp.KeyEvent(keys))
+}
+
+// shortcut presses one key as Chrome itself sends it: a keyDown carrying
+// the text, so a handled (default-prevented) keydown types nothing, then a
+// keyUp. chromedp.KeyEvent sends the text as a separate char event, which
+// would type the "e" that moved focus into the composer.
+func shortcut(p *browsertest.Page, k rune) {
+	evs := kb.Encode(k)
+	down, up := *evs[0], *evs[len(evs)-1]
+	if len(evs) == 3 {
+		down.Text, down.UnmodifiedText = evs[1].Text, evs[1].UnmodifiedText
+	}
+	ctx, cancel := context.WithTimeout(p.Context(), 10*time.Second)
+	defer cancel()
+	for _, ev := range []input.DispatchKeyEventParams{down, up} {
+		if _, err := chromedp.Call(ctx, input.DispatchKeyEvent, ev); err != nil {
+			panic(fmt.Sprintf("key %q: %v", k, err))
+		}
+	}
+}
+
+// blur leaves any field, so shortcuts apply.
+func blur(p *browsertest.Page) {
+	p.Eval(`(document.activeElement?.blur(), true)`, nil)
+}
+
+// waitingChat logs the admin in (away, so the router does not assign), and
+// has a visitor write; it returns the visitor and the conversation id once
+// the chat is in the queue.
+func waitingChat(t *testing.T, n *node, p *browsertest.Page, text string) (*visitor, string) {
+	t.Helper()
+	login(t, p, n.URL, adminEmail, adminPassword)
+	p.Eval(`(() => { const s = document.querySelector('select.presence'); s.value = 'away'; s.dispatchEvent(new Event('change')); return true; })()`, nil)
+	p.WaitJS("presence away", `[...window.lifelineConsole.state.agents.values()].some(a => a.status === 'away')`)
+	v := dialVisitor(t, n, map[string]any{"page": map[string]any{"path": "/checkout"}})
+	v.send(map[string]any{"type": "message", "client_id": "v1", "text": text})
+	ack := v.wait("ack", func(f client.Frame) bool { return f.Type == "ack" && f.ClientID == "v1" })
+	p.WaitJS("the chat in the queue", `document.querySelector('.item.status-waiting[data-id=`+jsString(ack.ConversationID)+`]') !== null`)
+	return v, ack.ConversationID
+}
+
+// agentSocket logs an agent in over HTTP and opens its socket with hello.
+func agentSocket(t *testing.T, n *node, email, password string) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s, err := client.Login(ctx, n.URL, email, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.DialAgent(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	if err := c.Send(ctx, map[string]any{"type": "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Until(ctx, "welcome", nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestConsoleTransfer: the agent transfers a claimed chat to a second agent
+// through the dialog (picker and private note, opened with the t key). The
+// second agent's socket is given the conversation and the note; the visitor
+// never sees the note.
+func TestConsoleTransfer(t *testing.T) {
+	n := startNode(t)
+	cleo, err := n.Auth.AddAgent(context.Background(), "cleo@example.com", "Cleo", chat.RoleAgent, "cleo's long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := browsertest.New(t)
+	v, convID := waitingChat(t, n, p, "I need a refund")
+	click(t, p, `.item[data-id=`+jsString(convID)+`]`)
+	p.WaitJS("transcript", `document.querySelector('.transcript .msg.visitor') !== null`)
+	click(t, p, `[data-action=claim]`)
+	p.WaitJS("claimed", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
+
+	// Cleo connects now: online earlier, the router would have given her the chat.
+	cs := agentSocket(t, n, "cleo@example.com", "cleo's long password")
+	const note = "Refund over 100 EUR: needs a supervisor"
+	blur(p)
+	shortcut(p, 't')
+	p.WaitJS("transfer dialog with Cleo", `[...document.querySelectorAll('dialog.modal select option')].some(o => o.value === `+jsString(cleo.ID)+`)`)
+	p.Eval(fmt.Sprintf(`(() => {
+		const d = document.querySelector('dialog.modal');
+		d.querySelector('select').value = %s;
+		d.querySelector('textarea').value = %s;
+		d.querySelector('[data-action=do-transfer]').click();
+		return true;
+	})()`, jsString(cleo.ID), jsString(note)), nil)
+
+	// Cleo's socket gets the conversation, now hers, and the note.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var gotConv, gotNote bool
+	for !gotConv || !gotNote {
+		f, err := cs.Next(ctx)
+		if err != nil {
+			t.Fatalf("Cleo's socket: %v (conversation %v, note %v)", err, gotConv, gotNote)
+		}
+		if f.Type == "conversation" {
+			if c, err := f.Conv(); err == nil && c.ID == convID && c.AgentID == cleo.ID {
+				gotConv = true
+			}
+		}
+		if f.Type == "note" && strings.Contains(string(f.Raw), note) && strings.Contains(string(f.Raw), convID) {
+			gotNote = true
+		}
+	}
+	p.WaitJS("the note in the transcript", `[...document.querySelectorAll('.msg.note')].some(e => e.textContent.includes(`+jsString(note)+`))`)
+	save(p, "transferred")
+
+	// Cleo answers; by the time the visitor has her message, a leaked note
+	// would have arrived before it.
+	if err := cs.Send(ctx, map[string]any{"type": "message", "conversation_id": convID, "client_id": "c1", "text": "Cleo here, I can help."}); err != nil {
+		t.Fatal(err)
+	}
+	v.wait("Cleo's message", agentMessage("Cleo here, I can help."))
+	for _, f := range v.frames {
+		if strings.Contains(string(f.Raw), "supervisor") {
+			t.Fatalf("the visitor received the transfer note: %s", f.Raw)
+		}
+	}
+	checkClean(t, p)
+}
+
+// TestConsoleCannedAndKeys: keyboard shortcuts as docs/console.md lists
+// them (j, Enter, c, e, Esc, n, r, o, ?) and a canned response expanded from
+// /shortcut with Tab, sent with Enter, all with real key events.
+func TestConsoleCannedAndKeys(t *testing.T) {
+	n := startNode(t)
+	p := browsertest.New(t)
+	v, convID := waitingChat(t, n, p, "Where is my parcel?")
+	item := `.item[data-id=` + jsString(convID) + `]`
+
+	// j focuses the first conversation in the list, Enter opens it, c claims.
+	blur(p)
+	shortcut(p, 'j')
+	p.WaitJS("focused in the list", `document.querySelector(`+jsString(item+`.focused`)+`) !== null`)
+	shortcut(p, '\r')
+	p.WaitJS("opened", `location.pathname.endsWith(`+jsString("/c/"+convID)+`) && document.querySelector('.transcript .msg.visitor') !== null`)
+	blur(p)
+	shortcut(p, 'c')
+	p.WaitJS("claimed with c", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
+
+	// e writes in the composer; /mom and Tab expand the canned response.
+	shortcut(p, 'e')
+	p.WaitJS("composer focused with e", `document.activeElement === document.querySelector('.composer textarea')`)
+	key(p, "/mom")
+	p.WaitJS("canned suggestion", `document.querySelector('.canned.first')?.textContent.includes('/moment')`)
+	shortcut(p, '\t')
+	const moment = "Give me a moment while I check that for you."
+	p.WaitJS("expanded", `document.querySelector('.composer textarea').value === `+jsString(moment))
+	shortcut(p, '\r')
+	v.wait("the canned reply", agentMessage(moment))
+
+	// A canned response added in the dialog, expanded mid-sentence with Enter.
+	p.Eval(`[...document.querySelectorAll('.composer button.link')].find(b => b.textContent === 'Canned responses').click(), true`, nil)
+	p.WaitJS("canned dialog", `document.querySelector('dialog.modal form.canned-add') !== null`)
+	p.Eval(`(() => {
+		const f = document.querySelector('dialog.modal form.canned-add');
+		f.querySelector('input').value = '/track';
+		f.querySelector('textarea').value = 'Your tracking link is in the confirmation email.';
+		f.requestSubmit();
+		document.querySelector('dialog.modal').close();
+		return true;
+	})()`, nil)
+	p.WaitJS("dialog closed", `document.querySelector('dialog.modal') === null`)
+	click(t, p, ".composer textarea")
+	p.Eval(`document.querySelector('.composer textarea').focus(), true`, nil)
+	key(p, "Sure! /tra")
+	p.WaitJS("custom suggestion", `document.querySelector('.canned.first')?.textContent.includes('/track')`)
+	shortcut(p, '\r')
+	p.WaitJS("expanded mid-sentence", `document.querySelector('.composer textarea').value === 'Sure! Your tracking link is in the confirmation email.'`)
+	shortcut(p, '\r')
+	v.wait("the second canned reply", agentMessage("Sure! Your tracking link is in the confirmation email."))
+	var stored string
+	p.Eval(`Object.keys(localStorage).filter(k => k.startsWith('lifeline.canned.')).map(k => localStorage.getItem(k)).join('')`, &stored)
+	if !strings.Contains(stored, `"track"`) {
+		t.Errorf("the canned response is not stored: %q", stored)
+	}
+
+	// Esc leaves the composer; shortcuts then apply, not typing.
+	shortcut(p, '\x1b')
+	p.WaitJS("composer left with Esc", `document.activeElement !== document.querySelector('.composer textarea')`)
+	shortcut(p, 'n')
+	p.WaitJS("note mode with n, composer focused", `document.querySelector('[data-mode=note]').classList.contains('on') && document.activeElement === document.querySelector('.composer textarea')`)
+	shortcut(p, '\x1b')
+	shortcut(p, 'n')
+	p.WaitJS("reply mode with n", `document.querySelector('[data-mode=reply]').classList.contains('on')`)
+	shortcut(p, '\x1b')
+	var typed string
+	p.Eval(`document.querySelector('.composer textarea').value`, &typed)
+	if typed != "" {
+		t.Fatalf("shortcut keys were typed into the composer: %q", typed)
+	}
+
+	// r resolves, o reopens.
+	shortcut(p, 'r')
+	v.wait("resolved with r", func(f client.Frame) bool {
+		return f.Type == "conversation" && strings.Contains(string(f.Conversation), `"resolved"`)
+	})
+	p.WaitJS("resolved", `document.querySelector('.convhead .pill[data-status=resolved]') !== null`)
+	blur(p)
+	shortcut(p, 'o')
+	p.WaitJS("reopened with o", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
+
+	// ? lists the shortcuts.
+	blur(p)
+	shortcut(p, '?')
+	p.WaitJS("shortcut help", `[...document.querySelectorAll('dialog.modal table.keys kbd')].some(k => k.textContent === 'j / k')`)
+	save(p, "shortcuts")
+	checkClean(t, p)
+}
+
+// TestConsoleSettingsPersist: the notification and sound toggles are
+// stored per agent in localStorage and survive a reload, on and off.
+func TestConsoleSettingsPersist(t *testing.T) {
+	n := startNode(t)
+	p := browsertest.New(t)
+	// Headless Chromium would refuse the permission prompt.
+	pctx, cancel := context.WithTimeout(p.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(pctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission: &cdpbrowser.PermissionDescriptor{Name: "notifications"},
+		Setting:    cdpbrowser.PermissionSettingGranted,
+		Origin:     n.URL,
+	}); err != nil {
+		t.Fatalf("grant notifications: %v", err)
+	}
+	login(t, p, n.URL, adminEmail, adminPassword)
+
+	openSettings := func() {
+		t.Helper()
+		click(t, p, `button[aria-label=Settings]`)
+		p.WaitJS("settings dialog", `document.querySelector('dialog.modal [data-setting=notify]') !== null`)
+	}
+	checked := func() (notify, sound bool) {
+		t.Helper()
+		var got []bool
+		p.Eval(`['notify', 'sound'].map(s => document.querySelector('dialog.modal [data-setting=' + s + ']').checked)`, &got)
+		return got[0], got[1]
+	}
+	reload := func() {
+		t.Helper()
+		p.Navigate(n.URL + "/console")
+		p.WaitJS("console connected", `document.querySelector('.conn.open') !== null`)
+	}
+
+	openSettings()
+	if nt, sd := checked(); nt || sd {
+		t.Fatalf("defaults: notify %v, sound %v; want both off", nt, sd)
+	}
+	click(t, p, `dialog.modal [data-setting=notify]`)
+	click(t, p, `dialog.modal [data-setting=sound]`)
+	p.WaitJS("stored", `Object.keys(localStorage).some(k => k.startsWith('lifeline.settings.') && JSON.parse(localStorage.getItem(k)).notify === true && JSON.parse(localStorage.getItem(k)).sound === true)`)
+	save(p, "settings")
+
+	reload()
+	openSettings()
+	if nt, sd := checked(); !nt || !sd {
+		t.Fatalf("after reload: notify %v, sound %v; want both on", nt, sd)
+	}
+	click(t, p, `dialog.modal [data-setting=sound]`)
+	p.WaitJS("sound off stored", `Object.keys(localStorage).some(k => k.startsWith('lifeline.settings.') && JSON.parse(localStorage.getItem(k)).sound === false)`)
+	reload()
+	openSettings()
+	if nt, sd := checked(); !nt || sd {
+		t.Fatalf("after the second reload: notify %v, sound %v; want notify on, sound off", nt, sd)
+	}
+	checkClean(t, p)
+}
+
+// TestConsoleSitesPage: an admin adds a site, sees its snippet and secret,
+// and rotates the identity secret; the REST API agrees.
+func TestConsoleSitesPage(t *testing.T) {
+	n := startNode(t)
+	p := browsertest.New(t)
+	login(t, p, n.URL, adminEmail, adminPassword)
+	click(t, p, `a[href="/console/sites"]`)
+	p.WaitJS("sites page", `document.querySelector('.page.sites form.add') !== null && document.querySelector('section.site[data-site=demo]') !== null`)
+	p.Eval(`(() => {
+		const f = document.querySelector('.page.sites form.add');
+		f.querySelector('[aria-label=Name]').value = 'Second shop';
+		f.querySelector('[aria-label=Key]').value = 'shop-two';
+		f.querySelector('[aria-label=Origins]').value = 'shop.example.com, *.example.org';
+		f.requestSubmit();
+		return true;
+	})()`, nil)
+	const sec = `section.site[data-site="shop-two"]`
+	p.WaitJS("new site listed", `document.querySelector(`+jsString(sec)+`) !== null`)
+	var snippet, secret string
+	p.Eval(`document.querySelector(`+jsString(sec+` pre.snippet`)+`).textContent`, &snippet)
+	if !strings.Contains(snippet, `src="`+n.URL+`/widget.js"`) || !strings.Contains(snippet, `data-site="shop-two"`) {
+		t.Fatalf("snippet: %s", snippet)
+	}
+	p.Eval(`document.querySelector(`+jsString(sec+` code.secret`)+`).textContent`, &secret)
+	if len(secret) < 16 {
+		t.Fatalf("identity secret shown: %q", secret)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	admin, err := client.Login(ctx, n.URL, adminEmail, adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restSite := func() chat.Site {
+		t.Helper()
+		var out struct {
+			Sites []chat.Site `json:"sites"`
+		}
+		if err := admin.Do(ctx, "GET", "/api/v1/sites", nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range out.Sites {
+			if s.Key == "shop-two" {
+				return s
+			}
+		}
+		t.Fatalf("shop-two not in GET /api/v1/sites: %+v", out.Sites)
+		return chat.Site{}
+	}
+	s := restSite()
+	if s.Name != "Second shop" || strings.Join(s.Origins, ",") != "shop.example.com,*.example.org" || s.IdentitySecret != secret {
+		t.Fatalf("stored site %+v; the page shows secret %q", s, secret)
+	}
+
+	// Rotate, confirming the browser's dialog.
+	p.Eval(`window.confirm = () => true, true`, nil)
+	p.Eval(`[...document.querySelectorAll(`+jsString(sec+` button.link`)+`)].find(b => b.textContent === 'Rotate').click(), true`, nil)
+	p.WaitJS("new secret shown", `(document.querySelector(`+jsString(sec+` code.secret`)+`)?.textContent ?? '') !== `+jsString(secret)+` && (document.querySelector(`+jsString(sec+` code.secret`)+`)?.textContent ?? '').length >= 16`)
+	var rotated string
+	p.Eval(`document.querySelector(`+jsString(sec+` code.secret`)+`).textContent`, &rotated)
+	if s := restSite(); s.IdentitySecret != rotated || rotated == secret {
+		t.Fatalf("after rotation REST has %q, the page %q, before %q", s.IdentitySecret, rotated, secret)
+	}
+	p.Eval(`document.querySelector(`+jsString(sec)+`).scrollIntoView(), true`, nil)
+	save(p, "sites")
+	checkClean(t, p)
+}
