@@ -135,6 +135,7 @@ func TestConsoleTransfer(t *testing.T) {
 		}
 	}
 	p.WaitJS("the note in the transcript", `[...document.querySelectorAll('.msg.note')].some(e => e.textContent.includes(`+jsString(note)+`))`)
+	p.WaitJS("the admin's load back to 0", `document.querySelector('.load').textContent.startsWith('0/')`)
 	save(p, "transferred")
 
 	// Cleo answers; by the time the visitor has her message, a leaked note

@@ -204,9 +204,11 @@ function frame(f: Frame): void {
     case "conversation": {
       const c = f.conversation as Conversation;
       if (!c) break;
+      // A conversation transferred away changes the load as much as one assigned.
+      const wasMine = state.me !== null && state.convs.get(c.id)?.agent_id === state.me.id;
       const isNew = state.putConversation(c);
       if (isNew && c.status === "waiting") alertNew(`New chat ${c.ref}${c.explanation ? ": " + c.explanation : ""}`, "chat");
-      if (state.me && c.agent_id === state.me.id) loadBox.textContent = `${state.mine().length}/${capacityIn.value}`;
+      if (state.me && (c.agent_id === state.me.id || wasMine)) loadBox.textContent = `${state.mine().length}/${capacityIn.value}`;
       break;
     }
     case "typing":
