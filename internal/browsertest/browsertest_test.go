@@ -42,6 +42,20 @@ func TestChromiumMissingSkips(t *testing.T) {
 	}
 }
 
+func TestFirefoxMissingSkips(t *testing.T) {
+	t.Setenv("LIFELINE_FIREFOX", filepath.Join(t.TempDir(), "no-such-firefox"))
+	t.Setenv("LIFELINE_REQUIRE_ALL", "")
+	skipped := false
+	ok := t.Run("inner", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		Firefox(t)
+		t.Error("Firefox returned for a missing browser")
+	})
+	if !ok || !skipped {
+		t.Errorf("a missing Firefox: ok %v, skipped %v; want a skip", ok, skipped)
+	}
+}
+
 // TestFakeVisitor speaks the protocol to the fake as a widget would.
 func TestFakeVisitor(t *testing.T) {
 	fake := NewFakeVisitor()
