@@ -12,7 +12,9 @@ import (
 // TestConsoleInFirefox is the agent's core loop in Firefox, driven over
 // WebDriver BiDi against the same in-process node as the Chromium tests:
 // log in through the form, a visitor's message shows in the queue, open and
-// claim it, reply through the composer, and the visitor receives the reply.
+// claim it, reply through the composer, and the visitor receives the reply;
+// then the product pages (visitors, detectors, sites, agents) render. No
+// console errors or uncaught exceptions throughout.
 func TestConsoleInFirefox(t *testing.T) {
 	n := startNode(t)
 	p := browsertest.NewFirefox(t)
@@ -48,6 +50,18 @@ func TestConsoleInFirefox(t *testing.T) {
 	v.wait("the reply", agentMessage("Hi from Firefox"))
 	p.WaitJS("reply acknowledged", `document.querySelectorAll('.transcript .msg.agent[data-seq]').length === 1 && !document.querySelector('.msg.pending')`)
 	p.Screenshot("conversation-firefox")
+
+	// The product pages render in Firefox too.
+	for _, pg := range []struct{ link, ready string }{
+		{"/console/visitors", `document.querySelector('.page.visitors') !== null`},
+		{"/console/detectors", `document.querySelector('.page.detectors tr[data-rule]') !== null`},
+		{"/console/sites", `document.querySelector('.page.sites section.site[data-site=demo] pre.snippet') !== null`},
+		{"/console/agents", `document.querySelector('.page.agents tr[data-agent]') !== null`},
+	} {
+		p.Eval(`document.querySelector('a[href="`+pg.link+`"]').click(), true`, nil)
+		p.WaitJS(pg.link, pg.ready)
+	}
+	p.Screenshot("sites-firefox")
 
 	if errs := p.Errors(); len(errs) > 0 {
 		t.Errorf("Firefox console errors:\n%s", strings.Join(errs, "\n"))
