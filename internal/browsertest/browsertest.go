@@ -42,14 +42,22 @@ const DefaultChromium = "/usr/bin/chromium"
 // skipped, or fails when LIFELINE_REQUIRE_ALL=1.
 func Chromium(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("LIFELINE_CHROMIUM")
+	return findBrowser(t, "LIFELINE_CHROMIUM", DefaultChromium, "BROWSER", "browser tests", "chromium")
+}
+
+// findBrowser returns $env or def if it is an executable; else it skips
+// the test, or fails it when LIFELINE_REQUIRE_ALL=1, saying what to
+// install.
+func findBrowser(t testing.TB, env, def, label, tests, pkg string) string {
+	t.Helper()
+	path := os.Getenv(env)
 	if path == "" {
-		path = DefaultChromium
+		path = def
 	}
 	if p, err := exec.LookPath(path); err == nil {
 		return p
 	}
-	msg := fmt.Sprintf("browsertest: NO BROWSER at %q — browser tests are NOT RUNNING. Install Debian's chromium (apt-get install -y chromium) or set LIFELINE_CHROMIUM.", path)
+	msg := fmt.Sprintf("browsertest: NO %s at %q — %s are NOT RUNNING. Install Debian's %s (apt-get install -y %s) or set %s.", label, path, tests, pkg, pkg, env)
 	if os.Getenv("LIFELINE_REQUIRE_ALL") == "1" {
 		t.Fatal(msg + " (LIFELINE_REQUIRE_ALL=1 turns this skip into a failure)")
 	}

@@ -31,19 +31,7 @@ const DefaultFirefox = "/usr/bin/firefox-esr"
 // skipped, or fails when LIFELINE_REQUIRE_ALL=1.
 func Firefox(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("LIFELINE_FIREFOX")
-	if path == "" {
-		path = DefaultFirefox
-	}
-	if p, err := exec.LookPath(path); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("browsertest: NO FIREFOX at %q — Firefox tests are NOT RUNNING. Install Debian's firefox-esr (apt-get install -y firefox-esr) or set LIFELINE_FIREFOX.", path)
-	if os.Getenv("LIFELINE_REQUIRE_ALL") == "1" {
-		t.Fatal(msg + " (LIFELINE_REQUIRE_ALL=1 turns this skip into a failure)")
-	}
-	t.Skip(msg)
-	return ""
+	return findBrowser(t, "LIFELINE_FIREFOX", DefaultFirefox, "FIREFOX", "Firefox tests", "firefox-esr")
 }
 
 // FirefoxPage is the one tab of a headless Firefox driven over WebDriver
