@@ -366,7 +366,28 @@ func (v *chatVisitor) read(p *chatPart) {
 // ends with the sending window: an expiring write context closes the socket
 // (coder/websocket), which would lose the acks still in flight.
 func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, p *chatPart, interval time.Duration) {
-	// A random phase spreads the visitors over the interval.
+	idPrefix := fmt.Sprintf("%s%d-", p.r.procPrefix, v.idx)
+	var buf []byte
+	pace(stop, interval, func(n int, now time.Time) bool {
+		id := idPrefix + strconv.Itoa(n)
+		buf = append(append(append(buf[:0], `{"type":"message","client_id":"`...), id...), `","text":"t=`...)
+		buf = strconv.AppendInt(buf, now.UnixNano(), 10)
+		buf = append(buf, ` load message"}`...)
+		v.mu.Lock()
+		v.pending[id] = now
+		v.mu.Unlock()
+		if err := v.conn.send(ctx, buf); err != nil {
+			return false
+		}
+		p.sent.Add(1)
+		return true
+	})
+}
+
+// pace calls send at interval, open loop, from a random phase, until stop
+// is closed or send returns false; n counts the calls. A late call is
+// followed at once by the next.
+func pace(stop <-chan struct{}, interval time.Duration, send func(n int, now time.Time) bool) {
 	// next is this sender's own grid: starting it at the phase keeps the
 	// senders spread out; starting them all at now would line every one
 	// up on the same instants after the first send, and the node would
@@ -375,8 +396,6 @@ func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, p *cha
 	timer := time.NewTimer(phase)
 	defer timer.Stop()
 	next := time.Now().Add(phase)
-	idPrefix := fmt.Sprintf("%s%d-", p.r.procPrefix, v.idx)
-	var buf []byte
 	for n := 0; ; n++ {
 		select {
 		case <-stop:
@@ -389,17 +408,9 @@ func (v *chatVisitor) sendLoop(ctx context.Context, stop <-chan struct{}, p *cha
 		default:
 		}
 		now := time.Now()
-		id := idPrefix + strconv.Itoa(n)
-		buf = append(append(append(buf[:0], `{"type":"message","client_id":"`...), id...), `","text":"t=`...)
-		buf = strconv.AppendInt(buf, now.UnixNano(), 10)
-		buf = append(buf, ` load message"}`...)
-		v.mu.Lock()
-		v.pending[id] = now
-		v.mu.Unlock()
-		if err := v.conn.send(ctx, buf); err != nil {
+		if !send(n, now) {
 			return
 		}
-		p.sent.Add(1)
 		next = next.Add(interval)
 		if d := time.Until(next); d > 0 {
 			timer.Reset(d)

@@ -90,49 +90,24 @@ func (p *eventsPart) stream(ctx context.Context, stop <-chan struct{}) {
 }
 
 func (s *streamer) loop(ctx context.Context, stop <-chan struct{}, p *eventsPart, interval time.Duration, struggleAt time.Time) {
-	// next is this sender's own grid: starting it at the phase keeps the
-	// senders spread out; starting them all at now would line every one
-	// up on the same instants after the first send, and the node would
-	// see bursts of a whole interval's messages at once.
-	phase := time.Duration(rand.Int64N(int64(interval) + 1))
-	timer := time.NewTimer(phase)
-	defer timer.Stop()
-	next := time.Now().Add(phase)
 	n := p.r.cfg.BatchSize
 	var buf []byte
-	for k := 0; ; k++ {
-		select {
-		case <-stop:
-			return
-		case <-timer.C:
-		}
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		now := time.Now()
+	pace(stop, interval, func(k int, now time.Time) bool {
 		trigger := s.struggle && s.trigger.Load() == 0 && !now.Before(struggleAt)
 		buf = s.batch(buf[:0], now, k, n, interval, trigger)
 		if trigger {
 			s.trigger.Store(now.UnixNano())
 		}
 		if err := s.conn.send(ctx, buf); err != nil {
-			return
+			return false
 		}
 		p.events.Add(int64(n))
 		p.batches.Add(1)
 		if trigger {
 			p.struggles.Add(1)
 		}
-		next = next.Add(interval)
-		if d := time.Until(next); d > 0 {
-			timer.Reset(d)
-		} else {
-			next = time.Now()
-			timer.Reset(0)
-		}
-	}
+		return true
+	})
 }
 
 // batch appends an events frame of n events that happened over the last
