@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -243,7 +242,7 @@ func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.cfg.Auth.AddAgent(r.Context(), body.Email, body.Name, body.Role, body.Password)
 	if err != nil {
-		s.writeAuthError(w, r, err)
+		s.writeStoreError(w, r, err)
 		return
 	}
 	s.audit(r, "", "agent.add", a.ID, a.Email+" ("+string(a.Role)+")")
@@ -266,13 +265,13 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
 	if body.Password != nil {
 		if err := s.cfg.Auth.SetPassword(ctx, id, *body.Password); err != nil {
-			s.writeAuthError(w, r, err)
+			s.writeStoreError(w, r, err)
 			return
 		}
 	}
 	if body.Disabled != nil {
 		if err := s.cfg.Auth.SetDisabled(ctx, id, *body.Disabled); err != nil {
-			s.writeAuthError(w, r, err)
+			s.writeStoreError(w, r, err)
 			return
 		}
 	}
@@ -304,19 +303,6 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r, "", "agent.update", a.ID, agentChanges(body.Name != nil, body.Role != nil, body.Capacity != nil, body.Disabled, body.Password != nil))
 	writeJSON(w, http.StatusOK, map[string]any{"agent": a})
-}
-
-func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
-	var ve interface{ Invalid() bool }
-	if errors.As(err, &ve) && ve.Invalid() {
-		writeError(w, http.StatusBadRequest, "invalid", err.Error())
-		return
-	}
-	if errors.Is(err, chat.ErrInvalid) {
-		writeError(w, http.StatusBadRequest, "invalid", err.Error())
-		return
-	}
-	s.writeStoreError(w, r, err)
 }
 
 // siteView hides the identity secret from everyone but admins.

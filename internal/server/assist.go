@@ -2,9 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -19,8 +19,8 @@ func (s *Server) addAssistRoutes(mux *http.ServeMux, anyone, agents, tuners func
 		return
 	}
 	mux.Handle("GET /api/v1/sites/{key}/playbooks", anyone(http.HandlerFunc(s.getPlaybooks)))
-	mux.Handle("PUT /api/v1/sites/{key}/playbooks", tuners(http.HandlerFunc(s.putPlaybooks)))
-	mux.Handle("GET /api/v1/sites/{key}/playbooks/stats", anyone(http.HandlerFunc(s.playbookStats)))
+	mux.Handle("PUT /api/v1/sites/{key}/playbooks", tuners(s.putSiteDoc("playbooks", assist.MaxDocBytes+1, s.putPlaybooks)))
+	mux.Handle("GET /api/v1/sites/{key}/playbooks/stats", anyone(s.siteRead(s.playbookStats)))
 	mux.Handle("POST /api/v1/sites/{key}/playbooks/preview", anyone(http.HandlerFunc(s.previewPlaybooks)))
 	// "{id}/{part}" rather than "{id}/suggestions": the latter would
 	// conflict with "by-ref/{ref}", which is more specific than this.
@@ -54,36 +54,13 @@ func (s *Server) getPlaybooks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) putPlaybooks(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if _, ok := s.site(w, r, key); !ok {
-		return
-	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, assist.MaxDocBytes+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "playbooks: "+err.Error())
-		return
-	}
-	agent, _ := auth.AgentFrom(r.Context())
-	doc, err := s.cfg.Assist.SetPlaybooks(r.Context(), key, data, agent)
-	if err != nil {
-		s.writeAssistError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, doc)
+func (s *Server) putPlaybooks(ctx context.Context, key string, data []byte, by chat.Agent) (any, error) {
+	return s.cfg.Assist.SetPlaybooks(ctx, key, data, by)
 }
 
-func (s *Server) playbookStats(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if _, ok := s.site(w, r, key); !ok {
-		return
-	}
-	rows, err := s.cfg.Assist.Stats(r.Context(), key)
-	if err != nil {
-		s.writeStoreError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": rows})
+func (s *Server) playbookStats(ctx context.Context, key string) (any, error) {
+	rows, err := s.cfg.Assist.Stats(ctx, key)
+	return map[string]any{"items": rows}, err
 }
 
 // previewPlaybooks: POST {"visitor_id", "playbooks"?} — the site's
@@ -158,17 +135,13 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// writeAssistError answers validation errors with every problem listed and
-// failed actions with a message for the agent.
+// writeAssistError answers a failed action with its status and a message
+// for the agent, and anything else as writeStoreError does.
 func (s *Server) writeAssistError(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *assist.ValidationError
 	var ae *assist.ActionError
-	switch {
-	case errors.As(err, &ve):
-		writeError(w, http.StatusBadRequest, "invalid", ve.Error())
-	case errors.As(err, &ae):
+	if errors.As(err, &ae) {
 		writeError(w, ae.Status, "action_failed", ae.Message)
-	default:
-		s.writeStoreError(w, r, err)
+		return
 	}
+	s.writeStoreError(w, r, err)
 }

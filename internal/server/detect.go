@@ -24,7 +24,7 @@ func (s *Server) addDetectionRoutes(mux *http.ServeMux, anyone, tuners func(http
 	}
 	mux.Handle("GET /api/v1/visitors/live", anyone(s.siteRead(s.liveVisitors)))
 	mux.Handle("GET /api/v1/sites/{key}/rules", anyone(s.siteRead(s.getRules)))
-	mux.Handle("PUT /api/v1/sites/{key}/rules", tuners(http.HandlerFunc(s.putRules)))
+	mux.Handle("PUT /api/v1/sites/{key}/rules", tuners(s.putSiteDoc("rules", 1<<20, s.putRules)))
 	mux.Handle("GET /api/v1/sites/{key}/policy", anyone(s.siteRead(s.getPolicy)))
 	mux.Handle("PUT /api/v1/sites/{key}/policy", tuners(http.HandlerFunc(s.putPolicy)))
 	mux.Handle("GET /api/v1/sites/{key}/detector", anyone(s.siteRead(s.detectorCounters)))
@@ -81,23 +81,31 @@ func (s *Server) detectorCounters(ctx context.Context, key string) (any, error) 
 	return map[string]any{"rules": rows}, err
 }
 
-func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	if _, ok := s.site(w, r, key); !ok {
-		return
+// putSiteDoc answers PUT of a site's document (detector rules,
+// playbooks): up to limit bytes go to set with the agent making the change.
+func (s *Server) putSiteDoc(what string, limit int64, set func(ctx context.Context, key string, data []byte, by chat.Agent) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("key")
+		if _, ok := s.site(w, r, key); !ok {
+			return
+		}
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid", what+": "+err.Error())
+			return
+		}
+		agent, _ := auth.AgentFrom(r.Context())
+		doc, err := set(r.Context(), key, data, agent)
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, doc)
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "rules: "+err.Error())
-		return
-	}
-	agent, _ := auth.AgentFrom(r.Context())
-	doc, err := s.cfg.Struggle.SetRules(r.Context(), key, data, agent)
-	if err != nil {
-		s.writeDetectError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, doc)
+}
+
+func (s *Server) putRules(ctx context.Context, key string, data []byte, by chat.Agent) (any, error) {
+	return s.cfg.Struggle.SetRules(ctx, key, data, by)
 }
 
 func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +119,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	agent, _ := auth.AgentFrom(r.Context())
 	if err := s.cfg.Struggle.SetPolicy(r.Context(), key, p, agent); err != nil {
-		s.writeDetectError(w, r, err)
+		s.writeStoreError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"policy": p})
@@ -130,7 +138,7 @@ func (s *Server) backtest(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := s.cfg.Struggle.Backtest(r.Context(), key, req)
 	if err != nil {
-		s.writeDetectError(w, r, err)
+		s.writeStoreError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
@@ -158,16 +166,6 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": list})
-}
-
-// writeDetectError answers validation errors with every problem listed.
-func (s *Server) writeDetectError(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *struggle.ValidationError
-	if errors.As(err, &ve) {
-		writeError(w, http.StatusBadRequest, "invalid", ve.Error())
-		return
-	}
-	s.writeStoreError(w, r, err)
 }
 
 // maxBeaconEvents caps one beacon, as the events frame is capped.

@@ -128,11 +128,14 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, e)
 }
 
-// writeStoreError maps contract errors to statuses in one place; anything
-// else is logged and answered 503 without details.
+// writeStoreError maps contract and validation errors to statuses in one
+// place; anything else is logged and answered 503 without details.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *chat.FrameError
+	var invalid interface{ Invalid() bool } // a validation error listing its problems
 	switch {
+	case errors.As(err, &invalid) && invalid.Invalid():
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 	case errors.As(err, &fe):
 		status := http.StatusBadRequest
 		if fe.Code == chat.CodeConflict {
