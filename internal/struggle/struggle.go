@@ -566,8 +566,14 @@ func (s *Service) flush(ctx context.Context) {
 			}
 		}
 		v.savedAt = rec.UpdatedAt
+		// Encode under the lock: the record shares its lists with the
+		// journey that the next batch updates in place.
+		data, err := json.Marshal(rec)
 		st.mu.Unlock()
-		if err := s.saveJourney(ctx, v.visitorID, rec); err != nil {
+		if err == nil {
+			err = s.o.Store.PutMeta(ctx, journeyKey(v.visitorID), data)
+		}
+		if err != nil {
 			s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
 			st.mu.Lock()
 			v.dirty = true
@@ -588,14 +594,6 @@ func (s *Service) siteOf(key string) *site {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sites[key]
-}
-
-func (s *Service) saveJourney(ctx context.Context, visitorID string, rec storedJourneyRecord) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return s.o.Store.PutMeta(ctx, journeyKey(visitorID), data)
 }
 
 // expire drops idle visits and lets the engines forget them.
