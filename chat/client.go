@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +22,8 @@ const (
 // transport is the write side of one socket. The single file that imports
 // coder/websocket adapts a real connection to it; tests use fakes.
 type transport interface {
-	write(ctx context.Context, frame []byte) error
+	// write sends frames in order, all within timeout.
+	write(frames [][]byte, timeout time.Duration) error
 	close(code StatusCode, reason string)
 }
 
@@ -125,23 +125,16 @@ func (c *client) writeLoop() {
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.mu.Unlock()
-		// One deadline for the batch (at most SendQueue frames): a context
-		// and timer per frame cost more than the write of a small frame.
-		ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
-		for i, f := range batch {
-			err := c.t.write(ctx, f)
-			batch[i] = nil
-			if err != nil {
-				cancel()
-				c.close(CloseGoingAway, "write failed")
-				c.mu.Lock()
-				c.writing = false
-				c.queue = nil
-				c.mu.Unlock()
-				return
-			}
+		err := c.t.write(batch, c.hub.cfg.WriteTimeout)
+		clear(batch)
+		if err != nil {
+			c.close(CloseGoingAway, "write failed")
+			c.mu.Lock()
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
 		}
-		cancel()
 	}
 }
 

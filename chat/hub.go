@@ -34,7 +34,8 @@ type Config struct {
 	// SendQueue is the number of frames buffered per socket before the
 	// client is closed as too slow. Defaults to 256.
 	SendQueue int
-	// WriteTimeout bounds one frame write. Defaults to 10 s.
+	// WriteTimeout bounds the write of the frames queued for a socket
+	// (one batch, at most SendQueue frames). Defaults to 10 s.
 	WriteTimeout time.Duration
 	// IdleTimeout closes sockets that sent nothing for this long. Defaults to 75 s.
 	IdleTimeout time.Duration
@@ -139,7 +140,8 @@ type Hub struct {
 	agents   map[string]*agentGroup   // agent id → local sockets
 	unsubs   []func()
 
-	handle handleStats // recent handling times for the wait estimate
+	handle  handleStats // recent handling times for the wait estimate
+	workers workers     // run sockets' frames; see ServeVisitor
 }
 
 // NewHub returns a hub; it does nothing until Start.
@@ -213,7 +215,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		u()
 	}
 	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
+	go func() { h.wg.Wait(); h.workers.stop(); close(done) }()
 	select {
 	case <-done:
 		return nil

@@ -86,9 +86,9 @@ type countingTransport struct {
 	wg     *sync.WaitGroup
 }
 
-func (t countingTransport) write(context.Context, []byte) error {
-	t.frames.Add(1)
-	t.wg.Done()
+func (t countingTransport) write(frames [][]byte, _ time.Duration) error {
+	t.frames.Add(int64(len(frames)))
+	t.wg.Add(-len(frames))
 	return nil
 }
 func (countingTransport) close(StatusCode, string) {}

@@ -61,13 +61,13 @@ func newBenchNode(b *testing.B) *benchNode {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v", func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		c, err := chat.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err == nil {
 			hub.ServeVisitor(context.WithoutCancel(r.Context()), c, site, "127.0.0.1")
 		}
 	})
 	mux.HandleFunc("/a", func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		c, err := chat.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err == nil {
 			hub.ServeAgent(context.WithoutCancel(r.Context()), c, agent, "127.0.0.1")
 		}

@@ -51,7 +51,7 @@ func newHubNode(t testing.TB, st chat.Store, br chat.Broker, name string, tune f
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		conn, err := chat.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
 			return
 		}
@@ -68,7 +68,7 @@ func newHubNode(t testing.TB, st chat.Store, br chat.Broker, name string, tune f
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		conn, err := chat.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
 			return
 		}

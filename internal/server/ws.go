@@ -9,6 +9,11 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 )
 
+// The sockets below are served on goroutines of their own once accepted:
+// the handler returns, so net/http's request, buffers and the deep stack
+// of its handler goroutine are freed rather than held while the socket
+// lives (most of them idle).
+
 // visitorSocket accepts /ws/visitor?site=KEY for a known site from one of
 // its allowed origins, within the per-IP connection cap.
 func (s *Server) visitorSocket() http.Handler {
@@ -28,19 +33,22 @@ func (s *Server) visitorSocket() http.Handler {
 		if !ok {
 			return
 		}
-		defer s.releaseIP(ip)
 		patterns := make([]string, 0, len(site.Origins))
 		for _, o := range site.Origins {
 			patterns = append(patterns, chat.OriginHost(o))
 		}
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: patterns})
+		sock, err := chat.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: patterns})
 		if err != nil {
 			// Accept has already answered (403 for a foreign origin).
+			s.releaseIP(ip)
 			s.rejected("handshake")
 			s.log.Debug("visitor handshake refused", "site", key, "err", err)
 			return
 		}
-		s.cfg.Hub.ServeVisitor(context.WithoutCancel(r.Context()), conn, site, ip)
+		go func() {
+			defer s.releaseIP(ip)
+			s.cfg.Hub.ServeVisitor(context.Background(), sock, site, ip)
+		}()
 	})
 }
 
@@ -57,13 +65,16 @@ func (s *Server) agentSocket() http.Handler {
 		if !ok {
 			return
 		}
-		defer s.releaseIP(ip)
-		conn, err := websocket.Accept(w, r, nil) // same origin only
+		sock, err := chat.Accept(w, r, nil) // same origin only
 		if err != nil {
+			s.releaseIP(ip)
 			s.rejected("handshake")
 			return
 		}
-		s.cfg.Hub.ServeAgent(context.WithoutCancel(r.Context()), conn, agent, ip)
+		go func() {
+			defer s.releaseIP(ip)
+			s.cfg.Hub.ServeAgent(context.Background(), sock, agent, ip)
+		}()
 	})
 }
 

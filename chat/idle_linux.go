@@ -1,0 +1,58 @@
+package chat
+
+import (
+	"bufio"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// idleWaiter blocks until a socket has something to read, without reading
+// it: an idle socket's goroutine then parks a few frames deep instead of
+// inside the WebSocket frame reader, so the collector shrinks its stack to
+// a few KiB. A nil idleWaiter does not wait.
+type idleWaiter struct {
+	raw   syscall.RawConn
+	in    *bufio.Reader // the socket's read buffer; bytes there need no wait
+	peek  [1]byte
+	ready func(fd uintptr) bool // w.readable, bound once rather than per wait
+}
+
+// newIdleWaiter waits on plain TCP connections only: a TLS connection may
+// hold decrypted bytes the kernel cannot see.
+func newIdleWaiter(conn net.Conn, in *bufio.Reader) *idleWaiter {
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &idleWaiter{raw: raw, in: in}
+	w.ready = w.readable
+	return w
+}
+
+// wait returns once a read would not block: bytes are buffered or queued
+// in the kernel, or the connection ended or failed (the read that follows
+// reports it).
+func (w *idleWaiter) wait() {
+	if w == nil || w.buffered() {
+		return
+	}
+	_ = w.raw.Read(w.ready)
+}
+
+// buffered reports whether the socket's read buffer holds bytes.
+func (w *idleWaiter) buffered() bool { return w != nil && w.in.Buffered() > 0 }
+
+// readable peeks at the kernel's queue. MSG_PEEK leaves the byte for the
+// reader; EAGAIN means nothing has arrived, and the runtime parks the
+// goroutine in its poller until something does. It looks again once
+// woken: the poller may report readiness that an earlier read used up.
+func (w *idleWaiter) readable(fd uintptr) bool {
+	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&w.peek[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno != syscall.EAGAIN
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package chat
+
+import (
+	"bufio"
+	"net"
+)
+
+// idleWaiter is a no-op off Linux: idle sockets wait in the reader itself.
+type idleWaiter struct{}
+
+func newIdleWaiter(net.Conn, *bufio.Reader) *idleWaiter { return nil }
+
+func (*idleWaiter) wait() {}
+
+func (*idleWaiter) buffered() bool { return false }

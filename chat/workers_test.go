@@ -1,0 +1,55 @@
+package chat
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestWorkersRunEachJobOnceAndKeepABoundedFew(t *testing.T) {
+	var p workers
+	defer p.stop()
+	var ran atomic.Int64
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	const burst = maxIdleWorkers + 50
+	var started sync.WaitGroup
+	started.Add(burst)
+	for range burst { // all at once: every job needs a worker of its own
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(func() {
+				started.Done()
+				<-release
+				ran.Add(1)
+			})
+		}()
+	}
+	started.Wait()
+	if n := p.idleCount(); n != 0 {
+		t.Fatalf("%d idle workers while all are busy", n)
+	}
+	close(release)
+	wg.Wait()
+	if n := ran.Load(); n != burst {
+		t.Fatalf("%d jobs ran, want %d", n, burst)
+	}
+	if n := p.idleCount(); n != maxIdleWorkers {
+		t.Fatalf("%d idle workers kept after the burst, want %d", n, maxIdleWorkers)
+	}
+	// run returns only once its job is done, and reuses a kept worker.
+	x := 0
+	p.run(func() { x = 42 })
+	if x != 42 {
+		t.Fatal("run returned before its job ran")
+	}
+	if n := p.idleCount(); n != maxIdleWorkers {
+		t.Fatalf("%d idle workers after one more job, want %d", n, maxIdleWorkers)
+	}
+	p.stop()
+	p.run(func() { x = 7 })
+	if x != 7 || p.idleCount() != 0 {
+		t.Fatalf("after stop: job ran %v, %d idle workers", x == 7, p.idleCount())
+	}
+}
