@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -368,8 +367,11 @@ func (h *Hub) houseLoop() {
 
 // decodeEvent parses a broker payload.
 func (h *Hub) decodeEvent(payload []byte) (event, bool) {
+	// Straight to the method: json.Unmarshal would first scan the whole
+	// payload to validate it, which the hand parser of message events does
+	// as it goes (anything else is validated by encoding/json inside).
 	var ev event
-	if err := json.Unmarshal(payload, &ev); err != nil {
+	if err := ev.UnmarshalJSON(payload); err != nil {
 		h.log.Warn("bad broker event", "err", err)
 		return ev, false
 	}
