@@ -202,11 +202,15 @@ func DecodeEvent(data []byte) (Event, error) {
 	if len(data) > MaxEventBytes {
 		return Event{}, fmt.Errorf("%w: %d bytes, limit %d", ErrEvent, len(data), MaxEventBytes)
 	}
-	// json.Unmarshal, not a Decoder: it rejects trailing data too, and a
-	// Decoder's buffers per event were the node's largest detection cost.
+	// The widget's layout is read by hand; anything else by json.Unmarshal,
+	// not a Decoder: it rejects trailing data too, and a Decoder's buffers
+	// per event were the node's largest detection cost.
 	var w wireEvent
-	if err := json.Unmarshal(data, &w); err != nil {
-		return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
+	if !w.decodeFast(data) {
+		w = wireEvent{}
+		if err := json.Unmarshal(data, &w); err != nil {
+			return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
+		}
 	}
 	if w.T == nil {
 		return Event{}, fmt.Errorf("%w: missing \"t\"", ErrEvent)

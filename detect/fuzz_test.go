@@ -94,3 +94,49 @@ func FuzzParseRuleset(f *testing.F) {
 		}
 	})
 }
+
+// wireSeeds are inputs at the edges of decodeFast's subset.
+var wireSeeds = []string{
+	`{}`, ` { "t" : 1 , "k" : "page" } `, `{"t":1,"T":2}`, `{"k":"a","k":"b"}`, `{"t":-0,"line":-0}`,
+	`{"line":1.5}`, `{"line":1e2}`, `{"line":99999999999999999999}`, `{"dur":1e400}`, `{"t":01}`,
+	`{"flags":[]}`, `{"flags":null}`, `{"flags":["a","b"],"flags":["c"]}`, `{"msg":null}`, `{"msg":"a\"b"}`,
+	`{"title":"Caf\u00e9"}`, "{\"title\":\"Café\"}", `{"ok":true,"visible":false,"idle":true,"dead":false}`,
+	`{"x":-1.25e-3,"y":0}`, `{"t":1}x`, `{"t":1,}`, `{"t":"1"}`, `{"props":{}}`, `{"unknown":1}`,
+}
+
+// FuzzDecodeFast holds the hand decoder to encoding/json: whatever it
+// accepts, json.Unmarshal accepts and decodes to the same wireEvent.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range append(eventSeeds, wireSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast wireEvent
+		if !fast.decodeFast(data) {
+			return
+		}
+		var slow wireEvent
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("decodeFast accepted %q, which json.Unmarshal refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\ndecodeFast   %+v\njson.Unmarshal %+v", data, fast, slow)
+		}
+	})
+}
+
+// The events the widget sends take the fast path; the rest fall back.
+func TestDecodeFastCoversTheWidgetsEvents(t *testing.T) {
+	for _, s := range eventSeeds[:8] {
+		var w wireEvent
+		if !w.decodeFast([]byte(s)) {
+			t.Errorf("decodeFast(%s) fell back", s)
+		}
+	}
+	for _, s := range []string{eventSeeds[8], eventSeeds[11], eventSeeds[12], `{"t":1,"T":2}`, `{"msg":null}`, `{"line":1.5}`, `{"t":1}x`} {
+		var w wireEvent
+		if w.decodeFast([]byte(s)) {
+			t.Errorf("decodeFast(%s) took it", s)
+		}
+	}
+}
