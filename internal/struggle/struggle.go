@@ -547,46 +547,77 @@ func (s *Service) flush(ctx context.Context) {
 	for _, st := range sites {
 		st.flush(ctx, s.o.Store, s.o.Logger)
 	}
+	// Journeys are written flushConcurrency at a time: each write waits
+	// for a durable commit, and the embedded store commits the writes
+	// waiting together in one transaction, so a flush after a storm of
+	// visitors takes a few commits rather than one per visitor.
+	sem := make(chan struct{}, flushConcurrency)
+	var wg sync.WaitGroup
 	for _, v := range visits {
-		st := s.siteOf(v.site)
-		if st == nil {
+		data, ok := s.journeyRecord(v)
+		if !ok {
 			continue
 		}
-		st.mu.Lock()
-		if !v.dirty {
-			st.mu.Unlock()
-			continue
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.saveJourney(ctx, v, data)
+		})
+	}
+	wg.Wait()
+}
+
+// flushConcurrency bounds the journey writes a flush has in flight.
+const flushConcurrency = 4
+
+// journeyRecord encodes v's journey if it changed since it was saved.
+func (s *Service) journeyRecord(v *visit) ([]byte, bool) {
+	st := s.siteOf(v.site)
+	if st == nil {
+		return nil, false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !v.dirty {
+		return nil, false
+	}
+	v.dirty = false
+	rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(v.recent))}
+	rec.UpdatedAt = s.o.Now().UTC()
+	for i := range v.recent {
+		if b, err := v.recent[i].MarshalJSON(); err == nil {
+			rec.Recent = append(rec.Recent, b)
 		}
-		v.dirty = false
-		rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(v.recent))}
-		rec.UpdatedAt = s.o.Now().UTC()
-		for i := range v.recent {
-			if b, err := v.recent[i].MarshalJSON(); err == nil {
-				rec.Recent = append(rec.Recent, b)
-			}
-		}
-		v.savedAt = rec.UpdatedAt
-		// Encode under the lock: the record shares its lists with the
-		// journey that the next batch updates in place.
-		data, err := json.Marshal(rec)
-		st.mu.Unlock()
-		if err == nil {
-			err = s.o.Store.PutMeta(ctx, journeyKey(v.visitorID), data)
-		}
-		if err != nil {
-			s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
+	}
+	v.savedAt = rec.UpdatedAt
+	// Encode under the lock: the record shares its lists with the journey
+	// that the next batch updates in place.
+	data, err := json.Marshal(rec)
+	if err != nil {
+		s.o.Logger.Warn("encode visitor journey", "visitor", v.visitorID, "err", err)
+		return nil, false
+	}
+	return data, true
+}
+
+// saveJourney writes a journey record, marking the visit dirty again if
+// the write fails so the next flush retries it.
+func (s *Service) saveJourney(ctx context.Context, v *visit, data []byte) {
+	if err := s.o.Store.PutMeta(ctx, journeyKey(v.visitorID), data); err != nil {
+		s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
+		if st := s.siteOf(v.site); st != nil {
 			st.mu.Lock()
 			v.dirty = true
 			st.mu.Unlock()
-			continue
 		}
-		s.mu.Lock()
-		forgotten := s.visits[v.visitorID] != v
-		s.mu.Unlock()
-		if forgotten {
-			// Erased while this flush was writing: take the write back.
-			_ = s.DropJourney(ctx, v.visitorID)
-		}
+		return
+	}
+	s.mu.Lock()
+	forgotten := s.visits[v.visitorID] != v
+	s.mu.Unlock()
+	if forgotten {
+		// Erased while this flush was writing: take the write back.
+		_ = s.DropJourney(ctx, v.visitorID)
 	}
 }
 

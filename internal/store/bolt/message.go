@@ -15,14 +15,22 @@ import (
 )
 
 // appendReq is one AppendMessage call waiting for the writer, or, with
-// visitor set, one PutVisitor call: a visitor says hello on every
-// connection, so a storm of connections is a storm of visitor writes, and
-// they share the group commits of the messages.
+// visitor set, one PutVisitor call, or with meta set one PutMeta call: a
+// visitor says hello on every connection and the detector saves each
+// visitor's journey, so a storm of connections is a storm of such writes,
+// and they share the group commits of the messages.
 type appendReq struct {
 	ctx     context.Context
 	m       chat.Message
 	visitor *chat.Visitor
+	meta    *metaPut
 	done    chan appendRes // buffered: the writer never blocks on it
+}
+
+// metaPut is a PutMeta call's key and value.
+type metaPut struct {
+	key   string
+	value []byte
 }
 
 type appendRes struct {
@@ -169,8 +177,8 @@ func (s *Store) commit(g *group, batch []*appendReq) {
 	for i, r := range batch {
 		res := g.res[i]
 		if err != nil && res.err == nil {
-			res = appendRes{err: err} // PutVisitor wraps it
-			if r.visitor == nil {
+			res = appendRes{err: err} // PutVisitor and PutMeta wrap it
+			if r.visitor == nil && r.meta == nil {
 				res.err = fmt.Errorf("append message to %s: %w", r.m.ConversationID, err)
 			}
 		}
@@ -181,7 +189,7 @@ func (s *Store) commit(g *group, batch []*appendReq) {
 // apply writes every live request of batch into tx and records the
 // answers in g.res. Appends change only the messages bucket (a
 // conversation's LastSeq and UpdatedAt follow from its last message);
-// visitor puts change the visitor and its indexes.
+// visitor puts change the visitor and its indexes, meta puts one key.
 func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 	msgs := tx.Bucket(bMessages)
 	convs := tx.Bucket(bConvs)
@@ -192,6 +200,12 @@ func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 		if r.visitor != nil {
 			if err := putVisitor(tx, *r.visitor); err != nil {
 				return fmt.Errorf("put visitor %s: %w", r.visitor.ID, err)
+			}
+			continue
+		}
+		if r.meta != nil {
+			if err := tx.Bucket(bMeta).Put([]byte(r.meta.key), metaValue(r.meta.value)); err != nil {
+				return fmt.Errorf("put meta %s: %w", r.meta.key, err)
 			}
 			continue
 		}

@@ -17,18 +17,28 @@ const (
 )
 
 // PutMeta stores value under k, replacing any value.
-func (s *Store) PutMeta(_ context.Context, k string, value []byte) error {
-	if k == "" {
-		return fmt.Errorf("put meta: empty key: %w", chat.ErrInvalid)
+func (s *Store) PutMeta(ctx context.Context, k string, value []byte) error {
+	if k == "" || len(k) > bbolt.MaxKeySize {
+		return fmt.Errorf("put meta: empty key or over %d bytes: %w", bbolt.MaxKeySize, chat.ErrInvalid)
 	}
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bMeta).Put([]byte(k), append([]byte{'v'}, value...))
-	}, nil) // no conversation or visitor changes
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put meta %s: %w", k, err)
+	}
+	r := reqPool.Get().(*appendReq)
+	r.ctx, r.meta = ctx, &metaPut{key: k, value: value}
+	res, err := s.submit(ctx, r)
+	if err == nil {
+		err = res.err
+	}
 	if err != nil {
 		return fmt.Errorf("put meta %s: %w", k, err)
 	}
 	return nil
 }
+
+// metaValue is how a meta value is stored: behind a 'v', so an empty value
+// is told from a missing key.
+func metaValue(v []byte) []byte { return append([]byte{'v'}, v...) }
 
 // Meta returns the value under k, or chat.ErrNotFound.
 func (s *Store) Meta(_ context.Context, k string) ([]byte, error) {

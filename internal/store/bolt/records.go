@@ -447,7 +447,7 @@ func (s *Store) PutMetaIfAbsent(_ context.Context, k string, value []byte) ([]by
 			return nil
 		}
 		out = append([]byte{}, value...)
-		return b.Put([]byte(k), append([]byte{'v'}, value...))
+		return b.Put([]byte(k), metaValue(value))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("put meta %s: %w", k, err)

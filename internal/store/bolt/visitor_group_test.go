@@ -2,8 +2,10 @@ package bolt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -45,5 +47,47 @@ func TestPutVisitorInGroups(t *testing.T) {
 				t.Fatalf("FindVisitors(email of round %d of v%d) = %d visitors, %v; want %d", round, i, len(got), err, want)
 			}
 		}
+	}
+}
+
+// Meta writes (the detector's journeys) share group commits too; the last
+// write of each key wins, and a key bbolt would refuse is turned away
+// before it can fail the group it would have joined.
+func TestPutMetaInGroups(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "m.db"), bolt.Options{NoSync: true})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	const n = 64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for round := range 3 {
+				if err := s.PutMeta(ctx, fmt.Sprint("journey/v", i), fmt.Appendf(nil, `{"round":%d}`, round)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := s.PutMeta(ctx, strings.Repeat("k", 40000), []byte("x")); !errors.Is(err, chat.ErrInvalid) {
+			t.Errorf("PutMeta(40,000-byte key) = %v, want ErrInvalid", err)
+		}
+	})
+	wg.Wait()
+	if st := s.Stats(); st.Commits >= 3*n {
+		t.Logf("%d commits for %d writes: no grouping happened this time", st.Commits, 3*n)
+	}
+	for i := range n {
+		v, err := s.Meta(ctx, fmt.Sprint("journey/v", i))
+		if err != nil || string(v) != `{"round":2}` {
+			t.Fatalf("Meta(journey/v%d) = %q, %v; want round 2", i, v, err)
+		}
+	}
+	if err := s.PutMeta(ctx, "empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Meta(ctx, "empty"); err != nil || len(v) != 0 {
+		t.Fatalf("Meta(empty) = %q, %v; want an empty value", v, err)
 	}
 }
