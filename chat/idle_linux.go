@@ -3,6 +3,7 @@ package chat
 import (
 	"bufio"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -16,6 +17,10 @@ type idleWaiter struct {
 	in    *bufio.Reader // the socket's read buffer; bytes there need no wait
 	peek  [1]byte
 	ready func(fd uintptr) bool // w.readable, bound once rather than per wait
+
+	// mu keeps buffered off the read buffer while coder/websocket's close
+	// handshake reads it on another goroutine; see wsTransport.close.
+	mu sync.Mutex
 }
 
 // newIdleWaiter waits on plain TCP connections only: a TLS connection may
@@ -45,7 +50,26 @@ func (w *idleWaiter) wait() {
 }
 
 // buffered reports whether the socket's read buffer holds bytes.
-func (w *idleWaiter) buffered() bool { return w != nil && w.in.Buffered() > 0 }
+func (w *idleWaiter) buffered() bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.in.Buffered() > 0
+}
+
+// closing runs close, which may read the socket's buffer, with buffered
+// kept off it.
+func (w *idleWaiter) closing(close func()) {
+	if w == nil {
+		close()
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close()
+}
 
 // readable peeks at the kernel's queue. MSG_PEEK leaves the byte for the
 // reader; EAGAIN means nothing has arrived, and the runtime parks the

@@ -15,3 +15,5 @@ func newIdleWaiter(net.Conn, *bufio.Reader) *idleWaiter { return nil }
 func (*idleWaiter) wait() {}
 
 func (*idleWaiter) buffered() bool { return false }
+
+func (*idleWaiter) closing(close func()) { close() }

@@ -170,8 +170,10 @@ func (t wsTransport) write(frames [][]byte, timeout time.Duration) error {
 	return err
 }
 
+// close runs the close handshake, which reads the socket's buffer while
+// the socket's own goroutine may be between reads, looking at it.
 func (t wsTransport) close(code StatusCode, reason string) {
-	_ = t.s.conn.Close(websocket.StatusCode(code), reason)
+	t.s.idle.closing(func() { _ = t.s.conn.Close(websocket.StatusCode(code), reason) })
 }
 
 // ServeVisitor runs a visitor's socket for site until it closes. The caller
