@@ -48,10 +48,16 @@ type Options struct {
 	Metrics Metrics
 	// Engine sizes each site's engine.
 	Engine detect.Config
-	// FlushInterval is how often counters and visitor journeys are written
-	// and rules re-read from the store (hot reload from any node).
-	// Defaults to 2 s.
+	// FlushInterval is how often counters and changed visitor journeys
+	// are written and rules re-read from the store (hot reload from any
+	// node). Defaults to 2 s. A journey whose only changes are its pages,
+	// score and recent events is written at most every JourneyInterval;
+	// one with a new finding or offer, or whose visitor left this node, at
+	// the next flush.
 	FlushInterval time.Duration
+	// JourneyInterval bounds how often a visitor's journey is written
+	// while only its trail changes. Defaults to 10 s.
+	JourneyInterval time.Duration
 	// Audit records rule and policy changes. Nil records nothing.
 	Audit *audit.Log
 	// Recorder, if set, receives sampled visits for backtests.
@@ -93,6 +99,9 @@ func New(o Options) *Service {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 2 * time.Second
 	}
+	if o.JourneyInterval <= 0 {
+		o.JourneyInterval = 10 * time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -121,7 +130,8 @@ type visit struct {
 	savedAt time.Time // when this node last wrote the journey
 	jour    chat.VisitContext
 	recent  []detect.Event // the last events, replayed by the next node
-	dirty   bool
+	dirty   bool           // changed since it was written
+	urgent  bool           // a finding, an offer or an answer not yet written
 	offer   chat.OfferState
 	pending map[string]string // offer ID → cause rule
 	cause   string
@@ -140,7 +150,7 @@ func (s *Service) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			s.flush(fctx)
+			s.flush(fctx, true)
 			cancel()
 			if s.o.Recorder != nil {
 				if err := s.o.Recorder.Flush(0); err != nil {
@@ -149,7 +159,7 @@ func (s *Service) Run(ctx context.Context) {
 			}
 			return
 		case <-t.C:
-			s.flush(ctx)
+			s.flush(ctx, false)
 			s.reload(ctx)
 			s.expire()
 		}
@@ -434,6 +444,9 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 		}
 	}
 	v.dirty = true
+	if len(found) > 0 || len(offers) > 0 {
+		v.urgent = true // agents on other nodes see these at once
+	}
 	st.mu.Unlock()
 
 	for i := range found {
@@ -474,7 +487,7 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 	} else {
 		v.offer.DeclinedAt = s.o.Now()
 		v.jour.DeclinedAt = v.offer.DeclinedAt
-		v.dirty = true
+		v.dirty, v.urgent = true, true
 	}
 	st.count(rule, field)
 	s.o.Metrics.OfferAnswer(ref.SiteKey, rule, accepted)
@@ -532,16 +545,21 @@ func (s *Service) VisitorGone(ref chat.VisitorRef) {
 	}
 }
 
-// flush writes counter deltas and changed journeys.
-func (s *Service) flush(ctx context.Context) {
+// flush writes counter deltas and the changed journeys that are due (see
+// Options.FlushInterval), or with all every changed journey.
+func (s *Service) flush(ctx context.Context, all bool) {
 	s.mu.Lock()
 	sites := make([]*site, 0, len(s.sites))
 	for _, st := range s.sites {
 		sites = append(sites, st)
 	}
-	visits := make([]*visit, 0, 64)
+	type flushed struct {
+		v    *visit
+		gone bool // the visitor left this node: another may take it over
+	}
+	visits := make([]flushed, 0, 64)
 	for _, v := range s.visits {
-		visits = append(visits, v)
+		visits = append(visits, flushed{v, !v.online})
 	}
 	s.mu.Unlock()
 	for _, st := range sites {
@@ -553,15 +571,15 @@ func (s *Service) flush(ctx context.Context) {
 	// visitors takes a few commits rather than one per visitor.
 	sem := make(chan struct{}, flushConcurrency)
 	var wg sync.WaitGroup
-	for _, v := range visits {
-		data, ok := s.journeyRecord(v)
+	for _, f := range visits {
+		data, ok := s.journeyRecord(f.v, all || f.gone)
 		if !ok {
 			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.saveJourney(ctx, v, data)
+			s.saveJourney(ctx, f.v, data)
 		})
 	}
 	wg.Wait()
@@ -570,8 +588,10 @@ func (s *Service) flush(ctx context.Context) {
 // flushConcurrency bounds the journey writes a flush has in flight.
 const flushConcurrency = 4
 
-// journeyRecord encodes v's journey if it changed since it was saved.
-func (s *Service) journeyRecord(v *visit) ([]byte, bool) {
+// journeyRecord encodes v's journey if it changed since it was saved and
+// is due: now, if something urgent changed or it was never written, or
+// else once JourneyInterval has passed since it was.
+func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
 	st := s.siteOf(v.site)
 	if st == nil {
 		return nil, false
@@ -581,7 +601,10 @@ func (s *Service) journeyRecord(v *visit) ([]byte, bool) {
 	if !v.dirty {
 		return nil, false
 	}
-	v.dirty = false
+	if !now && !v.urgent && !v.savedAt.IsZero() && s.o.Now().Sub(v.savedAt) < s.o.JourneyInterval {
+		return nil, false
+	}
+	v.dirty, v.urgent = false, false
 	rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(v.recent))}
 	rec.UpdatedAt = s.o.Now().UTC()
 	for i := range v.recent {
@@ -607,7 +630,7 @@ func (s *Service) saveJourney(ctx context.Context, v *visit, data []byte) {
 		s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
 		if st := s.siteOf(v.site); st != nil {
 			st.mu.Lock()
-			v.dirty = true
+			v.dirty, v.urgent = true, true // retried at the next flush
 			st.mu.Unlock()
 		}
 		return

@@ -114,7 +114,7 @@ func TestOfferThenNoThanksSilencesAcrossNodes(t *testing.T) {
 	}
 	f.svc.OfferResponse(ctx, ref, offers[0].id, false)
 	f.svc.OfferResponse(ctx, ref, offers[0].id, false) // a repeat is counted once
-	f.svc.flush(ctx)
+	f.svc.flush(ctx, false)
 
 	// The visitor moves to another node: the engine there starts afresh,
 	// but the stored journey carries the "no thanks".
@@ -124,7 +124,7 @@ func TestOfferThenNoThanksSilencesAcrossNodes(t *testing.T) {
 	if got := f.hub.taken(); len(got) != 0 {
 		t.Fatalf("offers after no thanks on another node = %+v, want none", got)
 	}
-	other.flush(ctx)
+	other.flush(ctx, false)
 	rows, err := other.Counters(ctx, "demo")
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ func TestStruggleCarriesAcrossNodes(t *testing.T) {
 	}
 	a.HandleEvents(ctx, ref, [][]byte{event(f.clock.Now(), `"k":"page","path":"/checkout"`)})
 	decline(a)
-	a.flush(ctx)
+	a.flush(ctx, false)
 	a.VisitorGone(ref)
 	if got := f.hub.taken(); len(got) != 0 {
 		t.Fatalf("one decline offered: %+v", got)
@@ -295,7 +295,7 @@ func TestStruggleCarriesAcrossNodes(t *testing.T) {
 		t.Fatalf("offers on node B after the second decline = %+v, want one: B did not carry on from A", offers)
 	}
 	b.OfferResponse(ctx, ref, offers[0].id, false)
-	b.flush(ctx)
+	b.flush(ctx, false)
 	b.VisitorGone(ref)
 
 	// Back on A: it adopts B's newer journey, "no thanks" included.
@@ -307,5 +307,63 @@ func TestStruggleCarriesAcrossNodes(t *testing.T) {
 	}
 	if j := a.Journey("v1"); j == nil || j.DeclinedAt.IsZero() || len(j.Errors) != 1 || j.Errors[0].Count != 4 {
 		t.Fatalf("node A's journey = %+v, want B's 'no thanks' and all four declines", j)
+	}
+}
+
+// A journey whose trail alone changes is written at most every
+// JourneyInterval; a finding, a visitor leaving this node or a stop write
+// it at the next flush.
+func TestJourneyWrittenWhenDue(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ref := f.visitor(t, "v1")
+	page := func(path string) {
+		f.clock.Add(time.Second)
+		f.svc.HandleEvents(ctx, ref, [][]byte{event(f.clock.Now(), `"k":"page","path":"`+path+`"`)})
+	}
+	lastStored := func() string {
+		t.Helper()
+		j, err := f.svc.StoredJourney(ctx, "v1")
+		if err != nil || j == nil || len(j.Trail) == 0 {
+			t.Fatalf("stored journey = %+v, %v", j, err)
+		}
+		return j.Trail[len(j.Trail)-1].Path
+	}
+
+	page("/a")
+	f.svc.flush(ctx, false)
+	if got := lastStored(); got != "/a" {
+		t.Fatalf("first write: last page %s, want /a", got)
+	}
+	page("/b")
+	f.svc.flush(ctx, false)
+	if got := lastStored(); got != "/a" {
+		t.Fatalf("a trail change within JourneyInterval was written at once: last page %s", got)
+	}
+	f.clock.Add(f.svc.o.JourneyInterval)
+	f.svc.flush(ctx, false)
+	if got := lastStored(); got != "/b" {
+		t.Fatalf("after JourneyInterval: last page %s, want /b", got)
+	}
+
+	// A finding is written at the next flush.
+	f.declines(f.svc, ref, 2)
+	f.svc.flush(ctx, false)
+	if j, _ := f.svc.StoredJourney(ctx, "v1"); j == nil || len(j.Findings) == 0 {
+		t.Fatalf("a finding waited for JourneyInterval: %+v", j)
+	}
+
+	// So is the journey of a visitor who left this node, and every change
+	// at a stop.
+	page("/c")
+	f.svc.VisitorGone(ref)
+	f.svc.flush(ctx, false)
+	if got := lastStored(); got != "/c" {
+		t.Fatalf("visitor gone: last page %s, want /c", got)
+	}
+	page("/d")
+	f.svc.flush(ctx, true)
+	if got := lastStored(); got != "/d" {
+		t.Fatalf("flush of all: last page %s, want /d", got)
 	}
 }
