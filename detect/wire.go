@@ -2,7 +2,8 @@ package detect
 
 import (
 	"encoding/json"
-	"strconv"
+
+	"github.com/lifelinehq/lifeline/internal/jsonwire"
 )
 
 // decodeFast fills w from data, an event object in the layout the widget
@@ -14,272 +15,81 @@ import (
 // holds it to that. Events are the node's busiest input (a 20-event batch
 // per visitor every few seconds), and reflection was most of their cost.
 func (w *wireEvent) decodeFast(data []byte) bool {
-	s := wireScan{b: data}
-	if !s.next('{') {
-		return false
-	}
-	if s.next('}') {
-		return s.end()
-	}
-	for {
-		key, ok := s.str()
-		if !ok || !s.next(':') || !w.field(&s, key) {
-			return false
-		}
-		if s.next(',') {
-			continue
-		}
-		return s.next('}') && s.end()
-	}
+	s := jsonwire.New(data)
+	return s.Object(func(key []byte) bool { return w.field(s, key) })
 }
 
 // field reads the value of key into w.
-func (w *wireEvent) field(s *wireScan, key []byte) bool {
+func (w *wireEvent) field(s *jsonwire.Scanner, key []byte) bool {
 	switch string(key) {
 	case "t":
-		n, ok := s.num()
+		n, ok := s.Num()
 		if ok {
 			num := json.Number(n)
 			w.T = &num
 		}
 		return ok
 	case "k":
-		return s.strTo(&w.K)
+		return s.StrTo(&w.K)
 	case "path":
-		return s.strTo(&w.Path)
+		return s.StrTo(&w.Path)
 	case "title":
-		return s.strTo(&w.Title)
+		return s.StrTo(&w.Title)
 	case "ref":
-		return s.strTo(&w.Ref)
+		return s.StrTo(&w.Ref)
 	case "fp":
-		return s.strTo(&w.FP)
+		return s.StrTo(&w.FP)
 	case "src":
-		return s.strTo(&w.Src)
+		return s.StrTo(&w.Src)
 	case "method":
-		return s.strTo(&w.Method)
+		return s.StrTo(&w.Method)
 	case "form":
-		return s.strTo(&w.Form)
+		return s.StrTo(&w.Form)
 	case "field":
-		return s.strTo(&w.Field)
+		return s.StrTo(&w.Field)
 	case "ftype":
-		return s.strTo(&w.FType)
+		return s.StrTo(&w.FType)
 	case "sel":
-		return s.strTo(&w.Sel)
+		return s.StrTo(&w.Sel)
 	case "name":
-		return s.strTo(&w.Name)
+		return s.StrTo(&w.Name)
 	case "msg":
-		var m string
-		if !s.strTo(&m) {
-			return false
-		}
-		w.Msg = &m
-		return true
+		return ptrTo(&w.Msg, s.StrTo)
 	case "line":
-		return s.intTo(&w.Line)
+		return s.IntTo(&w.Line)
 	case "col":
-		return s.intTo(&w.Col)
+		return s.IntTo(&w.Col)
 	case "rage":
-		return s.intTo(&w.Rage)
+		return s.IntTo(&w.Rage)
 	case "status":
-		var n int
-		if !s.intTo(&n) {
-			return false
-		}
-		w.Status = &n
-		return true
+		return ptrTo(&w.Status, s.IntTo)
 	case "dur":
-		return s.floatTo(&w.Dur)
+		return ptrTo(&w.Dur, s.FloatTo)
 	case "x":
-		return s.floatTo(&w.X)
+		return ptrTo(&w.X, s.FloatTo)
 	case "y":
-		return s.floatTo(&w.Y)
+		return ptrTo(&w.Y, s.FloatTo)
 	case "dead":
-		return s.boolTo(&w.Dead)
+		return s.BoolTo(&w.Dead)
 	case "ok":
-		return s.boolPtrTo(&w.OK)
+		return ptrTo(&w.OK, s.BoolTo)
 	case "visible":
-		return s.boolPtrTo(&w.Visible)
+		return ptrTo(&w.Visible, s.BoolTo)
 	case "idle":
-		return s.boolPtrTo(&w.Idle)
+		return ptrTo(&w.Idle, s.BoolTo)
 	case "flags":
-		return s.strings(&w.Flags)
+		return s.Strings(&w.Flags)
 	}
 	return false
 }
 
-// wireScan reads the JSON subset decodeFast accepts.
-type wireScan struct {
-	b []byte
-	i int
-}
-
-func (s *wireScan) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// next consumes c, after any space, if it comes next.
-func (s *wireScan) next(c byte) bool {
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-// end reports whether only space is left.
-func (s *wireScan) end() bool {
-	s.space()
-	return s.i == len(s.b)
-}
-
-// str reads a string of printable ASCII without escapes, returning its
-// bytes in place.
-func (s *wireScan) str() ([]byte, bool) {
-	if !s.next('"') {
-		return nil, false
-	}
-	for j := s.i; j < len(s.b); j++ {
-		switch c := s.b[j]; {
-		case c == '"':
-			out := s.b[s.i:j]
-			s.i = j + 1
-			return out, true
-		case c < 0x20 || c >= 0x80 || c == '\\':
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
-func (s *wireScan) strTo(dst *string) bool {
-	b, ok := s.str()
-	if ok {
-		*dst = string(b)
-	}
-	return ok
-}
-
-// strings reads an array of strings, as encoding/json fills a nil slice.
-func (s *wireScan) strings(dst *[]string) bool {
-	if !s.next('[') {
-		return false
-	}
-	out := []string{}
-	if !s.next(']') {
-		for {
-			var v string
-			if !s.strTo(&v) {
-				return false
-			}
-			out = append(out, v)
-			if s.next(',') {
-				continue
-			}
-			if !s.next(']') {
-				return false
-			}
-			break
-		}
-	}
-	*dst = out
-	return true
-}
-
-// num reads a number literal as JSON defines it.
-func (s *wireScan) num() (string, bool) {
-	s.space()
-	b, start, j := s.b, s.i, s.i
-	digits := func() bool {
-		k := j
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-			j++
-		}
-		return j > k
-	}
-	if j < len(b) && b[j] == '-' {
-		j++
-	}
-	switch {
-	case j < len(b) && b[j] == '0':
-		j++
-	case !digits():
-		return "", false
-	}
-	if j < len(b) && b[j] == '.' {
-		j++
-		if !digits() {
-			return "", false
-		}
-	}
-	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
-		j++
-		if j < len(b) && (b[j] == '+' || b[j] == '-') {
-			j++
-		}
-		if !digits() {
-			return "", false
-		}
-	}
-	s.i = j
-	return string(b[start:j]), true
-}
-
-// intTo reads an integer literal into an int field; encoding/json refuses
-// fractions and exponents there, and so does the caller's fallback.
-func (s *wireScan) intTo(dst *int) bool {
-	n, ok := s.num()
-	if !ok {
-		return false
-	}
-	v, err := strconv.ParseInt(n, 10, strconv.IntSize)
-	if err != nil {
-		return false
-	}
-	*dst = int(v)
-	return true
-}
-
-func (s *wireScan) floatTo(dst **float64) bool {
-	n, ok := s.num()
-	if !ok {
-		return false
-	}
-	v, err := strconv.ParseFloat(n, 64)
-	if err != nil {
+// ptrTo reads a value with read into a new variable that *dst then points
+// to, as encoding/json fills a pointer field.
+func ptrTo[T any](dst **T, read func(*T) bool) bool {
+	var v T
+	if !read(&v) {
 		return false
 	}
 	*dst = &v
 	return true
 }
-
-func (s *wireScan) boolTo(dst *bool) bool {
-	s.space()
-	switch {
-	case hasWord(s.b[s.i:], "true"):
-		*dst, s.i = true, s.i+4
-	case hasWord(s.b[s.i:], "false"):
-		*dst, s.i = false, s.i+5
-	default:
-		return false
-	}
-	return true
-}
-
-func (s *wireScan) boolPtrTo(dst **bool) bool {
-	var v bool
-	if !s.boolTo(&v) {
-		return false
-	}
-	*dst = &v
-	return true
-}
-
-func hasWord(b []byte, w string) bool { return len(b) >= len(w) && string(b[:len(w)]) == w }

@@ -21,21 +21,9 @@ func TestPutVisitorInGroups(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	const n = 64
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			for round := range 3 {
-				v := chat.Visitor{ID: fmt.Sprint("v", i), SiteKey: "s", Email: fmt.Sprintf("v%d-r%d@example.com", i, round)}
-				if err := s.PutVisitor(ctx, v); err != nil {
-					t.Error(err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if st := s.Stats(); st.Commits >= 3*n {
-		t.Logf("%d commits for %d writes: no grouping happened this time", st.Commits, 3*n)
-	}
+	writeInRounds(t, s, n, func(i, round int) error {
+		return s.PutVisitor(ctx, chat.Visitor{ID: fmt.Sprint("v", i), SiteKey: "s", Email: fmt.Sprintf("v%d-r%d@example.com", i, round)})
+	})
 	for i := range n {
 		v, err := s.Visitor(ctx, fmt.Sprint("v", i))
 		if want := fmt.Sprintf("v%d-r2@example.com", i); err != nil || v.Email != want {
@@ -59,25 +47,14 @@ func TestPutMetaInGroups(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	const n = 64
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			for round := range 3 {
-				if err := s.PutMeta(ctx, fmt.Sprint("journey/v", i), fmt.Appendf(nil, `{"round":%d}`, round)); err != nil {
-					t.Error(err)
-				}
+	writeInRounds(t, s, n, func(i, round int) error {
+		if i == 0 && round == 0 {
+			if err := s.PutMeta(ctx, strings.Repeat("k", 40000), []byte("x")); !errors.Is(err, chat.ErrInvalid) {
+				t.Errorf("PutMeta(40,000-byte key) = %v, want ErrInvalid", err)
 			}
-		})
-	}
-	wg.Go(func() {
-		if err := s.PutMeta(ctx, strings.Repeat("k", 40000), []byte("x")); !errors.Is(err, chat.ErrInvalid) {
-			t.Errorf("PutMeta(40,000-byte key) = %v, want ErrInvalid", err)
 		}
+		return s.PutMeta(ctx, fmt.Sprint("journey/v", i), fmt.Appendf(nil, `{"round":%d}`, round))
 	})
-	wg.Wait()
-	if st := s.Stats(); st.Commits >= 3*n {
-		t.Logf("%d commits for %d writes: no grouping happened this time", st.Commits, 3*n)
-	}
 	for i := range n {
 		v, err := s.Meta(ctx, fmt.Sprint("journey/v", i))
 		if err != nil || string(v) != `{"round":2}` {
@@ -89,5 +66,25 @@ func TestPutMetaInGroups(t *testing.T) {
 	}
 	if v, err := s.Meta(ctx, "empty"); err != nil || len(v) != 0 {
 		t.Fatalf("Meta(empty) = %q, %v; want an empty value", v, err)
+	}
+}
+
+// writeInRounds runs write for n writers at once, three rounds each, so
+// the writes can share group commits.
+func writeInRounds(t *testing.T, s *bolt.Store, n int, write func(i, round int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for round := range 3 {
+				if err := write(i, round); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.Stats(); st.Commits >= uint64(3*n) {
+		t.Logf("%d commits for %d writes: no grouping happened this time", st.Commits, 3*n)
 	}
 }

@@ -1,0 +1,345 @@
+// Package jsonwire reads the plain subset of JSON that Lifeline's own
+// clients write, byte by byte and without reflection, for the decoders on
+// the node's hottest paths (behaviour events, socket frames).
+//
+// A Scanner never accepts what encoding/json would refuse. It refuses some
+// JSON that encoding/json accepts (string escapes in the values a decoder
+// keeps, nulls, numbers that do not fit the field), and each decoder then
+// falls back to encoding/json for the whole input, so edge cases and error
+// messages stay encoding/json's. Each decoder's fuzz test holds it to
+// that: whatever the fast path accepts, json.Unmarshal decodes the same.
+package jsonwire
+
+import "strconv"
+
+// Scanner reads one JSON text. Every method reports false, leaving the
+// position unspecified, when the input is not what it reads.
+type Scanner struct {
+	b []byte
+	i int
+}
+
+// New returns a Scanner at the start of b.
+func New(b []byte) *Scanner { return &Scanner{b: b} }
+
+func (s *Scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// Next consumes c, after any space, if it comes next.
+func (s *Scanner) Next(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// End reports whether only space is left.
+func (s *Scanner) End() bool {
+	s.space()
+	return s.i == len(s.b)
+}
+
+// Str reads a string of printable ASCII without escapes and returns its
+// bytes in place.
+func (s *Scanner) Str() ([]byte, bool) {
+	if !s.Next('"') {
+		return nil, false
+	}
+	for j := s.i; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			out := s.b[s.i:j]
+			s.i = j + 1
+			return out, true
+		case c < 0x20 || c >= 0x80 || c == '\\':
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// StrTo reads a string as Str does into dst.
+func (s *Scanner) StrTo(dst *string) bool {
+	b, ok := s.Str()
+	if ok {
+		*dst = string(b)
+	}
+	return ok
+}
+
+// Object reads an object that is the whole rest of the input, calling
+// field with each key and the Scanner at its value; field reads the value
+// or reports false.
+func (s *Scanner) Object(field func(key []byte) bool) bool {
+	if !s.Next('{') {
+		return false
+	}
+	if s.Next('}') {
+		return s.End()
+	}
+	for {
+		key, ok := s.Str()
+		if !ok || !s.Next(':') || !field(key) {
+			return false
+		}
+		if s.Next(',') {
+			continue
+		}
+		return s.Next('}') && s.End()
+	}
+}
+
+// Array reads an array, calling elem with the Scanner at each element;
+// elem reads it or reports false.
+func (s *Scanner) Array(elem func() bool) bool {
+	if !s.Next('[') {
+		return false
+	}
+	if s.Next(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if s.Next(',') {
+			continue
+		}
+		return s.Next(']')
+	}
+}
+
+// Strings reads an array of strings as Str does, as encoding/json fills a
+// nil slice: [] makes an empty one.
+func (s *Scanner) Strings(dst *[]string) bool {
+	out := []string{}
+	ok := s.Array(func() bool {
+		var v string
+		if !s.StrTo(&v) {
+			return false
+		}
+		out = append(out, v)
+		return true
+	})
+	if ok {
+		*dst = out
+	}
+	return ok
+}
+
+// Num reads a number literal as JSON defines it.
+func (s *Scanner) Num() (string, bool) {
+	s.space()
+	b, start, j := s.b, s.i, s.i
+	digits := func() bool {
+		k := j
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		return j > k
+	}
+	if j < len(b) && b[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(b) && b[j] == '0':
+		j++
+	case !digits():
+		return "", false
+	}
+	if j < len(b) && b[j] == '.' {
+		j++
+		if !digits() {
+			return "", false
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if !digits() {
+			return "", false
+		}
+	}
+	s.i = j
+	return string(b[start:j]), true
+}
+
+// Int64To reads an integer literal that fits an int64 into dst, as
+// encoding/json fills an integer field (it refuses fractions and
+// exponents there).
+func (s *Scanner) Int64To(dst *int64) bool {
+	n, ok := s.Num()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseInt(n, 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = v
+	return true
+}
+
+// IntTo reads an integer literal that fits an int into dst.
+func (s *Scanner) IntTo(dst *int) bool {
+	n, ok := s.Num()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseInt(n, 10, strconv.IntSize)
+	if err != nil {
+		return false
+	}
+	*dst = int(v)
+	return true
+}
+
+// FloatTo reads a number that fits a float64 into dst.
+func (s *Scanner) FloatTo(dst *float64) bool {
+	n, ok := s.Num()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseFloat(n, 64)
+	if err != nil {
+		return false
+	}
+	*dst = v
+	return true
+}
+
+// BoolTo reads true or false into dst.
+func (s *Scanner) BoolTo(dst *bool) bool {
+	s.space()
+	switch rest := s.b[s.i:]; {
+	case len(rest) >= 4 && string(rest[:4]) == "true":
+		*dst, s.i = true, s.i+4
+	case len(rest) >= 5 && string(rest[:5]) == "false":
+		*dst, s.i = false, s.i+5
+	default:
+		return false
+	}
+	return true
+}
+
+// maxDepth bounds the nesting Skip follows; deeper input falls back to
+// encoding/json, whose own limit is far higher.
+const maxDepth = 32
+
+// Skip reads any JSON value, checking its syntax as encoding/json's
+// scanner does (strings may hold escapes and any bytes from 0x20 on), and
+// returns its bytes in place, without the space around it.
+func (s *Scanner) Skip() ([]byte, bool) {
+	s.space()
+	start := s.i
+	if !s.skip(0) {
+		return nil, false
+	}
+	return s.b[start:s.i], true
+}
+
+func (s *Scanner) skip(depth int) bool {
+	if depth > maxDepth || s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		return s.skipString()
+	case c == '{':
+		s.i++
+		if s.Next('}') {
+			return true
+		}
+		for {
+			s.space()
+			if s.i >= len(s.b) || s.b[s.i] != '"' || !s.skipString() || !s.Next(':') {
+				return false
+			}
+			s.space()
+			if !s.skip(depth + 1) {
+				return false
+			}
+			if s.Next(',') {
+				continue
+			}
+			return s.Next('}')
+		}
+	case c == '[':
+		s.i++
+		if s.Next(']') {
+			return true
+		}
+		for {
+			s.space()
+			if !s.skip(depth + 1) {
+				return false
+			}
+			if s.Next(',') {
+				continue
+			}
+			return s.Next(']')
+		}
+	case c == 't' || c == 'f':
+		var v bool
+		return s.BoolTo(&v)
+	case c == 'n':
+		if len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+			s.i += 4
+			return true
+		}
+		return false
+	default:
+		_, ok := s.Num()
+		return ok
+	}
+}
+
+// skipString reads a string whose opening quote is next.
+func (s *Scanner) skipString() bool {
+	for j := s.i + 1; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			s.i = j + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			j++
+			if j >= len(s.b) {
+				return false
+			}
+			switch s.b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(s.b) {
+					return false
+				}
+				for _, h := range s.b[j+1 : j+5] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				j += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}

@@ -1,0 +1,83 @@
+package jsonwire
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+var seeds = []string{
+	`{"t":1,"k":"page","path":"/a"}`, `[1,-2.5e3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9"]`, `{}`, `[]`, ` "a" `,
+	`{"a":{"b":[{"c":[]}]}}`, `"\u12"`, `"\x"`, "\"a\x01\"", `01`, `-`, `1.`, `1e`, `tru`, `nul`, `{"a"}`, `{"a":}`,
+	`[1,]`, `{,}`, "\"caf\xc3\xa9\"", "\"\xff\"", `[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+}
+
+// FuzzSkip holds Skip to encoding/json's syntax: whatever it accepts is
+// valid JSON, and so is the whole input when only space follows.
+func FuzzSkip(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := New(data)
+		raw, ok := s.Skip()
+		if !ok {
+			return
+		}
+		if !json.Valid(raw) {
+			t.Fatalf("Skip accepted %q, which is not valid JSON", raw)
+		}
+		if s.End() && !json.Valid(data) {
+			t.Fatalf("Skip read all of %q, which is not valid JSON", data)
+		}
+	})
+}
+
+func TestSkip(t *testing.T) {
+	for _, tc := range []struct {
+		in, raw string
+		ok      bool
+	}{
+		{` {"a":[1,"b\n",{"c":null}]} ,`, `{"a":[1,"b\n",{"c":null}]}`, true},
+		{`"\u00e9\"" x`, `"\u00e9\""`, true},
+		{`-0.5E+3]`, `-0.5E+3`, true},
+		{`"\u00g0"`, "", false},
+		{`{"a" 1}`, "", false},
+		{`[1 2]`, "", false},
+		{"\"tab\there\"", "", false},
+	} {
+		s := New([]byte(tc.in))
+		raw, ok := s.Skip()
+		if ok != tc.ok || string(raw) != tc.raw {
+			t.Errorf("Skip(%q) = %q, %v; want %q, %v", tc.in, raw, ok, tc.raw, tc.ok)
+		}
+	}
+}
+
+func TestScalars(t *testing.T) {
+	s := New([]byte(` "plain" "esc\"" 12 1.5`))
+	if b, ok := s.Str(); !ok || string(b) != "plain" {
+		t.Fatalf("Str = %q, %v", b, ok)
+	}
+	if _, ok := s.Str(); ok {
+		t.Fatal("Str read an escape")
+	}
+	s = New([]byte(`12 1.5`))
+	var n int64
+	if !s.Int64To(&n) || n != 12 {
+		t.Fatalf("Int64To = %d", n)
+	}
+	if s.Int64To(&n) {
+		t.Fatal("Int64To read 1.5")
+	}
+	if s = New([]byte(`99999999999999999999`)); s.Int64To(&n) {
+		t.Fatal("Int64To read a number past int64")
+	}
+	var f float64
+	if s = New([]byte(`1e400`)); s.FloatTo(&f) {
+		t.Fatal("FloatTo read a number past float64")
+	}
+	var b bool
+	if s = New([]byte(` true x`)); !s.BoolTo(&b) || !b || s.End() {
+		t.Fatalf("BoolTo = %v; End %v", b, s.End())
+	}
+}
