@@ -162,8 +162,11 @@ func DecodeAgent(data []byte) (Inbound, error) {
 
 func decode(data []byte, allowed map[string]bool) (Inbound, error) {
 	var in Inbound
-	if err := json.Unmarshal(data, &in); err != nil {
-		return Inbound{}, frameErr(CodeBadFrame, "frame is not a valid JSON object: %v", jsonProblem(err))
+	if !in.decodeFast(data) {
+		in = Inbound{}
+		if err := json.Unmarshal(data, &in); err != nil {
+			return Inbound{}, frameErr(CodeBadFrame, "frame is not a valid JSON object: %v", jsonProblem(err))
+		}
 	}
 	if in.Type == "" {
 		return in, frameErr(CodeUnknownType, "frame has no type")

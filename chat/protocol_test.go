@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -153,6 +155,49 @@ func TestValidEmail(t *testing.T) {
 	} {
 		if got := ValidEmail(s); got != want {
 			t.Errorf("ValidEmail(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// FuzzDecodeFast holds the hand decoder of frames to encoding/json:
+// whatever it accepts, json.Unmarshal accepts and decodes the same.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"message","client_id":"8f1c","text":"My card was declined"}`,
+		`{"type":"events","events":[{"t":1700000000000,"k":"click","sel":"#pay","x":10,"y":20,"rage":3},{"t":1,"k":"error","msg":"a \"b\" \u00e9"}]}`,
+		`{"type":"events","events":[]}`, `{"type":"events","events":[1,"x",null,[{}]]}`, `{"type":"typing","typing":true}`,
+		`{"type":"read","seq":12}`, `{"type":"hello","token":"t","last_seq":3,"locale":"en"}`, `{"type":"hello","page":{"path":"/"}}`,
+		`{"type":"feedback","conversation_id":"c","solved":false}`, `{"type":"presence","status":"online","capacity":3}`,
+		`{"type":"offer_response","offer_id":"o","accept":true}`, `{"type":"message","text":"a\nb"}`, `{"Type":"message"}`,
+		`{"type":"read","seq":1.5}`, `{"type":null}`, `{"type":"x"} y`, `{"type":"x","type":"y"}`, `{}`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast Inbound
+		if !fast.decodeFast(data) {
+			return
+		}
+		var slow Inbound
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("decodeFast accepted %q, which json.Unmarshal refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\ndecodeFast     %+v\njson.Unmarshal %+v", data, fast, slow)
+		}
+	})
+}
+
+// The frames the widget sends most take the fast path.
+func TestDecodeFastCoversTheBusiestFrames(t *testing.T) {
+	for _, s := range []string{
+		`{"type":"message","client_id":"8f1c","text":"My card was declined"}`,
+		`{"type":"events","events":[{"t":1700000000000,"k":"error","msg":"x \"quoted\" \u00e9"}]}`,
+		`{"type":"typing","typing":false}`, `{"type":"read","seq":4}`, `{"type":"ping"}`,
+	} {
+		var in Inbound
+		if !in.decodeFast([]byte(s)) {
+			t.Errorf("decodeFast(%s) fell back", s)
 		}
 	}
 }
