@@ -60,6 +60,7 @@ type client struct {
 
 	mu      sync.Mutex
 	queue   [][]byte
+	replays int // frames in queue that replay history; see replayLocked
 	writing bool
 	closed  bool
 	cursors map[string]int64 // conversation id → highest seq sent
@@ -96,11 +97,28 @@ func (c *client) sendLocked(frame []byte) {
 	if c.closed {
 		return
 	}
-	if len(c.queue) >= c.hub.cfg.SendQueue {
+	if len(c.queue)-c.replays >= c.hub.cfg.SendQueue {
 		c.closeLocked(ClosePolicy, "send queue full: reconnect and resume")
 		c.hub.metrics.SlowConsumer()
 		return
 	}
+	c.enqueueLocked(frame)
+}
+
+// replayLocked queues a frame of history the client asked for (the
+// messages and notes after its cursor when it joins a conversation, or
+// those a broker gap skipped). Such a burst can be far longer than
+// SendQueue (an agent coming back to thirty busy conversations) without
+// the client being slow, so replayed frames do not count against it.
+func (c *client) replayLocked(frame []byte) {
+	if c.closed {
+		return
+	}
+	c.replays++
+	c.enqueueLocked(frame)
+}
+
+func (c *client) enqueueLocked(frame []byte) {
 	c.queue = append(c.queue, frame)
 	if !c.writing {
 		c.writing = true
@@ -123,7 +141,7 @@ func (c *client) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch, c.queue = c.queue, batch[:0]
+		batch, c.queue, c.replays = c.queue, batch[:0], 0
 		c.mu.Unlock()
 		err := c.t.write(batch, c.hub.cfg.WriteTimeout)
 		clear(batch)
@@ -166,7 +184,7 @@ func (c *client) closeLocked(code StatusCode, reason string) {
 		return
 	}
 	c.closed = true
-	c.queue = nil
+	c.queue, c.replays = nil, 0
 	// Closing waits for the peer's close frame; never do it under the lock.
 	c.hub.wg.Add(1)
 	go func() {
@@ -181,14 +199,26 @@ func (c *client) isClosed() bool {
 	return c.closed
 }
 
-// deliver sends a message unless the client has already been sent it.
+// deliver sends a message unless the client has already been sent it;
+// replay says it is history the client asked for (see replayLocked).
 // Callers hold the room lock, so messages reach a client in seq order.
-func (c *client) deliver(m *Message, frame []byte) {
+func (c *client) deliver(m *Message, frame []byte, replay bool) {
 	c.mu.Lock()
 	if m.Seq > c.cursors[m.ConversationID] {
 		c.cursors[m.ConversationID] = m.Seq
-		c.sendLocked(frame)
+		if replay {
+			c.replayLocked(frame)
+		} else {
+			c.sendLocked(frame)
+		}
 	}
+	c.mu.Unlock()
+}
+
+// replay queues a frame of history; see replayLocked.
+func (c *client) replay(frame []byte) {
+	c.mu.Lock()
+	c.replayLocked(frame)
 	c.mu.Unlock()
 }
 

@@ -98,11 +98,11 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 		m := &msgs[i]
 		frame := encode(messageFrame{Type: TypeMessage, Message: m})
 		if m.Seq <= r.delivered {
-			c.deliver(m, frame)
+			c.deliver(m, frame, true)
 			continue
 		}
 		for rc := range r.clients {
-			rc.deliver(m, frame)
+			rc.deliver(m, frame, rc == c)
 		}
 		r.delivered = m.Seq
 	}
@@ -115,7 +115,7 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 			h.log.Warn("read notes for an agent", "conv", convID, "err", err)
 		}
 		for i := range notes {
-			c.send(encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
+			c.replay(encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
 		}
 	}
 	return nil
@@ -228,7 +228,7 @@ func (h *Hub) onRoomEvent(r *room, payload []byte) {
 		r.delivered = ev.Message.Seq
 		frame := encode(messageFrame{Type: TypeMessage, Message: ev.Message})
 		for c := range r.clients {
-			c.deliver(ev.Message, frame)
+			c.deliver(ev.Message, frame, false)
 		}
 	case evConversation:
 		if ev.Conversation == nil {
@@ -287,7 +287,7 @@ func (h *Hub) fillGap(r *room) error {
 		m := &msgs[i]
 		frame := encode(messageFrame{Type: TypeMessage, Message: m})
 		for c := range r.clients {
-			c.deliver(m, frame)
+			c.deliver(m, frame, true)
 		}
 		r.delivered = m.Seq
 	}

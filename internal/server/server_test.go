@@ -33,10 +33,11 @@ const (
 
 // node is a whole Lifeline node in the test process on 127.0.0.1.
 type node struct {
-	URL  string
-	Site chat.Site
-	Auth *auth.Service
-	Hub  *chat.Hub
+	URL   string
+	Site  chat.Site
+	Auth  *auth.Service
+	Hub   *chat.Hub
+	Store chat.Store
 }
 
 func newNode(t *testing.T, maxPerIP int) *node {
@@ -74,7 +75,7 @@ func newNode(t *testing.T, maxPerIP int) *node {
 		srv.Close()
 		st.Close()
 	})
-	return &node{URL: srv.URL, Site: site, Auth: a, Hub: hub}
+	return &node{URL: srv.URL, Site: site, Auth: a, Hub: hub, Store: st}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -436,5 +437,51 @@ func TestOperationsEndpoints(t *testing.T) {
 	}
 	if code, _ := get("/api/v1/conversations"); code != http.StatusUnauthorized {
 		t.Errorf("conversations without a session = %d, want 401", code)
+	}
+}
+
+// An agent coming back to a long conversation gets its whole history at
+// once, far more frames than the send queue's limit, and is not closed as
+// a slow consumer: history it asked for does not count against the limit.
+func TestLongHistoryIsNotASlowConsumer(t *testing.T) {
+	n := newNode(t, 0)
+	ctx := testCtx(t)
+	v, _ := n.visitor(t, ctx)
+	if err := v.Send(ctx, map[string]any{"type": "message", "client_id": "first", "text": "Card declined"}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := v.Until(ctx, "ack", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := ack.ConversationID
+	_, ag, _ := n.agent(t, ctx, adminEmail)
+	if _, err := ag.Until(ctx, "message", nil); err != nil {
+		t.Fatalf("the agent never got the conversation: %v", err)
+	}
+	ag.CloseNow()
+
+	const backlog = 1000 // four times the default send queue
+	for i := range backlog {
+		m := chat.Message{ConversationID: conv, ClientID: fmt.Sprint("bulk-", i), Author: chat.Author{Kind: chat.AuthorVisitor, ID: "v"}, Text: "again"}
+		if _, _, err := n.Store.AppendMessage(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, ag, _ = n.agent(t, ctx, adminEmail)
+	var last int64
+	for last < backlog+1 {
+		f, err := ag.Until(ctx, "message", nil)
+		if err != nil {
+			t.Fatalf("agent socket ended after message %d of %d: %v", last, backlog+1, err)
+		}
+		var m chat.Message
+		if err := json.Unmarshal(f.Message, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Seq != last+1 {
+			t.Fatalf("message %d after %d", m.Seq, last)
+		}
+		last = m.Seq
 	}
 }
