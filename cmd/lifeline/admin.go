@@ -182,13 +182,7 @@ func siteCmd(ctx context.Context, args []string, getenv func(string) string, std
 			if origins == "" {
 				return usageError{errors.New("site add needs --origins")}
 			}
-			var list []string
-			for _, o := range strings.Split(origins, ",") {
-				if o = strings.TrimSpace(o); o != "" {
-					list = append(list, o)
-				}
-			}
-			s, err := chat.NewSite(key, name, list)
+			s, err := chat.NewSite(key, name, splitList(origins))
 			if err != nil {
 				return err
 			}

@@ -2,28 +2,29 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 )
 
-// LIFELINE_PPROF_ADDR, when set to a loopback address such as
-// 127.0.0.1:6060, serves /debug/pprof/ on a listener of its own, never on
-// the public one, for profiling a node under load (docs/performance.md).
-func init() {
-	addr := os.Getenv("LIFELINE_PPROF_ADDR")
+// startPprof serves /debug/pprof/ on addr (LIFELINE_PPROF_ADDR), which
+// must be a loopback address such as 127.0.0.1:6060: a listener of its
+// own, never the public one, for profiling a node under load
+// (docs/performance.md). Only serve calls it, so other commands and the
+// load tool's child processes never try to bind it.
+func startPprof(addr string, stderr io.Writer) {
 	if addr == "" {
 		return
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		fmt.Fprintf(os.Stderr, "lifeline: LIFELINE_PPROF_ADDR=%q must be a loopback address; not serving pprof\n", addr)
+		fmt.Fprintf(stderr, "lifeline: LIFELINE_PPROF_ADDR=%q must be a loopback address; not serving pprof\n", addr)
 		return
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "lifeline: pprof: %v\n", err)
+		fmt.Fprintf(stderr, "lifeline: pprof: %v\n", err)
 		return
 	}
 	mux := http.NewServeMux()

@@ -65,6 +65,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := c.validate(); err != nil {
 		return err
 	}
+	startPprof(getenv("LIFELINE_PPROF_ADDR"), stderr)
 	log := c.logger(stderr)
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -119,15 +120,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 	}
+	allowHosts := splitList(webhookAllow)
 	hooks := webhook.New(webhook.Options{
-		Store: st.store, Logger: log.With("component", "webhooks"), AllowHosts: splitList(webhookAllow), Registerer: m.Registry(),
+		Store: st.store, Logger: log.With("component", "webhooks"), AllowHosts: allowHosts, Registerer: m.Registry(),
 	})
 	detector := struggle.New(struggle.Options{
 		Store: st.store, Logger: log.With("component", "detector"), Metrics: m.Detection(), Recorder: recorder, Events: hooks,
 		Audit: trail,
 	})
 	assistant := assist.New(assist.Options{
-		Store: st.store, Logger: log.With("component", "assist"), Journeys: detector, Audit: trail, BaseURL: public, AllowHosts: splitList(webhookAllow),
+		Store: st.store, Logger: log.With("component", "assist"), Journeys: detector, Audit: trail, BaseURL: public, AllowHosts: allowHosts,
 	})
 	hostname, _ := os.Hostname()
 	hub, err := chat.NewHub(chat.Config{
