@@ -51,12 +51,7 @@ func (in *Inbound) field(s *jsonwire.Scanner, key []byte) bool {
 	case "email":
 		return s.StrTo(&in.Email)
 	case "solved":
-		var v bool
-		if !s.BoolTo(&v) {
-			return false
-		}
-		in.Solved = &v
-		return true
+		return jsonwire.Ptr(&in.Solved, s.BoolTo)
 	case "status":
 		return s.StrTo(&in.Status)
 	case "capacity":

@@ -84,15 +84,20 @@ func (h *Hub) DisconnectVisitor(ctx context.Context, visitorID string) {
 
 // closeVisitorSockets closes this node's sockets of the visitor.
 func (h *Hub) closeVisitorSockets(visitorID string) {
+	for _, c := range h.visitorTabs(visitorID) {
+		c.close(ClosePolicy, "visitor erased")
+	}
+}
+
+// visitorTabs returns this node's sockets of the visitor.
+func (h *Hub) visitorTabs(visitorID string) []*client {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	var tabs []*client
 	if g := h.visitors[visitorID]; g != nil {
 		for c := range g.clients {
 			tabs = append(tabs, c)
 		}
 	}
-	h.mu.Unlock()
-	for _, c := range tabs {
-		c.close(ClosePolicy, "visitor erased")
-	}
+	return tabs
 }

@@ -144,7 +144,7 @@ func encode(v any) []byte {
 			}
 		}
 	case *event:
-		if f.Kind == evMessage && f.Message != nil && *f == (event{Kind: evMessage, Message: f.Message}) {
+		if f.Message != nil && *f == (event{Kind: evMessage, Message: f.Message}) {
 			if b, ok := appendMessageEvent(make([]byte, 0, 256+len(f.Message.Text)), f.Message); ok {
 				return b
 			}

@@ -269,17 +269,12 @@ func (h *Hub) onVisitorEvent(visitorID string, payload []byte) {
 	if !ok {
 		return
 	}
-	h.mu.Lock()
-	var tabs []*client
-	if g := h.visitors[visitorID]; g != nil {
-		for c := range g.clients {
-			tabs = append(tabs, c)
-		}
-	}
-	h.mu.Unlock()
+	tabs := h.visitorTabs(visitorID)
 	switch ev.Kind {
 	case evErased:
-		h.closeVisitorSockets(visitorID)
+		for _, c := range tabs {
+			c.close(ClosePolicy, "visitor erased")
+		}
 	case evOffer:
 		if ev.Offer == nil {
 			return

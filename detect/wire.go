@@ -54,7 +54,7 @@ func (w *wireEvent) field(s *jsonwire.Scanner, key []byte) bool {
 	case "name":
 		return s.StrTo(&w.Name)
 	case "msg":
-		return ptrTo(&w.Msg, s.StrTo)
+		return jsonwire.Ptr(&w.Msg, s.StrTo)
 	case "line":
 		return s.IntTo(&w.Line)
 	case "col":
@@ -62,34 +62,23 @@ func (w *wireEvent) field(s *jsonwire.Scanner, key []byte) bool {
 	case "rage":
 		return s.IntTo(&w.Rage)
 	case "status":
-		return ptrTo(&w.Status, s.IntTo)
+		return jsonwire.Ptr(&w.Status, s.IntTo)
 	case "dur":
-		return ptrTo(&w.Dur, s.FloatTo)
+		return jsonwire.Ptr(&w.Dur, s.FloatTo)
 	case "x":
-		return ptrTo(&w.X, s.FloatTo)
+		return jsonwire.Ptr(&w.X, s.FloatTo)
 	case "y":
-		return ptrTo(&w.Y, s.FloatTo)
+		return jsonwire.Ptr(&w.Y, s.FloatTo)
 	case "dead":
 		return s.BoolTo(&w.Dead)
 	case "ok":
-		return ptrTo(&w.OK, s.BoolTo)
+		return jsonwire.Ptr(&w.OK, s.BoolTo)
 	case "visible":
-		return ptrTo(&w.Visible, s.BoolTo)
+		return jsonwire.Ptr(&w.Visible, s.BoolTo)
 	case "idle":
-		return ptrTo(&w.Idle, s.BoolTo)
+		return jsonwire.Ptr(&w.Idle, s.BoolTo)
 	case "flags":
 		return s.Strings(&w.Flags)
 	}
 	return false
-}
-
-// ptrTo reads a value with read into a new variable that *dst then points
-// to, as encoding/json fills a pointer field.
-func ptrTo[T any](dst **T, read func(*T) bool) bool {
-	var v T
-	if !read(&v) {
-		return false
-	}
-	*dst = &v
-	return true
 }

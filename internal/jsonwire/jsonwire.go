@@ -234,6 +234,17 @@ func (s *Scanner) BoolTo(dst *bool) bool {
 	return true
 }
 
+// Ptr reads a value with read into a new variable that *dst then points
+// to, as encoding/json fills a pointer field: Ptr(&p, s.BoolTo).
+func Ptr[T any](dst **T, read func(*T) bool) bool {
+	var v T
+	if !read(&v) {
+		return false
+	}
+	*dst = &v
+	return true
+}
+
 // maxDepth bounds the nesting Skip follows; deeper input falls back to
 // encoding/json, whose own limit is far higher.
 const maxDepth = 32
