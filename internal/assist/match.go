@@ -99,7 +99,6 @@ type Item struct {
 	// is hidden from agents and shown only in previews.
 	Missing []string `json:"missing,omitempty"`
 
-	pb     *Playbook
 	action *Action
 	params map[string]string
 	find   *chat.FindingSeen
@@ -146,7 +145,7 @@ func Evaluate(doc *Doc, c *Context, stats map[string]Stats, skip map[string]bool
 		if m.f != nil {
 			reason = m.f.Sentence
 		}
-		base := Item{Playbook: m.pb.ID, Title: m.pb.Title, Reason: reason, Specificity: m.spec, pb: m.pb, find: m.f}
+		base := Item{Playbook: m.pb.ID, Title: m.pb.Title, Reason: reason, Specificity: m.spec, find: m.f}
 		for i := range m.pb.Suggestions {
 			s := &m.pb.Suggestions[i]
 			it := base
@@ -182,9 +181,6 @@ func Evaluate(doc *Doc, c *Context, stats map[string]Stats, skip map[string]bool
 				return s
 			}
 			it.URL = add(a.url, escapeURL)
-			if a.Kind == KindWebhook {
-				it.URL = "" // the endpoint is the site's business, not the agent's
-			}
 			it.Text = add(a.text, nil)
 			it.Tag = a.Tag
 			it.Target = cmp.Or(a.Team, a.Agent)
