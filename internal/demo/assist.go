@@ -28,7 +28,6 @@ func assistAction(secret string) http.HandlerFunc {
 			Action  string            `json:"action"`
 			Params  map[string]string `json:"params"`
 			Visitor struct {
-				Email      string            `json:"email"`
 				Attributes map[string]string `json:"attributes"`
 			} `json:"visitor"`
 		}
