@@ -71,11 +71,7 @@ type Visitor struct {
 
 // Payload builds the delivery body of e with a fresh event ID.
 func Payload(e chat.Event) ([]byte, error) {
-	return payload(e, "evt_"+newID())
-}
-
-func payload(e chat.Event, id string) ([]byte, error) {
-	b := Body{Version: SchemaVersion, ID: id, Type: e.Type, Site: e.SiteKey, At: e.At.UTC(),
+	b := Body{Version: SchemaVersion, ID: "evt_" + uuid.NewString(), Type: e.Type, Site: e.SiteKey, At: e.At.UTC(),
 		Data: Data{VisitorID: e.VisitorID, AgentID: e.AgentID, Finding: e.Finding, Offer: e.Offer}}
 	if c := e.Conversation; c != nil {
 		b.Data.Conversation = &Conversation{ID: c.ID, Ref: c.Ref, Status: c.Status, VisitorID: c.VisitorID, AgentID: c.AgentID,
@@ -93,5 +89,3 @@ func payload(e chat.Event, id string) ([]byte, error) {
 	}
 	return out, nil
 }
-
-func newID() string { return uuid.NewString() }
