@@ -65,15 +65,14 @@ func cloneSite(v chat.Site) chat.Site {
 	return v
 }
 
-// cachedConv is a conversation record as stored, and, once known, the
-// sequence number and time of its last message, which the group-commit
-// writer keeps current: a conversation read on every message then costs
-// no read transaction at all.
+// cachedConv is a conversation record as stored, and the sequence number
+// and time of its last message, which the group-commit writer keeps
+// current: a conversation read on every message then costs no read
+// transaction at all.
 type cachedConv struct {
-	rec      chat.Conversation
-	haveLast bool
-	lastSeq  int64
-	lastAt   time.Time
+	rec     chat.Conversation
+	lastSeq int64
+	lastAt  time.Time
 }
 
 // conversation is the record with LastSeq and UpdatedAt from its last
@@ -117,7 +116,7 @@ func (c *recordCache) committed(convs map[string]*groupConv, ok bool) {
 		e, found := c.convs[id]
 		switch {
 		case !found || len(gc.added) == 0:
-		case !ok || !e.haveLast:
+		case !ok:
 			delete(c.convs, id)
 		case gc.lastSeq > e.lastSeq:
 			e.lastSeq, e.lastAt = gc.lastSeq, gc.lastAt

@@ -56,21 +56,11 @@ func getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	if err != nil {
 		return c, err
 	}
-	return withLastMessage(tx, c)
-}
-
-// withLastMessage sets the stored record's LastSeq and UpdatedAt from its
-// last message.
-func withLastMessage(tx *bbolt.Tx, c chat.Conversation) (chat.Conversation, error) {
 	seq, at, err := lastMessage(tx, c.ID)
 	if err != nil {
 		return c, fmt.Errorf("last message of %s: %w", c.ID, err)
 	}
-	c.LastSeq = seq
-	if at.After(c.UpdatedAt) {
-		c.UpdatedAt = at
-	}
-	return c, nil
+	return cachedConv{rec: c, lastSeq: seq, lastAt: at}.conversation(), nil
 }
 
 // writeConv stores c and moves its index entries from those of old.
@@ -118,7 +108,7 @@ func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error
 // The record and its last message's sequence number are cached
 // (cache.go).
 func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, error) {
-	if e, ok := s.cache.conv(id); ok && e.haveLast {
+	if e, ok := s.cache.conv(id); ok {
 		if s.done.Load() {
 			return chat.Conversation{}, fmt.Errorf("conversation %s: %w", id, chat.ErrClosed)
 		}
@@ -127,21 +117,17 @@ func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, e
 	var c chat.Conversation
 	gen := s.cache.gen.Load()
 	err := s.view(func(tx *bbolt.Tx) error {
-		e, ok := s.cache.conv(id)
-		if !ok {
-			found, err := get(tx, bConvs, []byte(id), &e.rec)
-			if err == nil && !found {
-				err = chat.ErrNotFound
-			}
-			if err != nil {
-				return err
-			}
+		var e cachedConv
+		found, err := get(tx, bConvs, []byte(id), &e.rec)
+		if err == nil && !found {
+			err = chat.ErrNotFound
 		}
-		seq, at, err := lastMessage(tx, id)
 		if err != nil {
+			return err
+		}
+		if e.lastSeq, e.lastAt, err = lastMessage(tx, id); err != nil {
 			return fmt.Errorf("last message of %s: %w", id, err)
 		}
-		e.haveLast, e.lastSeq, e.lastAt = true, seq, at
 		s.cache.putConv(gen, e)
 		c = e.conversation()
 		return nil

@@ -13,7 +13,7 @@ import (
 // DeleteConversation removes a conversation, its reference, index entries,
 // messages, client IDs and notes in one transaction.
 func (s *Store) DeleteConversation(_ context.Context, id string) error {
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		var c chat.Conversation
 		found, err := get(tx, bConvs, []byte(id), &c)
 		if err != nil || !found {
@@ -38,7 +38,7 @@ func (s *Store) DeleteConversation(_ context.Context, id string) error {
 			return err
 		}
 		return tx.Bucket(bConvs).Delete([]byte(id))
-	})
+	}, func() { s.cache.forgetConv(id) })
 	if err != nil {
 		return fmt.Errorf("delete conversation %s: %w", id, err)
 	}
@@ -47,7 +47,7 @@ func (s *Store) DeleteConversation(_ context.Context, id string) error {
 
 // DeleteVisitor removes a visitor and its index entries.
 func (s *Store) DeleteVisitor(_ context.Context, id string) error {
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		var v chat.Visitor
 		found, err := get(tx, bVisitors, []byte(id), &v)
 		if err != nil || !found {
@@ -59,7 +59,7 @@ func (s *Store) DeleteVisitor(_ context.Context, id string) error {
 			}
 		}
 		return tx.Bucket(bVisitors).Delete([]byte(id))
-	})
+	}, func() { s.cache.forgetVisitor(id) })
 	if err != nil {
 		return fmt.Errorf("delete visitor %s: %w", id, err)
 	}

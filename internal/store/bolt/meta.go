@@ -59,7 +59,7 @@ func (s *Store) Meta(_ context.Context, k string) ([]byte, error) {
 
 // DeleteMeta removes k.
 func (s *Store) DeleteMeta(_ context.Context, k string) error {
-	if err := s.update(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Delete([]byte(k)) }); err != nil {
+	if err := s.updateKnown(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Delete([]byte(k)) }, nil); err != nil {
 		return fmt.Errorf("delete meta %s: %w", k, err)
 	}
 	return nil

@@ -230,7 +230,7 @@ func (s *Store) CreateAgent(_ context.Context, a chat.Agent) error {
 	if a.ID == "" || a.Email == "" || hasNUL(a.ID) {
 		return fmt.Errorf("create agent %q: empty ID or email, or NUL: %w", a.ID, chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bAgents).Get([]byte(a.ID)) != nil {
 			return fmt.Errorf("ID taken: %w", chat.ErrConflict)
 		}
@@ -242,7 +242,7 @@ func (s *Store) CreateAgent(_ context.Context, a chat.Agent) error {
 			return err
 		}
 		return putAgent(tx, a)
-	})
+	}, nil) // no conversation, visitor or site record changes
 	if err != nil {
 		return fmt.Errorf("create agent %s: %w", a.ID, err)
 	}
@@ -255,7 +255,7 @@ func (s *Store) UpdateAgent(_ context.Context, a chat.Agent) error {
 	if a.Email == "" {
 		return fmt.Errorf("update agent %q: empty email: %w", a.ID, chat.ErrInvalid)
 	}
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		old, ok, err := getAgent(tx, []byte(a.ID))
 		if err != nil {
 			return err
@@ -276,7 +276,7 @@ func (s *Store) UpdateAgent(_ context.Context, a chat.Agent) error {
 			}
 		}
 		return putAgent(tx, a)
-	})
+	}, nil) // no conversation, visitor or site record changes
 	if err != nil {
 		return fmt.Errorf("update agent %s: %w", a.ID, err)
 	}
@@ -351,7 +351,7 @@ func (s *Store) PutSession(_ context.Context, sess chat.Session) error {
 		return fmt.Errorf("put session: empty ID: %w", chat.ErrInvalid)
 	}
 	now := time.Now()
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		var old chat.Session
 		found, err := get(tx, bSessions, []byte(sess.ID), &old)
 		if err != nil {
@@ -370,7 +370,7 @@ func (s *Store) PutSession(_ context.Context, sess chat.Session) error {
 			return err
 		}
 		return purgeSessions(tx, now)
-	})
+	}, nil) // no conversation, visitor or site record changes
 	if err != nil {
 		return fmt.Errorf("put session: %w", err)
 	}
@@ -415,7 +415,7 @@ func (s *Store) Session(_ context.Context, id string, now time.Time) (chat.Sessi
 
 // DeleteSession removes a session; deleting an absent one is not an error.
 func (s *Store) DeleteSession(_ context.Context, id string) error {
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		var old chat.Session
 		found, err := get(tx, bSessions, []byte(id), &old)
 		if err != nil || !found {
@@ -425,7 +425,7 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 			return err
 		}
 		return tx.Bucket(bSessions).Delete([]byte(id))
-	})
+	}, nil) // no conversation, visitor or site record changes
 	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
@@ -440,7 +440,7 @@ func (s *Store) PutMetaIfAbsent(_ context.Context, k string, value []byte) ([]by
 		return nil, fmt.Errorf("put meta: empty key: %w", chat.ErrInvalid)
 	}
 	var out []byte
-	err := s.update(func(tx *bbolt.Tx) error {
+	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bMeta)
 		if cur := b.Get([]byte(k)); cur != nil {
 			out = append([]byte{}, cur[1:]...)
@@ -448,7 +448,7 @@ func (s *Store) PutMetaIfAbsent(_ context.Context, k string, value []byte) ([]by
 		}
 		out = append([]byte{}, value...)
 		return b.Put([]byte(k), metaValue(value))
-	})
+	}, nil) // no conversation, visitor or site record changes
 	if err != nil {
 		return nil, fmt.Errorf("put meta %s: %w", k, err)
 	}
