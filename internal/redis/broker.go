@@ -225,10 +225,7 @@ func (b *Broker) joinLaneLocked(ctx context.Context, addr, ch string) (*lane, er
 		err = l.ps.Subscribe(ctx, ch)
 	}
 	if err != nil {
-		l.pending[ch]--
-		if l.pending[ch] <= 0 {
-			delete(l.pending, ch)
-		}
+		l.unpend(ch)
 		// Forget the channel so a reconnect does not subscribe it.
 		_ = b.unsubscribeLane(l, ch)
 		if fresh {
@@ -341,9 +338,7 @@ func (b *Broker) unsubscribe(ch string, s *sub) {
 		// Subscribe to ch would take it for its own and never be ready.
 		// The channel is forgotten locally, so a reconnect drops it; until
 		// then messages for it are ignored.
-		if l.pending[ch]--; l.pending[ch] <= 0 {
-			delete(l.pending, ch)
-		}
+		l.unpend(ch)
 		b.log.Warn("redis broker: unsubscribe", "channel", ch, "err", err)
 	}
 }
@@ -414,6 +409,14 @@ func (b *Broker) laneClosed(l *lane) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.closed || b.lanes[l.addr] != l
+}
+
+// unpend takes back a pending acknowledgement on ch that will not come.
+// The caller holds b.mu.
+func (l *lane) unpend(ch string) {
+	if l.pending[ch]--; l.pending[ch] <= 0 {
+		delete(l.pending, ch)
+	}
 }
 
 // confirm counts a (un)subscribe acknowledgement and marks the topic ready

@@ -20,15 +20,16 @@ func (s *Store) DeleteConversation(ctx context.Context, id string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	keys := []string{s.k.seq(id), s.k.msgs(id), s.k.cids(id), s.k.notes(id)}
 	c, err := s.readConv(ctx, s.rdb, id)
 	if errors.Is(err, chat.ErrNotFound) {
 		// The record may be gone after a crash part-way: drop the rest.
-		return wrap(s.rdb.Del(ctx, s.k.seq(id), s.k.msgs(id), s.k.cids(id), s.k.notes(id)).Err(), "delete conversation %s", id)
+		return wrap(s.rdb.Del(ctx, keys...).Err(), "delete conversation %s", id)
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, s.k.conv(id), s.k.seq(id), s.k.msgs(id), s.k.cids(id), s.k.notes(id)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, append(keys, s.k.conv(id))...).Err(); err != nil {
 		return wrap(err, "delete conversation %s", id)
 	}
 	if err := releaseRefScript.Run(ctx, s.rdb, []string{s.k.ref(c.Ref)}, id).Err(); err != nil {
