@@ -90,15 +90,27 @@ func wsURL(base, path string) string {
 
 // DialVisitor opens /ws/visitor for a site.
 func DialVisitor(ctx context.Context, base, site string, o Options) (*Conn, error) {
-	return dial(ctx, wsURL(base, "/ws/visitor?site="+url.QueryEscape(site)), o)
+	return wrap(Dial(ctx, base, "/ws/visitor?site="+url.QueryEscape(site), o))
 }
 
 // DialAgent opens /ws/agent with the session in o.HTTPClient's cookie jar.
 func DialAgent(ctx context.Context, base string, o Options) (*Conn, error) {
-	return dial(ctx, wsURL(base, "/ws/agent"), o)
+	return wrap(Dial(ctx, base, "/ws/agent", o))
 }
 
-func dial(ctx context.Context, u string, o Options) (*Conn, error) {
+func wrap(ws *websocket.Conn, err error) (*Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{ws: ws}, nil
+}
+
+// Dial opens a socket at path under base (an http or https URL) and
+// returns it bare, for callers such as the load generator that frame
+// their own bytes. A non-nil o.Transport is used with o.HTTPClient's
+// cookie jar; the read limit is 1 MiB.
+func Dial(ctx context.Context, base, path string, o Options) (*websocket.Conn, error) {
+	u := wsURL(base, path)
 	h := http.Header{}
 	if o.Origin != "" {
 		h.Set("Origin", o.Origin)
@@ -119,7 +131,7 @@ func dial(ctx context.Context, u string, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("dial %s: %w", u, err)
 	}
 	ws.SetReadLimit(1 << 20)
-	return &Conn{ws: ws}, nil
+	return ws, nil
 }
 
 // Send writes one frame.

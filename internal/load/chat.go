@@ -237,8 +237,7 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		hc := p.r.client()
-		c, err := dialWS(ctx, cfg.URL, "/ws/agent", &http.Client{Transport: hc.Transport, Jar: s.HTTP.Jar})
+		c, err := dialWS(ctx, cfg.URL, "/ws/agent", client.Options{HTTPClient: s.HTTP, Transport: p.r.client().Transport})
 		if err != nil {
 			return err
 		}

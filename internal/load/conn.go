@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/lifelinehq/lifeline/internal/client"
 )
 
 // conn is one load socket. Writes are raw bytes built by the caller, and
@@ -24,30 +26,20 @@ type conn struct {
 	buf bytes.Buffer
 }
 
-func wsURL(base, path string) string {
-	u := strings.TrimRight(base, "/") + path
-	u = strings.Replace(u, "http://", "ws://", 1)
-	return strings.Replace(u, "https://", "wss://", 1)
-}
-
-// dialWS opens a socket at path through hc (which picks the source
-// address and, for agents, carries the session cookie).
-func dialWS(ctx context.Context, base, path string, hc *http.Client) (*conn, error) {
-	h := http.Header{}
-	h.Set("Origin", strings.TrimRight(base, "/"))
-	ws, resp, err := websocket.Dial(ctx, wsURL(base, path), &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
+// dialWS opens a socket at path with the page's Origin. o's client or
+// transport picks the source address; an agent's o.HTTPClient carries
+// the session cookie.
+func dialWS(ctx context.Context, base, path string, o client.Options) (*conn, error) {
+	o.Origin = strings.TrimRight(base, "/")
+	ws, err := client.Dial(ctx, base, path, o)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", path, err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("dial %s: %w", path, err)
+		return nil, err
 	}
-	ws.SetReadLimit(1 << 20)
 	return &conn{ws: ws}, nil
 }
 
 func dialVisitor(ctx context.Context, base, site string, hc *http.Client) (*conn, error) {
-	return dialWS(ctx, base, "/ws/visitor?site="+url.QueryEscape(site), hc)
+	return dialWS(ctx, base, "/ws/visitor?site="+url.QueryEscape(site), client.Options{HTTPClient: hc})
 }
 
 // send writes one text frame.
