@@ -1,6 +1,9 @@
 package chat
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Role is what an agent account may do.
 type Role string
@@ -191,6 +194,15 @@ type VisitContext struct {
 	Offers     int       `json:"offers,omitempty"`
 	DeclinedAt time.Time `json:"declined_at,omitzero"`
 	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Clone returns a copy of c that shares no lists with it.
+func (c VisitContext) Clone() VisitContext {
+	c.Trail = slices.Clone(c.Trail)
+	c.Errors = slices.Clone(c.Errors)
+	c.Requests = slices.Clone(c.Requests)
+	c.Findings = slices.Clone(c.Findings)
+	return c
 }
 
 // Bounds of a VisitContext's lists; the oldest entries go first.

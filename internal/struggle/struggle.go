@@ -748,8 +748,6 @@ func (s *Service) Journey(visitorID string) *chat.VisitContext {
 }
 
 func cloneJourney(j chat.VisitContext) *chat.VisitContext {
-	data, _ := json.Marshal(j)
-	var out chat.VisitContext
-	_ = json.Unmarshal(data, &out)
+	out := j.Clone()
 	return &out
 }
