@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lifelinehq/lifeline/internal/jsonwire"
 )
 
 // Outbound frames. Each is encoded once and the bytes are shared by every
@@ -349,24 +351,24 @@ func (e *event) UnmarshalJSON(b []byte) error {
 // parseMessageEvent reads exactly the bytes appendMessageEvent writes;
 // ok is false for anything else.
 func parseMessageEvent(b []byte) (*Message, bool) {
-	p := wireParser{b: b}
+	s := jsonwire.New(b)
 	m := &Message{}
 	var kind, at string
-	ok := p.lit(`{"k":"message","message":{"conversation_id":`) && p.str(&m.ConversationID) &&
-		p.lit(`,"seq":`) && p.int(&m.Seq) &&
-		p.lit(`,"client_id":`) && p.str(&m.ClientID) &&
-		p.lit(`,"author":{"kind":`) && p.str(&kind)
+	ok := s.Lit(`{"k":"message","message":{"conversation_id":`) && s.TextTo(&m.ConversationID) &&
+		s.Lit(`,"seq":`) && s.Int64To(&m.Seq) &&
+		s.Lit(`,"client_id":`) && s.TextTo(&m.ClientID) &&
+		s.Lit(`,"author":{"kind":`) && s.TextTo(&kind)
 	if !ok {
 		return nil, false
 	}
 	m.Author.Kind = AuthorKind(kind)
-	if p.lit(`,"id":`) && !p.str(&m.Author.ID) {
+	if s.Lit(`,"id":`) && !s.TextTo(&m.Author.ID) {
 		return nil, false
 	}
-	if p.lit(`,"name":`) && !p.str(&m.Author.Name) {
+	if s.Lit(`,"name":`) && !s.TextTo(&m.Author.Name) {
 		return nil, false
 	}
-	ok = p.lit(`},"text":`) && p.str(&m.Text) && p.lit(`,"at":`) && p.str(&at) && p.lit(`}}`) && p.i == len(b)
+	ok = s.Lit(`},"text":`) && s.TextTo(&m.Text) && s.Lit(`,"at":`) && s.TextTo(&at) && s.Lit(`}}`) && s.End()
 	if !ok {
 		return nil, false
 	}
@@ -376,63 +378,4 @@ func parseMessageEvent(b []byte) (*Message, bool) {
 	}
 	m.At = t
 	return m, true
-}
-
-// wireParser walks a byte slice for parseMessageEvent.
-type wireParser struct {
-	b []byte
-	i int
-}
-
-// lit consumes s if the input continues with it.
-func (p *wireParser) lit(s string) bool {
-	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
-		return false
-	}
-	p.i += len(s)
-	return true
-}
-
-// str consumes a JSON string into *dst.
-func (p *wireParser) str(dst *string) bool {
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
-		return false
-	}
-	escaped := false
-	for j := p.i + 1; j < len(p.b); j++ {
-		switch p.b[j] {
-		case '\\':
-			escaped = true
-			j++ // skip the escaped byte
-		case '"':
-			tok := p.b[p.i : j+1]
-			p.i = j + 1
-			if !escaped {
-				if !utf8.Valid(tok[1 : len(tok)-1]) {
-					return false
-				}
-				*dst = string(tok[1 : len(tok)-1])
-				return true
-			}
-			return json.Unmarshal(tok, dst) == nil
-		}
-	}
-	return false
-}
-
-// int consumes a JSON integer into *dst.
-func (p *wireParser) int(dst *int64) bool {
-	j := p.i
-	if j < len(p.b) && p.b[j] == '-' {
-		j++
-	}
-	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
-		j++
-	}
-	n, err := strconv.ParseInt(string(p.b[p.i:j]), 10, 64)
-	if err != nil {
-		return false
-	}
-	*dst, p.i = n, j
-	return true
 }

@@ -10,7 +10,12 @@
 // that: whatever the fast path accepts, json.Unmarshal decodes the same.
 package jsonwire
 
-import "strconv"
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
 
 // Scanner reads one JSON text. Every method reports false, leaving the
 // position unspecified, when the input is not what it reads.
@@ -119,6 +124,33 @@ func (s *Scanner) Array(elem func() bool) bool {
 	}
 }
 
+// Lit consumes lit if the input continues with exactly it, with no
+// space first: for input in a layout Lifeline itself writes.
+func (s *Scanner) Lit(lit string) bool {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+// TextTo reads any JSON string into dst: in place when it holds no escape
+// and is valid UTF-8, through encoding/json otherwise (which also gives
+// encoding/json's answer for invalid UTF-8).
+func (s *Scanner) TextTo(dst *string) bool {
+	s.space()
+	start := s.i
+	if s.i >= len(s.b) || s.b[s.i] != '"' || !s.skipString() {
+		return false
+	}
+	tok := s.b[start:s.i]
+	if body := tok[1 : len(tok)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		*dst = string(body)
+		return true
+	}
+	return json.Unmarshal(tok, dst) == nil
+}
+
 // Strings reads an array of strings as Str does, as encoding/json fills a
 // nil slice: [] makes an empty one.
 func (s *Scanner) Strings(dst *[]string) bool {
@@ -139,6 +171,12 @@ func (s *Scanner) Strings(dst *[]string) bool {
 
 // Num reads a number literal as JSON defines it.
 func (s *Scanner) Num() (string, bool) {
+	n, ok := s.num()
+	return string(n), ok
+}
+
+// num reads a number literal in place.
+func (s *Scanner) num() ([]byte, bool) {
 	s.space()
 	b, start, j := s.b, s.i, s.i
 	digits := func() bool {
@@ -155,12 +193,12 @@ func (s *Scanner) Num() (string, bool) {
 	case j < len(b) && b[j] == '0':
 		j++
 	case !digits():
-		return "", false
+		return nil, false
 	}
 	if j < len(b) && b[j] == '.' {
 		j++
 		if !digits() {
-			return "", false
+			return nil, false
 		}
 	}
 	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
@@ -169,22 +207,22 @@ func (s *Scanner) Num() (string, bool) {
 			j++
 		}
 		if !digits() {
-			return "", false
+			return nil, false
 		}
 	}
 	s.i = j
-	return string(b[start:j]), true
+	return b[start:j], true
 }
 
 // Int64To reads an integer literal that fits an int64 into dst, as
 // encoding/json fills an integer field (it refuses fractions and
 // exponents there).
 func (s *Scanner) Int64To(dst *int64) bool {
-	n, ok := s.Num()
+	n, ok := s.num()
 	if !ok {
 		return false
 	}
-	v, err := strconv.ParseInt(n, 10, 64)
+	v, err := strconv.ParseInt(string(n), 10, 64)
 	if err != nil {
 		return false
 	}
@@ -194,11 +232,11 @@ func (s *Scanner) Int64To(dst *int64) bool {
 
 // IntTo reads an integer literal that fits an int into dst.
 func (s *Scanner) IntTo(dst *int) bool {
-	n, ok := s.Num()
+	n, ok := s.num()
 	if !ok {
 		return false
 	}
-	v, err := strconv.ParseInt(n, 10, strconv.IntSize)
+	v, err := strconv.ParseInt(string(n), 10, strconv.IntSize)
 	if err != nil {
 		return false
 	}
@@ -208,11 +246,11 @@ func (s *Scanner) IntTo(dst *int) bool {
 
 // FloatTo reads a number that fits a float64 into dst.
 func (s *Scanner) FloatTo(dst *float64) bool {
-	n, ok := s.Num()
+	n, ok := s.num()
 	if !ok {
 		return false
 	}
-	v, err := strconv.ParseFloat(n, 64)
+	v, err := strconv.ParseFloat(string(n), 64)
 	if err != nil {
 		return false
 	}
@@ -312,7 +350,7 @@ func (s *Scanner) skip(depth int) bool {
 		}
 		return false
 	default:
-		_, ok := s.Num()
+		_, ok := s.num()
 		return ok
 	}
 }

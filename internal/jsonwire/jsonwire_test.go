@@ -81,3 +81,15 @@ func TestScalars(t *testing.T) {
 		t.Fatalf("BoolTo = %v; End %v", b, s.End())
 	}
 }
+
+func TestLitAndTextTo(t *testing.T) {
+	var a, b, c string
+	s := New([]byte(`{"a":"plain","b":"esc\"aped \u00e9","c":"bad` + "\xff" + `"}`))
+	ok := s.Lit(`{"a":`) && s.TextTo(&a) && s.Lit(`,"b":`) && s.TextTo(&b) && s.Lit(`,"c":`) && s.TextTo(&c) && s.Lit(`}`) && s.End()
+	if !ok || a != "plain" || b != "esc\"aped é" || c != "bad\uFFFD" {
+		t.Fatalf("ok %v, %q %q %q", ok, a, b, c)
+	}
+	if New([]byte(` {`)).Lit(`{`) {
+		t.Fatal("Lit skipped space")
+	}
+}
