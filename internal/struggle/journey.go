@@ -73,12 +73,18 @@ func appendBounded[T any](list []T, x T, max int) []T {
 // on the site.
 func sortLive(list []LiveVisitor) {
 	slices.SortStableFunc(list, func(a, b LiveVisitor) int {
-		switch {
-		case a.Score > b.Score:
-			return -1
-		case a.Score < b.Score:
-			return 1
-		}
-		return a.OnlineSince.Compare(b.OnlineSince)
+		return compareLive(a.Score, a.OnlineSince, b.Score, b.OnlineSince)
 	})
+}
+
+// compareLive is sortLive's order: higher score first, then earlier
+// online.
+func compareLive(aScore float64, aSince time.Time, bScore float64, bSince time.Time) int {
+	switch {
+	case aScore > bScore:
+		return -1
+	case aScore < bScore:
+		return 1
+	}
+	return aSince.Compare(bSince)
 }

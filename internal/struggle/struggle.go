@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -692,18 +693,38 @@ func (s *Service) Live(ctx context.Context, siteKey string, limit int) ([]LiveVi
 		v     *visit
 		id    string
 		since time.Time
+		score float64
 	}
 	var rows []row
 	s.mu.Lock()
 	for _, v := range s.visits {
 		if v.site == siteKey && v.online {
-			rows = append(rows, row{v, v.visitorID, v.since})
+			rows = append(rows, row{v: v, id: v.visitorID, since: v.since})
 		}
 	}
 	s.mu.Unlock()
 	st := s.siteOf(siteKey)
-	out := make([]LiveVisitor, 0, len(rows))
+	if st != nil {
+		st.mu.Lock()
+		for i := range rows {
+			rows[i].score = rows[i].v.jour.Score
+		}
+		st.mu.Unlock()
+	}
+	// Rank from memory first so that only the visitors returned cost a
+	// store read and a journey copy.
+	slices.SortStableFunc(rows, func(a, b row) int {
+		return compareLive(a.score, a.since, b.score, b.since)
+	})
+	n := len(rows)
+	if limit > 0 && limit < n {
+		n = limit
+	}
+	out := make([]LiveVisitor, 0, n)
 	for _, r := range rows {
+		if limit > 0 && len(out) == limit {
+			break
+		}
 		rec, err := s.o.Store.Visitor(ctx, r.id)
 		if errors.Is(err, chat.ErrNotFound) {
 			continue
@@ -720,10 +741,9 @@ func (s *Service) Live(ctx context.Context, siteKey string, limit int) ([]LiveVi
 		}
 		out = append(out, lv)
 	}
+	// A score may have moved since the ranking; keep the list ordered by
+	// the scores it reports.
 	sortLive(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
 	return out, nil
 }
 
