@@ -177,11 +177,7 @@ func (c *recordCache) forgetAll() {
 func cloneVisitor(v chat.Visitor) chat.Visitor {
 	v.Attributes = maps.Clone(v.Attributes)
 	if v.Context != nil {
-		cx := *v.Context
-		cx.Trail = slices.Clone(cx.Trail)
-		cx.Errors = slices.Clone(cx.Errors)
-		cx.Requests = slices.Clone(cx.Requests)
-		cx.Findings = slices.Clone(cx.Findings)
+		cx := v.Context.Clone()
 		v.Context = &cx
 	}
 	return v
