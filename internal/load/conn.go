@@ -65,12 +65,10 @@ func (c *conn) next(ctx context.Context) ([]byte, error) {
 
 // frame is the part of a server frame the generator looks at.
 type frame struct {
-	Type           string `json:"type"`
-	Code           string `json:"code"`
-	ClientID       string `json:"client_id"`
-	ConversationID string `json:"conversation_id"`
-	OfferID        string `json:"offer_id"`
-	Message        struct {
+	Type     string `json:"type"`
+	Code     string `json:"code"`
+	ClientID string `json:"client_id"`
+	Message  struct {
 		ClientID string `json:"client_id"`
 		Text     string `json:"text"`
 		Author   struct {
