@@ -69,11 +69,43 @@ func findBrowser(t testing.TB, env, def, label, tests, pkg string) string {
 type Page struct {
 	t   testing.TB
 	ctx context.Context
+	consoleLog
 
 	mu    sync.Mutex
-	logs  []string       // every console line and log entry, "level: text"
-	errs  []string       // console errors, exceptions, log errors
 	hooks []func(ev any) // OnEvent's funcs
+}
+
+// consoleLog collects a page's console lines and log entries, and the
+// errors among them, as "level: text". Both page types embed it.
+type consoleLog struct {
+	mu   sync.Mutex
+	logs []string // every line
+	errs []string // console errors, exceptions, log errors
+}
+
+func (c *consoleLog) add(level, text string, isErr bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	line := level + ": " + text
+	c.logs = append(c.logs, line)
+	if isErr {
+		c.errs = append(c.errs, line)
+	}
+}
+
+// Logs returns every console line and browser log entry seen so far.
+func (c *consoleLog) Logs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.logs...)
+}
+
+// Errors returns the console errors, uncaught exceptions and browser log
+// errors (such as CSP violations and failed loads) seen so far.
+func (c *consoleLog) Errors() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.errs...)
 }
 
 // New starts a fresh headless Chromium with a temporary profile and returns
@@ -118,14 +150,7 @@ func New(t testing.TB) *Page {
 // localStorage), for tests of two tabs of one visitor.
 func (p *Page) NewTab() *Page {
 	p.t.Helper()
-	q := &Page{t: p.t}
-	ctx, cancel := chromedp.NewContext(p.ctx, chromedp.WithListener(q.listen))
-	q.ctx = ctx
-	p.t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		p.t.Fatalf("browsertest: new tab: %v", err)
-	}
-	return q
+	return p.tab("new tab")
 }
 
 // NewContext opens a tab in a new browser context of the same browser,
@@ -134,12 +159,19 @@ func (p *Page) NewTab() *Page {
 // agent, or two visitors) without starting a second browser.
 func (p *Page) NewContext() *Page {
 	p.t.Helper()
+	return p.tab("new browser context", chromedp.WithNewBrowserContext())
+}
+
+// tab opens a tab of p's browser with opts, closed when the test ends;
+// what names it in the failure.
+func (p *Page) tab(what string, opts ...chromedp.ContextOption) *Page {
+	p.t.Helper()
 	q := &Page{t: p.t}
-	ctx, cancel := chromedp.NewContext(p.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(q.listen))
+	ctx, cancel := chromedp.NewContext(p.ctx, append(opts, chromedp.WithListener(q.listen))...)
 	q.ctx = ctx
 	p.t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
-		p.t.Fatalf("browsertest: new browser context: %v", err)
+		p.t.Fatalf("browsertest: %s: %v", what, err)
 	}
 	return q
 }
@@ -199,16 +231,6 @@ func (p *Page) listen(ev any) {
 			e := ev.Entry
 			p.add("log."+string(e.Source)+"."+string(e.Level), e.Text+" "+e.URL, e.Level == log.EntryLevelError)
 		}
-	}
-}
-
-func (p *Page) add(level, text string, isErr bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	line := level + ": " + text
-	p.logs = append(p.logs, line)
-	if isErr {
-		p.errs = append(p.errs, line)
 	}
 }
 
@@ -274,21 +296,6 @@ func (p *Page) WaitJS(what, js string) {
 	}
 }
 
-// Logs returns every console line and browser log entry seen so far.
-func (p *Page) Logs() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.logs...)
-}
-
-// Errors returns the console errors, uncaught exceptions and browser log
-// errors (such as CSP violations and failed loads) seen so far.
-func (p *Page) Errors() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.errs...)
-}
-
 // Screenshot saves a PNG of the viewport as OutDir(t)/name.png and returns
 // its path.
 func (p *Page) Screenshot(name string) string {
@@ -299,11 +306,18 @@ func (p *Page) Screenshot(name string) string {
 	if err != nil {
 		p.t.Fatalf("browsertest: screenshot: %v", err)
 	}
-	path := filepath.Join(OutDir(p.t), name+".png")
-	if err := os.WriteFile(path, buf, 0o644); err != nil {
-		p.t.Fatalf("browsertest: save screenshot: %v", err)
+	return savePNG(p.t, name, buf)
+}
+
+// savePNG writes a screenshot as OutDir(t)/name.png, logs and returns its
+// path.
+func savePNG(t testing.TB, name string, png []byte) string {
+	t.Helper()
+	path := filepath.Join(OutDir(t), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatalf("browsertest: save screenshot: %v", err)
 	}
-	p.t.Logf("screenshot: %s", path)
+	t.Logf("screenshot: %s", path)
 	return path
 }
 

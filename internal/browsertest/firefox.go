@@ -40,12 +40,11 @@ type FirefoxPage struct {
 	t       testing.TB
 	ws      *websocket.Conn
 	context string // the tab's browsing context id
+	consoleLog
 
 	mu      sync.Mutex
 	nextID  int
 	pending map[int]chan bidiReply
-	logs    []string
-	errs    []string
 }
 
 type bidiReply struct {
@@ -235,13 +234,7 @@ func (p *FirefoxPage) logEntry(raw json.RawMessage) {
 	if json.Unmarshal(raw, &e) != nil {
 		return
 	}
-	line := e.Type + "." + e.Level + ": " + e.Text
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.logs = append(p.logs, line)
-	if e.Level == "error" {
-		p.errs = append(p.errs, line)
-	}
+	p.add(e.Type+"."+e.Level, e.Text, e.Level == "error")
 }
 
 // call sends one BiDi command and returns its result.
@@ -382,24 +375,5 @@ func (p *FirefoxPage) Screenshot(name string) string {
 	if err != nil {
 		p.t.Fatalf("browsertest: firefox: screenshot: %v", err)
 	}
-	path := filepath.Join(OutDir(p.t), name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		p.t.Fatalf("browsertest: save screenshot: %v", err)
-	}
-	p.t.Logf("screenshot: %s", path)
-	return path
-}
-
-// Logs returns every console line and JavaScript log entry seen so far.
-func (p *FirefoxPage) Logs() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.logs...)
-}
-
-// Errors returns the console errors and uncaught exceptions seen so far.
-func (p *FirefoxPage) Errors() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.errs...)
+	return savePNG(p.t, name, png)
 }
