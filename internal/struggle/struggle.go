@@ -125,6 +125,7 @@ func (nopMetrics) OfferLatency(time.Duration)       {}
 type visit struct {
 	key       string // site + "/" + visitor ID, the engine's visit key
 	site      string
+	st        *site // the state of site, set at creation
 	visitorID string
 
 	loaded  bool
@@ -188,8 +189,9 @@ func (s *Service) siteFor(ctx context.Context, key string) (*site, error) {
 	return st, nil
 }
 
-// visitFor returns the visitor's state, creating it.
-func (s *Service) visitFor(ref chat.VisitorRef) *visit {
+// visitFor returns the visitor's state, creating it; st is the state of
+// ref's site.
+func (s *Service) visitFor(ref chat.VisitorRef, st *site) *visit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.visits[ref.VisitorID]
@@ -197,7 +199,7 @@ func (s *Service) visitFor(ref chat.VisitorRef) *visit {
 		if len(s.visits) >= maxVisits {
 			s.evictOldestLocked()
 		}
-		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, visitorID: ref.VisitorID, pending: map[string]string{}}
+		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, st: st, visitorID: ref.VisitorID, pending: map[string]string{}}
 		s.visits[ref.VisitorID] = v
 	}
 	return v
@@ -384,7 +386,7 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	if s.o.Recorder != nil {
 		s.o.Recorder.Events(ref, events)
 	}
-	v := s.visitFor(ref)
+	v := s.visitFor(ref, st)
 	s.mu.Lock()
 	fresh := !v.online // a new connection: it may come from another node
 	if fresh {
@@ -472,7 +474,7 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 	if err != nil {
 		return
 	}
-	v := s.visitFor(ref)
+	v := s.visitFor(ref, st)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	s.load(ctx, st, v)
@@ -593,10 +595,7 @@ const flushConcurrency = 4
 // is due: now, if something urgent changed or it was never written, or
 // else once JourneyInterval has passed since it was.
 func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
-	st := s.siteOf(v.site)
-	if st == nil {
-		return nil, false
-	}
+	st := v.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !v.dirty {
@@ -629,11 +628,9 @@ func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
 func (s *Service) saveJourney(ctx context.Context, v *visit, data []byte) {
 	if err := s.o.Store.PutMeta(ctx, journeyKey(v.visitorID), data); err != nil {
 		s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
-		if st := s.siteOf(v.site); st != nil {
-			st.mu.Lock()
-			v.dirty, v.urgent = true, true // retried at the next flush
-			st.mu.Unlock()
-		}
+		v.st.mu.Lock()
+		v.dirty, v.urgent = true, true // retried at the next flush
+		v.st.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -755,10 +752,7 @@ func (s *Service) Journey(visitorID string) *chat.VisitContext {
 	if v == nil {
 		return nil
 	}
-	st := s.siteOf(v.site)
-	if st == nil {
-		return nil
-	}
+	st := v.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !v.loaded && !v.dirty {
