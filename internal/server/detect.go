@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -168,9 +169,6 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"entries": list})
 }
 
-// maxBeaconEvents caps one beacon, as the events frame is capped.
-const maxBeaconEvents = 200
-
 // eventsBeacon takes the widget's last behaviour batch when the page is
 // unloading and the socket cannot carry it: POST /api/v1/events?site=KEY
 // with a text/plain body {"token","events"} (a CORS-simple request, so no
@@ -199,8 +197,9 @@ func (s *Server) eventsBeacon(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_frame", "body: want {\"token\",\"events\"}: "+err.Error())
 		return
 	}
-	if len(body.Events) > maxBeaconEvents {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "at most 200 events per beacon")
+	// A beacon is capped as the events frame is.
+	if len(body.Events) > chat.MaxBatchEvents {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("at most %d events per beacon", chat.MaxBatchEvents))
 		return
 	}
 	visitorID, ok := chat.VerifyVisitorToken(s.cfg.Secret, site.Key, body.Token)
