@@ -197,15 +197,13 @@ type WebhookRequest struct {
 	Finding *chat.FindingSeen `json:"finding,omitempty"`
 }
 
-// Headers of a webhook action, as internal/webhook's event deliveries:
-// the signature is webhook.Sign's "sha256=" + hex(HMAC-SHA256(secret,
-// timestamp + "." + body)), the timestamp in Unix seconds; receivers can
-// check it with webhook.Verify.
+// Headers of a webhook action, the same as internal/webhook's event
+// deliveries; receivers can check them with webhook.Verify.
 const (
-	HeaderSignature = "X-Lifeline-Signature"
-	HeaderTimestamp = "X-Lifeline-Timestamp"
-	HeaderDelivery  = "X-Lifeline-Delivery"
-	HeaderEvent     = "X-Lifeline-Event"
+	HeaderSignature = webhook.HeaderSignature
+	HeaderTimestamp = webhook.HeaderTimestamp
+	HeaderDelivery  = webhook.HeaderDelivery
+	HeaderEvent     = webhook.HeaderEvent
 )
 
 // maxResult caps what of the endpoint's answer becomes the note.
@@ -247,13 +245,7 @@ func (s *Service) callWebhook(ctx context.Context, conv *chat.Conversation, it *
 	if err != nil {
 		return "", err
 	}
-	ts := strconv.FormatInt(s.o.Now().Unix(), 10)
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("User-Agent", "Lifeline-Assist/1")
-	hr.Header.Set(HeaderEvent, req.Type)
-	hr.Header.Set(HeaderTimestamp, ts)
-	hr.Header.Set(HeaderDelivery, req.ID)
-	hr.Header.Set(HeaderSignature, webhook.Sign(secret, ts, body))
+	webhook.SignRequest(hr, secret, "Lifeline-Assist/1", req.Type, req.ID, body, s.o.Now())
 	resp, err := client.Do(hr)
 	if err != nil {
 		if errors.Is(err, webhook.ErrBlocked) {

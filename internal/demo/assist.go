@@ -20,7 +20,7 @@ func assistAction(secret string) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request"})
 			return
 		}
-		if secret == "" || !webhook.Verify(secret, r.Header.Get("X-Lifeline-Timestamp"), r.Header.Get("X-Lifeline-Signature"), body, time.Now(), 5*time.Minute) {
+		if secret == "" || !webhook.Verify(secret, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute) {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad_signature"})
 			return
 		}

@@ -490,13 +490,7 @@ func (s *Service) send(ctx context.Context, sub Subscription, id string, typ cha
 	if err != nil {
 		return err
 	}
-	ts := strconv.FormatInt(s.o.Now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Lifeline-Webhooks/1")
-	req.Header.Set("X-Lifeline-Event", string(typ))
-	req.Header.Set("X-Lifeline-Delivery", id)
-	req.Header.Set("X-Lifeline-Timestamp", ts)
-	req.Header.Set("X-Lifeline-Signature", Sign(sub.Secret, ts, body))
+	SignRequest(req, sub.Secret, "Lifeline-Webhooks/1", string(typ), id, body, s.o.Now())
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
@@ -507,6 +501,29 @@ func (s *Service) send(ctx context.Context, sub Subscription, id string, typ cha
 		return fmt.Errorf("receiver answered %s", resp.Status)
 	}
 	return nil
+}
+
+// Headers of a signed request, an event delivery or an assist action: the
+// signature is Sign's "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." +
+// body)), the timestamp in Unix seconds; receivers can check it with Verify.
+const (
+	HeaderSignature = "X-Lifeline-Signature"
+	HeaderTimestamp = "X-Lifeline-Timestamp"
+	HeaderDelivery  = "X-Lifeline-Delivery"
+	HeaderEvent     = "X-Lifeline-Event"
+)
+
+// SignRequest sets the headers of a signed JSON request: content type,
+// user agent, event, delivery ID, the timestamp of now and the signature
+// of body with secret.
+func SignRequest(req *http.Request, secret, userAgent, event, delivery string, body []byte, now time.Time) {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set(HeaderEvent, event)
+	req.Header.Set(HeaderDelivery, delivery)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 }
 
 // Sign returns the X-Lifeline-Signature value:
