@@ -21,7 +21,6 @@ type APIKey struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Role      chat.Role `json:"role"`
-	Digest    string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
