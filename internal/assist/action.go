@@ -181,15 +181,8 @@ type WebhookRequest struct {
 		ID  string `json:"id"`
 		Ref string `json:"ref"`
 	} `json:"conversation"`
-	Visitor struct {
-		ID         string            `json:"id"`
-		ExternalID string            `json:"external_id,omitempty"`
-		Name       string            `json:"name,omitempty"`
-		Email      string            `json:"email,omitempty"`
-		Verified   bool              `json:"verified"`
-		Attributes map[string]string `json:"attributes,omitempty"`
-	} `json:"visitor"`
-	Agent struct {
+	Visitor webhook.Visitor `json:"visitor"`
+	Agent   struct {
 		ID    string `json:"id"`
 		Email string `json:"email"`
 		Name  string `json:"name,omitempty"`
@@ -224,8 +217,7 @@ func (s *Service) callWebhook(ctx context.Context, conv *chat.Conversation, it *
 	req.ID, req.Type, req.At = uuid.NewString(), "assist.action", s.o.Now().UTC()
 	req.Site, req.Action, req.Playbook, req.Params = conv.SiteKey, it.action.ID, it.Playbook, it.params
 	req.Conversation.ID, req.Conversation.Ref = conv.ID, conv.Ref
-	req.Visitor.ID, req.Visitor.ExternalID, req.Visitor.Name, req.Visitor.Email = v.ID, v.ExternalID, v.Name, v.Email
-	req.Visitor.Verified, req.Visitor.Attributes = v.Verified, v.Attributes
+	req.Visitor = webhook.Visitor{ID: v.ID, ExternalID: v.ExternalID, Name: v.Name, Email: v.Email, Verified: v.Verified, Attributes: v.Attributes}
 	req.Agent.ID, req.Agent.Email, req.Agent.Name = agent.ID, agent.Email, agent.Name
 	req.Finding = it.find
 	body, err := json.Marshal(req)
