@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 )
 
 type ctxKey struct{}
@@ -78,25 +79,25 @@ func (s *Service) Require(roles ...chat.Role) func(http.Handler) http.Handler {
 			}
 			a, sess, err := s.Authenticate(r)
 			if errors.Is(err, ErrNoSession) {
-				writeError(w, http.StatusUnauthorized, "unauthenticated", "log in first")
+				httpjson.Error(w, http.StatusUnauthorized, "unauthenticated", "log in first")
 				return
 			}
 			if err != nil {
 				s.o.Logger.Error("authenticate", "err", err)
-				writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot check your session; retry")
+				httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "the server cannot check your session; retry")
 				return
 			}
 			if len(roles) > 0 && !slices.Contains(roles, a.Role) {
-				writeError(w, http.StatusForbidden, "forbidden", "your role ("+string(a.Role)+") may not do this")
+				httpjson.Error(w, http.StatusForbidden, "forbidden", "your role ("+string(a.Role)+") may not do this")
 				return
 			}
 			if !safeMethod(r.Method) {
 				if !sameOrigin(r) {
-					writeError(w, http.StatusForbidden, "csrf", "cross-site request refused")
+					httpjson.Error(w, http.StatusForbidden, "csrf", "cross-site request refused")
 					return
 				}
 				if !validCSRF(sess, r.Header.Get("X-CSRF-Token")) {
-					writeError(w, http.StatusForbidden, "csrf", "missing or wrong X-CSRF-Token header")
+					httpjson.Error(w, http.StatusForbidden, "csrf", "missing or wrong X-CSRF-Token header")
 					return
 				}
 			}
@@ -111,16 +112,16 @@ func (s *Service) Require(roles ...chat.Role) func(http.Handler) http.Handler {
 func (s *Service) serveKey(w http.ResponseWriter, r *http.Request, next http.Handler, secret string, roles []chat.Role) {
 	a, err := s.KeyAgent(r.Context(), secret)
 	if errors.Is(err, ErrNoKey) {
-		writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown or revoked API key")
+		httpjson.Error(w, http.StatusUnauthorized, "unauthenticated", "unknown or revoked API key")
 		return
 	}
 	if err != nil {
 		s.o.Logger.Error("check API key", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot check your key; retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "the server cannot check your key; retry")
 		return
 	}
 	if len(roles) > 0 && !slices.Contains(roles, a.Role) {
-		writeError(w, http.StatusForbidden, "forbidden", "this key's role ("+string(a.Role)+") may not do this")
+		httpjson.Error(w, http.StatusForbidden, "forbidden", "this key's role ("+string(a.Role)+") may not do this")
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, principal{agent: a})))
@@ -142,10 +143,10 @@ func (s *Service) listKeys(w http.ResponseWriter, r *http.Request) {
 	keys, err := s.Keys(r.Context())
 	if err != nil {
 		s.o.Logger.Error("list API keys", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "retry")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	httpjson.Write(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
@@ -155,43 +156,43 @@ func (s *Service) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "request body: want {\"name\",\"role\"}")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "request body: want {\"name\",\"role\"}")
 		return
 	}
 	by, _ := AgentFrom(r.Context())
 	k, secret, err := s.CreateKey(r.Context(), body.Name, body.Role, by)
 	if errors.Is(err, chat.ErrInvalid) {
-		writeError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), chat.ErrInvalid.Error()+": "))
+		httpjson.Error(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), chat.ErrInvalid.Error()+": "))
 		return
 	}
 	if err != nil {
 		s.o.Logger.Error("create API key", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "retry")
 		return
 	}
 	s.o.Audit.Record(r.Context(), by, "", "key.create", "key:"+k.ID, k.Name+" ("+string(k.Role)+")")
-	writeJSON(w, http.StatusCreated, map[string]any{"key": k, "secret": secret})
+	httpjson.Write(w, http.StatusCreated, map[string]any{"key": k, "secret": secret})
 }
 
 func (s *Service) revokeKey(w http.ResponseWriter, r *http.Request) {
 	k, err := s.RevokeKey(r.Context(), r.PathValue("id"))
 	if errors.Is(err, chat.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no such key")
+		httpjson.Error(w, http.StatusNotFound, "not_found", "no such key")
 		return
 	}
 	if err != nil {
 		s.o.Logger.Error("revoke API key", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "retry")
 		return
 	}
 	by, _ := AgentFrom(r.Context())
 	s.o.Audit.Record(r.Context(), by, "", "key.revoke", "key:"+k.ID, k.Name)
-	writeJSON(w, http.StatusOK, map[string]any{"key": k})
+	httpjson.Write(w, http.StatusOK, map[string]any{"key": k})
 }
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
-		writeError(w, http.StatusForbidden, "csrf", "cross-site request refused")
+		httpjson.Error(w, http.StatusForbidden, "csrf", "cross-site request refused")
 		return
 	}
 	var body struct {
@@ -200,7 +201,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "request body: want {\"email\",\"password\"}")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "request body: want {\"email\",\"password\"}")
 		return
 	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -211,21 +212,21 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrThrottled):
 		w.Header().Set("Retry-After", "900")
-		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many failed logins; wait 15 minutes")
+		httpjson.Error(w, http.StatusTooManyRequests, "rate_limited", "too many failed logins; wait 15 minutes")
 		return
 	case errors.Is(err, ErrBadCredentials):
-		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong email or password")
+		httpjson.Error(w, http.StatusUnauthorized, "bad_credentials", "wrong email or password")
 		return
 	case err != nil:
 		s.o.Logger.Error("login", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot log you in right now; retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "the server cannot log you in right now; retry")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: token, Path: "/", HttpOnly: true, Secure: s.o.SecureCookies,
 		SameSite: http.SameSiteStrictMode, Expires: sess.ExpiresAt, MaxAge: int(time.Until(sess.ExpiresAt).Seconds()),
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"agent": a, "csrf_token": sess.CSRF})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agent": a, "csrf_token": sess.CSRF})
 }
 
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
@@ -241,16 +242,5 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) me(w http.ResponseWriter, r *http.Request) {
 	p := r.Context().Value(ctxKey{}).(principal)
-	writeJSON(w, http.StatusOK, map[string]any{"agent": p.agent, "csrf_token": p.sess.CSRF})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agent": p.agent, "csrf_token": p.sess.CSRF})
 }

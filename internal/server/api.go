@@ -10,10 +10,11 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 )
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readyz answers 200 only when the store and the broker answer.
@@ -30,7 +31,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		checks["broker"], status = "unreachable", http.StatusServiceUnavailable
 		s.log.Warn("readiness: broker", "err", err)
 	}
-	writeJSON(w, status, checks)
+	httpjson.Write(w, status, checks)
 }
 
 // listConversations: GET /api/v1/conversations?status=waiting,active&site=&agent=&visitor=&email=&limit=
@@ -40,7 +41,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
 			if !chat.Status(st).Valid() {
-				writeError(w, http.StatusBadRequest, "invalid", "unknown status "+strconv.Quote(st))
+				httpjson.Error(w, http.StatusBadRequest, "invalid", "unknown status "+strconv.Quote(st))
 				return
 			}
 			cq.Statuses = append(cq.Statuses, chat.Status(st))
@@ -49,7 +50,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "invalid", "limit must be 1 to 500")
+			httpjson.Error(w, http.StatusBadRequest, "invalid", "limit must be 1 to 500")
 			return
 		}
 		cq.Limit = n
@@ -63,14 +64,14 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": nonNil(list)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"conversations": nonNil(list)})
 }
 
 // conversationsByEmail finds the conversations of the visitors with an email
 // (identified, or given when leaving a message).
 func (s *Server) conversationsByEmail(w http.ResponseWriter, r *http.Request, cq chat.ConversationQuery, email string) {
 	if cq.SiteKey == "" {
-		writeError(w, http.StatusBadRequest, "invalid", "searching by email needs site")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "searching by email needs site")
 		return
 	}
 	visitors, err := s.cfg.Store.FindVisitors(r.Context(), chat.VisitorQuery{SiteKey: cq.SiteKey, Email: email})
@@ -88,7 +89,7 @@ func (s *Server) conversationsByEmail(w http.ResponseWriter, r *http.Request, cq
 		}
 		out = append(out, list...)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": nonNil(out)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"conversations": nonNil(out)})
 }
 
 // transcript is a conversation with everything an agent needs.
@@ -115,7 +116,7 @@ func (s *Server) writeTranscript(w http.ResponseWriter, r *http.Request, conv ch
 		t.Visitor = &v
 	}
 	t.Messages, t.Notes = nonNil(t.Messages), nonNil(t.Notes)
-	writeJSON(w, http.StatusOK, t)
+	httpjson.Write(w, http.StatusOK, t)
 }
 
 func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +173,7 @@ func (s *Server) writeConversation(w http.ResponseWriter, r *http.Request, conv 
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversation": conv})
+	httpjson.Write(w, http.StatusOK, map[string]any{"conversation": conv})
 }
 
 // findVisitors: GET /api/v1/visitors?site=&email=&external_id=
@@ -180,7 +181,7 @@ func (s *Server) findVisitors(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	vq := chat.VisitorQuery{SiteKey: q.Get("site"), Email: q.Get("email"), ExternalID: q.Get("external_id")}
 	if vq.SiteKey == "" || (vq.Email == "" && vq.ExternalID == "") {
-		writeError(w, http.StatusBadRequest, "invalid", "give site and one of email or external_id")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site and one of email or external_id")
 		return
 	}
 	list, err := s.cfg.Store.FindVisitors(r.Context(), vq)
@@ -188,7 +189,7 @@ func (s *Server) findVisitors(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"visitors": nonNil(list)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"visitors": nonNil(list)})
 }
 
 func (s *Server) getVisitor(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +206,7 @@ func (s *Server) getVisitor(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Struggle != nil {
 		v.Context = s.cfg.Struggle.JourneyOf(r.Context(), v.ID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"visitor": v, "conversations": nonNil(convs)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"visitor": v, "conversations": nonNil(convs)})
 }
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +228,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": nonNil(list)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agents": nonNil(list)})
 }
 
 func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) {
@@ -246,7 +247,7 @@ func (s *Server) addAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, "", "agent.add", a.ID, a.Email+" ("+string(a.Role)+")")
-	writeJSON(w, http.StatusCreated, map[string]any{"agent": a})
+	httpjson.Write(w, http.StatusCreated, map[string]any{"agent": a})
 }
 
 // updateAgent: PATCH /api/v1/agents/{id} with any of name, role, capacity,
@@ -285,14 +286,14 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Role != nil {
 		if !body.Role.Valid() {
-			writeError(w, http.StatusBadRequest, "invalid", "role must be admin, agent or analyst")
+			httpjson.Error(w, http.StatusBadRequest, "invalid", "role must be admin, agent or analyst")
 			return
 		}
 		a.Role = *body.Role
 	}
 	if body.Capacity != nil {
 		if *body.Capacity < 1 || *body.Capacity > 100 {
-			writeError(w, http.StatusBadRequest, "invalid", "capacity must be 1 to 100")
+			httpjson.Error(w, http.StatusBadRequest, "invalid", "capacity must be 1 to 100")
 			return
 		}
 		a.Capacity = *body.Capacity
@@ -302,7 +303,7 @@ func (s *Server) updateAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, "", "agent.update", a.ID, agentChanges(body.Name != nil, body.Role != nil, body.Capacity != nil, body.Disabled, body.Password != nil))
-	writeJSON(w, http.StatusOK, map[string]any{"agent": a})
+	httpjson.Write(w, http.StatusOK, map[string]any{"agent": a})
 }
 
 // siteView hides the identity secret from everyone but admins.
@@ -323,7 +324,7 @@ func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	for i := range list {
 		list[i] = siteView(list[i], agent.Role == chat.RoleAdmin)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sites": nonNil(list)})
+	httpjson.Write(w, http.StatusOK, map[string]any{"sites": nonNil(list)})
 }
 
 type siteBody struct {
@@ -372,7 +373,7 @@ func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.cfg.Store.Site(r.Context(), site.Key); err == nil {
-		writeError(w, http.StatusConflict, "conflict", "a site with that key exists")
+		httpjson.Error(w, http.StatusConflict, "conflict", "a site with that key exists")
 		return
 	}
 	if err := s.cfg.Store.PutSite(r.Context(), site); err != nil {
@@ -380,7 +381,7 @@ func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, site.Key, "site.add", site.Key, strings.Join(site.Origins, " "))
-	writeJSON(w, http.StatusCreated, map[string]any{"site": site})
+	httpjson.Write(w, http.StatusCreated, map[string]any{"site": site})
 }
 
 func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
@@ -407,7 +408,7 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, site.Key, "site.update", site.Key, "origins "+strings.Join(site.Origins, " "))
-	writeJSON(w, http.StatusOK, map[string]any{"site": site})
+	httpjson.Write(w, http.StatusOK, map[string]any{"site": site})
 }
 
 func nonNil[T any](s []T) []T {

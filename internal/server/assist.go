@@ -10,6 +10,7 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/assist"
 	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 )
 
 // addAssistRoutes routes agent assist: playbooks, their stats and
@@ -51,7 +52,7 @@ func (s *Server) getPlaybooks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (s *Server) putPlaybooks(ctx context.Context, key string, data []byte, by chat.Agent) (any, error) {
@@ -76,11 +77,11 @@ func (s *Server) previewPlaybooks(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, assist.MaxDocBytes+4096)
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
 		return
 	}
 	if body.VisitorID == "" {
-		writeError(w, http.StatusBadRequest, "invalid", "visitor_id: required")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "visitor_id: required")
 		return
 	}
 	if bytes.Equal(bytes.TrimSpace(body.Playbooks), []byte("null")) {
@@ -92,12 +93,12 @@ func (s *Server) previewPlaybooks(w http.ResponseWriter, r *http.Request) {
 		s.writeAssistError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 func (s *Server) suggestions(w http.ResponseWriter, r *http.Request) {
 	if r.PathValue("part") != "suggestions" {
-		writeError(w, http.StatusNotFound, "not_found", "not found")
+		httpjson.Error(w, http.StatusNotFound, "not_found", "not found")
 		return
 	}
 	agent, _ := auth.AgentFrom(r.Context())
@@ -106,7 +107,7 @@ func (s *Server) suggestions(w http.ResponseWriter, r *http.Request) {
 		s.writeAssistError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 func (s *Server) suggestionUsed(w http.ResponseWriter, r *http.Request) {
@@ -132,7 +133,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request) {
 		s.writeAssistError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 // writeAssistError answers a failed action with its status and a message
@@ -140,7 +141,7 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request) {
 func (s *Server) writeAssistError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *assist.ActionError
 	if errors.As(err, &ae) {
-		writeError(w, ae.Status, "action_failed", ae.Message)
+		httpjson.Error(w, ae.Status, "action_failed", ae.Message)
 		return
 	}
 	s.writeStoreError(w, r, err)

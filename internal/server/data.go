@@ -10,6 +10,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 	"github.com/lifelinehq/lifeline/internal/privacy"
 )
 
@@ -46,7 +47,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"webhooks": list})
+	httpjson.Write(w, http.StatusOK, map[string]any{"webhooks": list})
 }
 
 func (s *Server) addWebhook(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +64,7 @@ func (s *Server) addWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"webhook": sub})
+	httpjson.Write(w, http.StatusCreated, map[string]any{"webhook": sub})
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
@@ -77,7 +78,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deadWebhooks(w http.ResponseWriter, r *http.Request) {
 	site := r.URL.Query().Get("site")
 	if site == "" {
-		writeError(w, http.StatusBadRequest, "invalid", "give site")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site")
 		return
 	}
 	list, err := s.cfg.Webhooks.Dead(r.Context(), site, 500)
@@ -85,20 +86,20 @@ func (s *Server) deadWebhooks(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": list})
+	httpjson.Write(w, http.StatusOK, map[string]any{"deliveries": list})
 }
 
 func (s *Server) redeliverWebhook(w http.ResponseWriter, r *http.Request) {
 	site := r.URL.Query().Get("site")
 	if site == "" {
-		writeError(w, http.StatusBadRequest, "invalid", "give site")
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site")
 		return
 	}
 	if err := s.cfg.Webhooks.Redeliver(r.Context(), site, r.PathValue("id")); err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
+	httpjson.Write(w, http.StatusAccepted, map[string]string{"status": "queued"})
 }
 
 func (s *Server) exportVisitor(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +109,7 @@ func (s *Server) exportVisitor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "visitor-"+exp.Visitor.ID+".json"))
-	writeJSON(w, http.StatusOK, exp)
+	httpjson.Write(w, http.StatusOK, exp)
 }
 
 func (s *Server) eraseVisitor(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +119,7 @@ func (s *Server) eraseVisitor(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"erased": out})
+	httpjson.Write(w, http.StatusOK, map[string]any{"erased": out})
 }
 
 func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +128,7 @@ func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"retention": ret})
+	httpjson.Write(w, http.StatusOK, map[string]any{"retention": ret})
 }
 
 func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +141,7 @@ func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"retention": ret})
+	httpjson.Write(w, http.StatusOK, map[string]any{"retention": ret})
 }
 
 // backup streams a consistent snapshot of the embedded store.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 	"github.com/lifelinehq/lifeline/internal/struggle"
 )
 
@@ -59,7 +60,7 @@ func (s *Server) siteRead(read func(ctx context.Context, key string) (any, error
 			s.writeStoreError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, out)
+		httpjson.Write(w, http.StatusOK, out)
 	}
 }
 
@@ -92,7 +93,7 @@ func (s *Server) putSiteDoc(what string, limit int64, set func(ctx context.Conte
 		}
 		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", what+": "+err.Error())
+			httpjson.Error(w, http.StatusBadRequest, "invalid", what+": "+err.Error())
 			return
 		}
 		agent, _ := auth.AgentFrom(r.Context())
@@ -101,7 +102,7 @@ func (s *Server) putSiteDoc(what string, limit int64, set func(ctx context.Conte
 			s.writeStoreError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, doc)
+		httpjson.Write(w, http.StatusOK, doc)
 	}
 }
 
@@ -123,7 +124,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"policy": p})
+	httpjson.Write(w, http.StatusOK, map[string]any{"policy": p})
 }
 
 func (s *Server) backtest(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +135,7 @@ func (s *Server) backtest(w http.ResponseWriter, r *http.Request) {
 	var req struggle.BacktestRequest
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
 		return
 	}
 	rep, err := s.cfg.Struggle.Backtest(r.Context(), key, req)
@@ -142,7 +143,7 @@ func (s *Server) backtest(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	httpjson.Write(w, http.StatusOK, rep)
 }
 
 // auditLog answers GET /api/v1/audit: a site's trail for anyone signed
@@ -151,7 +152,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Query().Get("site")
 	if key == "" {
 		if me, _ := auth.AgentFrom(r.Context()); me.Role != chat.RoleAdmin {
-			writeError(w, http.StatusForbidden, "forbidden", "only admins read every site's audit trail; add ?site=")
+			httpjson.Error(w, http.StatusForbidden, "forbidden", "only admins read every site's audit trail; add ?site=")
 			return
 		}
 	} else if _, ok := s.site(w, r, key); !ok {
@@ -166,7 +167,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": list})
+	httpjson.Write(w, http.StatusOK, map[string]any{"entries": list})
 }
 
 // eventsBeacon takes the widget's last behaviour batch when the page is
@@ -178,14 +179,14 @@ func (s *Server) eventsBeacon(w http.ResponseWriter, r *http.Request) {
 	site, err := s.cfg.Store.Site(r.Context(), key)
 	if err != nil {
 		if errors.Is(err, chat.ErrNotFound) {
-			writeError(w, http.StatusForbidden, "unknown_site", "no site with that key")
+			httpjson.Error(w, http.StatusForbidden, "unknown_site", "no site with that key")
 			return
 		}
 		s.writeStoreError(w, r, err)
 		return
 	}
 	if o := r.Header.Get("Origin"); o != "" && !originAllowed(site, o) {
-		writeError(w, http.StatusForbidden, "forbidden", "this origin is not allowed for the site")
+		httpjson.Error(w, http.StatusForbidden, "forbidden", "this origin is not allowed for the site")
 		return
 	}
 	var body struct {
@@ -194,17 +195,17 @@ func (s *Server) eventsBeacon(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_frame", "body: want {\"token\",\"events\"}: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "bad_frame", "body: want {\"token\",\"events\"}: "+err.Error())
 		return
 	}
 	// A beacon is capped as the events frame is.
 	if len(body.Events) > chat.MaxBatchEvents {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("at most %d events per beacon", chat.MaxBatchEvents))
+		httpjson.Error(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("at most %d events per beacon", chat.MaxBatchEvents))
 		return
 	}
 	visitorID, ok := chat.VerifyVisitorToken(s.cfg.Secret, site.Key, body.Token)
 	if !ok {
-		writeError(w, http.StatusForbidden, "bad_token", "the visitor token is forged, expired or for another site")
+		httpjson.Error(w, http.StatusForbidden, "bad_token", "the visitor token is forged, expired or for another site")
 		return
 	}
 	raw := make([][]byte, len(body.Events))

@@ -16,6 +16,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/assist"
 	"github.com/lifelinehq/lifeline/internal/audit"
 	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/struggle"
@@ -107,27 +108,6 @@ func (s *Server) releaseIP(ip string) {
 	}
 }
 
-// apiError is the JSON error body of every API failure.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	var e apiError
-	e.Error.Code, e.Error.Message = code, msg
-	writeJSON(w, status, e)
-}
-
 // writeStoreError maps contract and validation errors to statuses in one
 // place; anything else is logged and answered 503 without details.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
@@ -135,26 +115,26 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 	var invalid interface{ Invalid() bool } // a validation error listing its problems
 	switch {
 	case errors.As(err, &invalid) && invalid.Invalid():
-		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid", err.Error())
 	case errors.As(err, &fe):
 		status := http.StatusBadRequest
 		if fe.Code == chat.CodeConflict {
 			status = http.StatusConflict
 		}
-		writeError(w, status, fe.Code, fe.Message)
+		httpjson.Error(w, status, fe.Code, fe.Message)
 	case errors.Is(err, chat.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "not found")
+		httpjson.Error(w, http.StatusNotFound, "not_found", "not found")
 	case errors.Is(err, chat.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", "the record changed or already exists")
+		httpjson.Error(w, http.StatusConflict, "conflict", "the record changed or already exists")
 	case errors.Is(err, chat.ErrCapacity):
-		writeError(w, http.StatusConflict, "capacity", "the agent is at capacity")
+		httpjson.Error(w, http.StatusConflict, "capacity", "the agent is at capacity")
 	case errors.Is(err, chat.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid", err.Error())
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody is listening.
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot serve this right now; retry")
+		httpjson.Error(w, http.StatusServiceUnavailable, "unavailable", "the server cannot serve this right now; retry")
 	}
 }
 
@@ -164,7 +144,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
 		return false
 	}
 	return true

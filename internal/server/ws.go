@@ -7,6 +7,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/httpjson"
 )
 
 // The sockets below are served on goroutines of their own once accepted:
@@ -22,7 +23,7 @@ func (s *Server) visitorSocket() http.Handler {
 		site, err := s.cfg.Store.Site(r.Context(), key)
 		if errors.Is(err, chat.ErrNotFound) || key == "" {
 			s.rejected("unknown_site")
-			writeError(w, http.StatusForbidden, "unknown_site", "no site with that key: check data-site in the snippet")
+			httpjson.Error(w, http.StatusForbidden, "unknown_site", "no site with that key: check data-site in the snippet")
 			return
 		}
 		if err != nil {
@@ -58,7 +59,7 @@ func (s *Server) agentSocket() http.Handler {
 		agent, _, err := s.cfg.Auth.Authenticate(r)
 		if err != nil {
 			s.rejected("unauthenticated")
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "log in first")
+			httpjson.Error(w, http.StatusUnauthorized, "unauthenticated", "log in first")
 			return
 		}
 		ip, ok := s.admit(w, r)
@@ -84,7 +85,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (ip string, ok bo
 	ip = clientIP(r)
 	if !s.acquireIP(ip) {
 		s.rejected("ip_cap")
-		writeError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
+		httpjson.Error(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from this address")
 		return ip, false
 	}
 	return ip, true
