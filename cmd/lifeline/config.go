@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -66,6 +67,15 @@ func addStateFlags(fs *flag.FlagSet, getenv func(string) string, c *config) {
 	stringFlag(fs, getenv, &c.redis, "redis", "", "Redis URL for many nodes (redis://host:6379/0; a cluster: redis://host1:7000?addr=host2:7001&addr=host3:7002); empty means single node, embedded")
 	stringFlag(fs, getenv, &c.logFormat, "log-format", "text", "log format: text (coloured, for people) or json (for machines)")
 	stringFlag(fs, getenv, &c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// recordDir is where recordings are: dir, from --record-dir or
+// LIFELINE_RECORD_DIR, if set, else DATA/recordings.
+func (c *config) recordDir(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	return filepath.Join(c.data, "recordings")
 }
 
 func (c *config) validate() error {

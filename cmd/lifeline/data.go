@@ -54,13 +54,10 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 	sub, args := args[0], args[1:]
 	var recordDir, site, email, ext string
 	extra := func(fs *flag.FlagSet) {
-		fs.StringVar(&recordDir, "record-dir", "", "where recordings are (default DATA/recordings)")
+		stringFlag(fs, getenv, &recordDir, "record-dir", "", "where recordings are (default DATA/recordings)")
 	}
-	service := func(st *state, fs *flag.FlagSet) *privacy.Service {
-		if recordDir == "" {
-			recordDir = filepath.Join(fs.Lookup("data").Value.String(), "recordings")
-		}
-		return privacy.New(privacy.Options{Store: st.store, RecordDir: recordDir})
+	service := func(st *state) *privacy.Service {
+		return privacy.New(privacy.Options{Store: st.store, RecordDir: st.cfg.recordDir(recordDir)})
 	}
 	oneID := func(fs *flag.FlagSet) (string, error) {
 		if fs.NArg() != 1 {
@@ -93,7 +90,7 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 			if err != nil {
 				return err
 			}
-			exp, err := service(st, fs).Export(ctx, id)
+			exp, err := service(st).Export(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -107,7 +104,7 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 			if err != nil {
 				return err
 			}
-			out, err := service(st, fs).Erase(ctx, id, privacy.Actor{ID: "cli", Email: "lifeline visitor erase"})
+			out, err := service(st).Erase(ctx, id, privacy.Actor{ID: "cli", Email: "lifeline visitor erase"})
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -56,9 +55,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil || sample < 0 || sample > 1 {
 		return usageError{fmt.Errorf("--record-sample %q: want a number from 0 to 1", recordSample)}
 	}
-	if recordDir == "" {
-		recordDir = filepath.Join(c.data, "recordings")
-	}
+	recordDir = c.recordDir(recordDir)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
 	}

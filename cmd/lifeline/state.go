@@ -17,8 +17,10 @@ import (
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 )
 
-// state is the store and broker a command works on.
+// state is the store and broker a command works on, and the config it
+// was opened with.
 type state struct {
+	cfg    *config
 	store  chat.Store
 	broker chat.Broker
 	close  func() error
@@ -36,7 +38,7 @@ func openState(ctx context.Context, c *config, log *slog.Logger) (*state, error)
 			return nil, fmt.Errorf("open embedded store in %s: %w", c.data, err)
 		}
 		br := chat.NewMemoryBroker()
-		return &state{store: st, broker: br, close: func() error { return errors.Join(br.Close(), st.Close()) }}, nil
+		return &state{cfg: c, store: st, broker: br, close: func() error { return errors.Join(br.Close(), st.Close()) }}, nil
 	}
 	client, err := redisClient(c.redis)
 	if err != nil {
@@ -47,7 +49,7 @@ func openState(ctx context.Context, c *config, log *slog.Logger) (*state, error)
 	if err := st.Ping(ctx); err != nil {
 		log.Warn("redis is not reachable yet; the node will report not ready until it is", "err", err)
 	}
-	return &state{store: st, broker: br, close: func() error {
+	return &state{cfg: c, store: st, broker: br, close: func() error {
 		return errors.Join(br.Close(), st.Close(), client.Close())
 	}}, nil
 }
