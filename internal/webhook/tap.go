@@ -18,7 +18,9 @@ import (
 //   - UpdateConversation: conversation.resolved when the status becomes
 //     resolved, conversation.reopened when it leaves resolved,
 //     conversation.transferred when an open conversation changes agent
-//   - AppendMessage (created only): message.created
+//   - AppendMessage (created only): message.created, without the site and
+//     visitor, which the Service fills from the conversation when it
+//     queues the event, off the chat write path
 //   - PutVisitor that sets or changes the external ID or verification:
 //     visitor.identified
 //
@@ -78,10 +80,7 @@ func (t *tap) UpdateConversation(ctx context.Context, id string, fn func(*chat.C
 func (t *tap) AppendMessage(ctx context.Context, m chat.Message) (chat.Message, bool, error) {
 	stored, created, err := t.Store.AppendMessage(ctx, m)
 	if err == nil && created {
-		if c, cerr := t.Store.Conversation(ctx, stored.ConversationID); cerr == nil {
-			t.ev.Emit(ctx, chat.Event{Type: chat.EventMessageCreated, SiteKey: c.SiteKey, VisitorID: c.VisitorID,
-				AgentID: agentOf(stored), At: stored.At, Message: &stored})
-		}
+		t.ev.Emit(ctx, chat.Event{Type: chat.EventMessageCreated, AgentID: agentOf(stored), At: stored.At, Message: &stored})
 	}
 	return stored, created, err
 }

@@ -342,8 +342,18 @@ type delivery struct {
 	LastAt    time.Time      `json:"last_at,omitzero"`
 }
 
-// enqueue writes one outbox item per subscription that wants e.
+// enqueue writes one outbox item per subscription that wants e. A message
+// event from Tap comes without its site and visitor: they are read from
+// the conversation here rather than on the chat write path.
 func (s *Service) enqueue(ctx context.Context, e chat.Event) {
+	if e.SiteKey == "" && e.Message != nil {
+		c, err := s.o.Store.Conversation(ctx, e.Message.ConversationID)
+		if err != nil {
+			s.o.Logger.Warn("webhook message conversation", "conversation", e.Message.ConversationID, "err", err)
+			return
+		}
+		e.SiteKey, e.VisitorID = c.SiteKey, c.VisitorID
+	}
 	subs, err := s.cachedSubscriptions(ctx, e.SiteKey)
 	if err != nil {
 		s.o.Logger.Warn("webhook subscriptions", "site", e.SiteKey, "err", err)
