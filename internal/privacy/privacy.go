@@ -15,12 +15,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/audit"
+	"github.com/lifelinehq/lifeline/internal/struggle"
 )
 
 // Forgetter is anything outside the store that holds visitor data: the
@@ -230,7 +229,7 @@ func (s *Service) eachRecording(site, visitorID string, fn func(line []byte), re
 	if s.o.RecordDir == "" || site == "" {
 		return nil
 	}
-	files, err := filepath.Glob(filepath.Join(s.o.RecordDir, site+"-*.jsonl"))
+	files, err := struggle.RecordingFiles(s.o.RecordDir, site)
 	if err != nil {
 		return err
 	}
@@ -282,15 +281,4 @@ func filterFile(name, visit string, fn func([]byte), remove bool) error {
 		return err
 	}
 	return os.Rename(tmp, name)
-}
-
-// recordingDay parses the day of a recording file name SITE-YYYY-MM-DD.jsonl.
-func recordingDay(site, name string) (time.Time, bool) {
-	base := strings.TrimSuffix(filepath.Base(name), ".jsonl")
-	day, ok := strings.CutPrefix(base, site+"-")
-	if !ok {
-		return time.Time{}, false
-	}
-	t, err := time.Parse("2006-01-02", day)
-	return t, err == nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/struggle"
 )
 
 // Retention is a site's retention periods in days; zero keeps forever.
@@ -254,13 +254,13 @@ func (w *Sweeper) sweepRecordings(site string, cutoff time.Time) error {
 	if w.svc.o.RecordDir == "" {
 		return nil
 	}
-	files, err := filepath.Glob(filepath.Join(w.svc.o.RecordDir, site+"-*.jsonl"))
+	files, err := struggle.RecordingFiles(w.svc.o.RecordDir, site)
 	if err != nil {
 		return err
 	}
 	day := cutoff.UTC().Truncate(24 * time.Hour)
 	for _, name := range files {
-		if d, ok := recordingDay(site, name); ok && d.Before(day) {
+		if d, ok := struggle.RecordingDay(site, name); ok && d.Before(day) {
 			if err := os.Remove(name); err != nil && !os.IsNotExist(err) {
 				return err
 			}

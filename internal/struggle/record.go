@@ -140,8 +140,35 @@ func (r *Recorder) Flush(idle time.Duration) error {
 	return errors.Join(errs...)
 }
 
+// Recording files are named SITE-YYYY-MM-DD.jsonl after the UTC day they
+// were written on. The privacy package finds, erases and expires them by
+// these helpers.
+const recordingDayLayout = "2006-01-02"
+
+// recordingFile is the file in dir a site's sessions of day t go to.
+func recordingFile(dir, site string, t time.Time) string {
+	return filepath.Join(dir, fmt.Sprintf("%s-%s.jsonl", site, t.UTC().Format(recordingDayLayout)))
+}
+
+// RecordingFiles lists the recording files of site in dir, in name order
+// (oldest day first).
+func RecordingFiles(dir, site string) ([]string, error) {
+	return filepath.Glob(filepath.Join(dir, site+"-*.jsonl"))
+}
+
+// RecordingDay parses the day of a recording file name of site.
+func RecordingDay(site, name string) (time.Time, bool) {
+	base := strings.TrimSuffix(filepath.Base(name), ".jsonl")
+	day, ok := strings.CutPrefix(base, site+"-")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(recordingDayLayout, day)
+	return t, err == nil
+}
+
 func (r *Recorder) write(site string, now time.Time, list []backtest.Session) error {
-	name := filepath.Join(r.dir, fmt.Sprintf("%s-%s.jsonl", site, now.UTC().Format("2006-01-02")))
+	name := recordingFile(r.dir, site, now)
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("write recording: %w", err)
@@ -164,7 +191,7 @@ func (r *Recorder) write(site string, now time.Time, list []backtest.Session) er
 
 // Sessions reads up to limit recorded sessions of site, newest files first.
 func (r *Recorder) Sessions(ctx context.Context, site string, limit int) ([]backtest.Session, error) {
-	matches, err := filepath.Glob(filepath.Join(r.dir, site+"-*.jsonl"))
+	matches, err := RecordingFiles(r.dir, site)
 	if err != nil {
 		return nil, err
 	}
