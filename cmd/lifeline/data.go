@@ -20,6 +20,7 @@ import (
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/privacy"
+	"github.com/lifelinehq/lifeline/internal/store/bolt"
 )
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -185,7 +186,7 @@ func backupCmd(ctx context.Context, args []string, getenv func(string) string, s
 		os.Remove(tmp)
 		return fmt.Errorf("backup: %w", err)
 	}
-	if err := checkBoltFile(tmp); err != nil {
+	if err := bolt.Check(tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("backup: the snapshot is incomplete: %w", err)
 	}
@@ -194,24 +195,6 @@ func backupCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stdout, "backup written to %s (%d bytes)\n", out, n)
 	return nil
-}
-
-// checkBoltFile opens path read-only and checks every page.
-func checkBoltFile(path string) error {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		if tx.Bucket([]byte("convs")) == nil {
-			return errors.New("not a Lifeline store")
-		}
-		return nil
-	})
 }
 
 func restoreCmd(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -227,7 +210,7 @@ func restoreCmd(_ context.Context, args []string, getenv func(string) string, st
 	if in == "" {
 		return usageError{errors.New("restore needs --in FILE\n\n" + backupUsage)}
 	}
-	if err := checkBoltFile(in); err != nil {
+	if err := bolt.Check(in); err != nil {
 		return fmt.Errorf("restore: %s is not a usable backup: %w", in, err)
 	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
