@@ -348,12 +348,8 @@ func (s *Service) stats(ctx context.Context, site string) (map[string]Stats, err
 	return out, nil
 }
 
-// context gathers what is known of a conversation.
-func (s *Service) context(ctx context.Context, conv *chat.Conversation, visitorID string, agent *chat.Agent) (*Context, error) {
-	v, err := s.o.Store.Visitor(ctx, visitorID)
-	if err != nil {
-		return nil, err
-	}
+// context gathers what is known of a conversation and its visitor v.
+func (s *Service) context(ctx context.Context, conv *chat.Conversation, v chat.Visitor, agent *chat.Agent) (*Context, error) {
 	site, err := s.o.Store.Site(ctx, v.SiteKey)
 	if err != nil {
 		return nil, err
@@ -416,7 +412,11 @@ func (s *Service) evaluate(ctx context.Context, conv *chat.Conversation, agent *
 	if err != nil {
 		return Result{}, convState{}, err
 	}
-	c, err := s.context(ctx, conv, conv.VisitorID, agent)
+	v, err := s.o.Store.Visitor(ctx, conv.VisitorID)
+	if err != nil {
+		return Result{}, convState{}, err
+	}
+	c, err := s.context(ctx, conv, v, agent)
 	if err != nil {
 		return Result{}, convState{}, err
 	}
@@ -460,13 +460,14 @@ func (s *Service) Preview(ctx context.Context, site, visitorID string, data []by
 	if v.SiteKey != site {
 		return Result{}, fmt.Errorf("preview: visitor of another site: %w", chat.ErrNotFound)
 	}
-	var conv *chat.Conversation
-	if list, err := s.o.Store.Conversations(ctx, chat.ConversationQuery{VisitorID: visitorID, Limit: 1}); err == nil && len(list) > 0 {
-		conv = &list[0]
-	}
-	c, err := s.context(ctx, conv, visitorID, &agent)
+	c, err := s.context(ctx, nil, v, &agent)
 	if err != nil {
 		return Result{}, err
+	}
+	if len(c.Previous) > 0 {
+		// Previous is newest first: its head is the latest conversation.
+		conv := c.Previous[0]
+		c.Conversation = &conv
 	}
 	stats, err := s.stats(ctx, site)
 	if err != nil {
