@@ -52,10 +52,11 @@ func (s *Service) RunAction(ctx context.Context, convID, itemID string, agent ch
 	if err != nil {
 		return ActionResult{}, err
 	}
-	res, _, err := s.evaluate(ctx, &conv, &agent)
+	ev, err := s.evaluate(ctx, &conv, &agent)
 	if err != nil {
 		return ActionResult{}, err
 	}
+	res := ev.res
 	i := slices.IndexFunc(res.Actions, func(it Item) bool { return it.ID == itemID })
 	if i < 0 {
 		return ActionResult{}, &ActionError{Status: http.StatusNotFound, Message: "this action is not offered for this conversation"}
@@ -88,7 +89,7 @@ func (s *Service) RunAction(ctx context.Context, convID, itemID string, agent ch
 			return out, err
 		}
 	case KindTransfer:
-		to, err := s.transferTarget(ctx, it.action, agent)
+		to, err := s.transferTarget(ctx, ev.doc, it.action, agent)
 		if err != nil {
 			return out, err
 		}
@@ -102,7 +103,7 @@ func (s *Service) RunAction(ctx context.Context, convID, itemID string, agent ch
 		}
 		out.Conversation, out.Note = &cv, note
 	case KindWebhook:
-		msg, err := s.callWebhook(ctx, &conv, &it, agent)
+		msg, err := s.callWebhook(ctx, &conv, ev.visitor, &it, agent)
 		if err != nil {
 			log.Warn("webhook action failed", "err", err)
 			_ = s.o.Store.AddCounters(ctx, countersKey(conv.SiteKey), map[string]int64{it.ID + "/failed": 1})
@@ -122,19 +123,16 @@ func (s *Service) RunAction(ctx context.Context, convID, itemID string, agent ch
 	return out, err
 }
 
-// transferTarget picks the agent: the named one, or the team's first
-// member online with room, other than the agent asking.
-func (s *Service) transferTarget(ctx context.Context, a *Action, by chat.Agent) (chat.Agent, error) {
+// transferTarget picks the agent: the named one, or the first member of
+// the team (in doc, the document a belongs to) online with room, other
+// than the agent asking.
+func (s *Service) transferTarget(ctx context.Context, doc *Doc, a *Action, by chat.Agent) (chat.Agent, error) {
 	if a.Agent != "" {
 		to, err := s.o.Store.AgentByEmail(ctx, a.Agent)
 		if errors.Is(err, chat.ErrNotFound) {
 			return to, &ActionError{Status: http.StatusConflict, Message: "no agent " + a.Agent}
 		}
 		return to, err
-	}
-	doc, err := s.docFor(ctx, a)
-	if err != nil {
-		return chat.Agent{}, err
 	}
 	live, err := s.o.Hub.Agents(ctx)
 	if err != nil {
@@ -148,22 +146,6 @@ func (s *Service) transferTarget(ctx context.Context, a *Action, by chat.Agent) 
 		}
 	}
 	return chat.Agent{}, &ActionError{Status: http.StatusConflict, Message: "nobody of the team " + a.Team + " is online with room"}
-}
-
-// docFor finds the document an action belongs to (its teams).
-func (s *Service) docFor(ctx context.Context, a *Action) (*Doc, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sd := range s.sites {
-		for i := range sd.doc.Playbooks {
-			for j := range sd.doc.Playbooks[i].Actions {
-				if &sd.doc.Playbooks[i].Actions[j] == a {
-					return &sd.doc, nil
-				}
-			}
-		}
-	}
-	return nil, &ActionError{Status: http.StatusConflict, Message: "the playbooks changed; try again"}
 }
 
 // WebhookRequest is the JSON body a webhook action posts (docs/assist.md).
@@ -204,12 +186,8 @@ const maxResult = 500
 
 // callWebhook posts the signed request and returns the endpoint's answer
 // as plain text: its JSON "message", or its text body.
-func (s *Service) callWebhook(ctx context.Context, conv *chat.Conversation, it *Item, agent chat.Agent) (string, error) {
+func (s *Service) callWebhook(ctx context.Context, conv *chat.Conversation, v chat.Visitor, it *Item, agent chat.Agent) (string, error) {
 	secret, err := s.ActionSecret(ctx, conv.SiteKey)
-	if err != nil {
-		return "", err
-	}
-	v, err := s.o.Store.Visitor(ctx, conv.VisitorID)
 	if err != nil {
 		return "", err
 	}

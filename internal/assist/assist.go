@@ -375,10 +375,11 @@ func (s *Service) Suggestions(ctx context.Context, convID string, agent chat.Age
 	if err != nil {
 		return Result{}, err
 	}
-	res, cs, err := s.evaluate(ctx, &conv, &agent)
+	ev, err := s.evaluate(ctx, &conv, &agent)
 	if err != nil {
 		return Result{}, err
 	}
+	res, cs := ev.res, ev.cs
 	res.Hidden = nil
 	var fresh []string
 	for _, list := range [][]Item{res.Suggestions, res.Actions} {
@@ -407,32 +408,41 @@ func (s *Service) Suggestions(ctx context.Context, convID string, agent chat.Age
 	return res, nil
 }
 
-func (s *Service) evaluate(ctx context.Context, conv *chat.Conversation, agent *chat.Agent) (Result, convState, error) {
+// evaluation is what evaluate found and what it loaded to find it: the
+// playbooks document the items' actions belong to, and the visitor.
+type evaluation struct {
+	res     Result
+	cs      convState
+	doc     *Doc
+	visitor chat.Visitor
+}
+
+func (s *Service) evaluate(ctx context.Context, conv *chat.Conversation, agent *chat.Agent) (evaluation, error) {
 	doc, err := s.doc(ctx, conv.SiteKey)
 	if err != nil {
-		return Result{}, convState{}, err
+		return evaluation{}, err
 	}
 	v, err := s.o.Store.Visitor(ctx, conv.VisitorID)
 	if err != nil {
-		return Result{}, convState{}, err
+		return evaluation{}, err
 	}
 	c, err := s.context(ctx, conv, v, agent)
 	if err != nil {
-		return Result{}, convState{}, err
+		return evaluation{}, err
 	}
 	stats, err := s.stats(ctx, conv.SiteKey)
 	if err != nil {
-		return Result{}, convState{}, err
+		return evaluation{}, err
 	}
 	cs, err := s.convState(ctx, conv.ID)
 	if err != nil {
-		return Result{}, convState{}, err
+		return evaluation{}, err
 	}
 	skip := map[string]bool{}
 	for _, id := range cs.Unhelpful {
 		skip[id] = true
 	}
-	return Evaluate(doc, c, stats, skip), cs, nil
+	return evaluation{res: Evaluate(doc, c, stats, skip), cs: cs, doc: doc, visitor: v}, nil
 }
 
 // Preview evaluates playbooks (the site's, or data when given: unsaved
