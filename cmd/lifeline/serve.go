@@ -19,6 +19,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/auth"
 	"github.com/lifelinehq/lifeline/internal/console"
 	"github.com/lifelinehq/lifeline/internal/demo"
+	"github.com/lifelinehq/lifeline/internal/gcfloor"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/server"
@@ -45,6 +46,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var recordSample, recordDir string
 	stringFlag(fs, getenv, &recordSample, "record-sample", "0", "share of visits (0 to 1) recorded as JSON Lines for backtests")
 	stringFlag(fs, getenv, &recordDir, "record-dir", "", "where recordings go (default DATA/recordings)")
+	var gcFloorMiB int
+	if err := intFlag(fs, getenv, &gcFloorMiB, "gc-floor-mib", 128, "collect garbage only once the heap reaches this many MiB while the live heap is small (0: plain GOGC pacing; ignored when GOGC is set)"); err != nil {
+		return err
+	}
 	var webhookAllow string
 	stringFlag(fs, getenv, &webhookAllow, "webhook-allow-host", "", "comma-separated hosts webhooks may reach although loopback, private or link-local (e.g. an internal receiver)")
 	addStateFlags(fs, getenv, &c)
@@ -62,8 +67,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := c.validate(); err != nil {
 		return err
 	}
+	if gcFloorMiB < 0 {
+		return usageError{fmt.Errorf("--gc-floor-mib %d: want 0 or more", gcFloorMiB)}
+	}
 	startPprof(getenv("LIFELINE_PPROF_ADDR"), stderr)
 	log := c.logger(stderr)
+	if getenv("GOGC") == "" {
+		defer gcfloor.Floor(uint64(gcFloorMiB)<<20, 100)()
+	}
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
