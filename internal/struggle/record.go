@@ -151,9 +151,20 @@ func recordingFile(dir, site string, t time.Time) string {
 }
 
 // RecordingFiles lists the recording files of site in dir, in name order
-// (oldest day first).
+// (oldest day first). Only SITE-YYYY-MM-DD.jsonl names count: site "acme"
+// must not pick up the files of site "acme-staging".
 func RecordingFiles(dir, site string) ([]string, error) {
-	return filepath.Glob(filepath.Join(dir, site+"-*.jsonl"))
+	names, err := filepath.Glob(filepath.Join(dir, site+"-*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	own := names[:0]
+	for _, name := range names {
+		if _, ok := RecordingDay(site, name); ok {
+			own = append(own, name)
+		}
+	}
+	return own, nil
 }
 
 // RecordingDay parses the day of a recording file name of site.

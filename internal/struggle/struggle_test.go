@@ -3,7 +3,9 @@ package struggle
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -365,5 +367,31 @@ func TestJourneyWrittenWhenDue(t *testing.T) {
 	f.svc.flush(ctx, true)
 	if got := lastStored(); got != "/d" {
 		t.Fatalf("flush of all: last page %s, want /d", got)
+	}
+}
+
+func TestRecordingFilesAreTheSitesOwn(t *testing.T) {
+	dir := t.TempDir()
+	day := time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC)
+	for _, site := range []string{"acme", "acme-staging", "acme-2026"} {
+		for _, d := range []time.Time{day.AddDate(0, 0, -1), day} {
+			if err := os.WriteFile(recordingFile(dir, site, d), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "acme-notes.jsonl"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := RecordingFiles(dir, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "acme-2026-11-28.jsonl"), filepath.Join(dir, "acme-2026-11-29.jsonl")}
+	if !slices.Equal(got, want) {
+		t.Fatalf("RecordingFiles(acme) = %q, want %q", got, want)
+	}
+	if got, _ := RecordingFiles(dir, "acme-2026"); len(got) != 2 {
+		t.Fatalf("RecordingFiles(acme-2026) = %q, want its 2 files", got)
 	}
 }
