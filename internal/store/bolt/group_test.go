@@ -282,3 +282,60 @@ func TestCloseFinishesQueuedAppends(t *testing.T) {
 		t.Errorf("second Close = %v, want nil", err)
 	}
 }
+
+func TestCommitDelayGathersAppendsUntilTheGroupIsFull(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Hour, MaxBatch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	batches := make(chan int, 10)
+	s.batchHook = func(n int) { batches <- n }
+	h := &harness{t: t, s: s}
+	conv := h.conv()
+	ctx := context.Background()
+
+	// The first append waits for company (an hour, were the group not
+	// full first); the second, sent after it, joins its group.
+	first := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "a"})
+	time.Sleep(20 * time.Millisecond)
+	second := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "b"})
+	select {
+	case n := <-batches:
+		if n != 2 {
+			t.Fatalf("group = %d appends, want both", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a full group was not committed")
+	}
+	for i, r := range []result{<-first, <-second} {
+		if r.err != nil || !r.created || r.m.Seq != int64(i+1) {
+			t.Fatalf("append %d = seq %d created %v err %v", i, r.m.Seq, r.created, r.err)
+		}
+	}
+}
+
+func TestCommitDelayRunsOut(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	h := &harness{t: t, s: s}
+	conv := h.conv()
+	for i := range 3 {
+		m, created, err := s.AppendMessage(context.Background(), chat.Message{ConversationID: conv, ClientID: fmt.Sprint(i)})
+		if err != nil || !created || m.Seq != int64(i+1) {
+			t.Fatalf("append %d alone = seq %d created %v err %v", i, m.Seq, created, err)
+		}
+	}
+	// Close during a delay commits what waits and answers it.
+	pending := h.appendAsync(context.Background(), chat.Message{ConversationID: conv, ClientID: "last"})
+	time.Sleep(time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-pending; r.err != nil && !errors.Is(r.err, chat.ErrClosed) {
+		t.Fatalf("append racing Close = %v, want stored or ErrClosed", r.err)
+	}
+}

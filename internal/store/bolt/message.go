@@ -97,36 +97,60 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendRes, error) {
 }
 
 // writer is the group-commit loop. It takes one waiting append, then every
-// other one already queued (up to maxBatch), commits them together and
-// starts over at once, so a group forms while the previous one is being
-// written. It returns when Close has closed reqs and the queue is empty.
+// other one that arrives within the commit delay (up to maxBatch), commits
+// them together and starts over at once, so a group also forms while the
+// previous one is being written. It returns when Close has closed reqs and
+// the queue is empty.
 func (s *Store) writer() {
 	batch := make([]*appendReq, 0, s.maxBatch)
 	g := &group{convs: make(map[string]*groupConv)}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		first, ok := <-s.reqs
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch = s.gather(append(batch[:0], first), linger)
 		if s.batchHook != nil {
 			s.batchHook(len(batch))
 		}
 		s.commit(g, batch)
 		clear(batch)
 	}
+}
+
+// gather adds to batch the appends already queued and then, for as long
+// as the commit delay runs on linger, those that arrive, until batch holds
+// maxBatch or reqs is closed.
+func (s *Store) gather(batch []*appendReq, linger *time.Timer) []*appendReq {
+	var expired <-chan time.Time // nil: no delay
+	if s.delay > 0 {
+		linger.Reset(s.delay)
+		defer linger.Stop()
+		expired = linger.C
+	}
+	for len(batch) < s.maxBatch {
+		var r *appendReq
+		var ok bool
+		select {
+		case r, ok = <-s.reqs:
+		default:
+			if expired == nil {
+				return batch
+			}
+			select {
+			case r, ok = <-s.reqs:
+			case <-expired:
+				return batch
+			}
+		}
+		if !ok {
+			return batch
+		}
+		batch = append(batch, r)
+	}
+	return batch
 }
 
 // group is the writer's scratch space for one commit, reused across commits.
