@@ -283,8 +283,8 @@ func TestCloseFinishesQueuedAppends(t *testing.T) {
 	}
 }
 
-func TestCommitDelayGathersAppendsUntilTheGroupIsFull(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Hour, MaxBatch: 2})
+func TestCommitDelayGathersLaterAppends(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Second, MaxBatch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,22 +295,29 @@ func TestCommitDelayGathersAppendsUntilTheGroupIsFull(t *testing.T) {
 	conv := h.conv()
 	ctx := context.Background()
 
-	// The first append waits for company (an hour, were the group not
-	// full first); the second, sent after it, joins its group.
-	first := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "a"})
-	time.Sleep(20 * time.Millisecond)
-	second := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "b"})
-	select {
-	case n := <-batches:
-		if n != 2 {
-			t.Fatalf("group = %d appends, want both", n)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a full group was not committed")
+	// The writer takes the first append and waits a second for company;
+	// the second, sent once the first has left the queue, joins it, and
+	// the third does not fit (MaxBatch 2).
+	first := &appendReq{ctx: ctx, m: chat.Message{ConversationID: conv, ClientID: "a", At: time.Now()}, done: make(chan appendRes, 1)}
+	s.reqs <- first
+	for len(s.reqs) > 0 {
+		time.Sleep(time.Millisecond)
 	}
-	for i, r := range []result{<-first, <-second} {
-		if r.err != nil || !r.created || r.m.Seq != int64(i+1) {
-			t.Fatalf("append %d = seq %d created %v err %v", i, r.m.Seq, r.created, r.err)
+	second := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "b"})
+	third := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "c"})
+	h.queued(2)
+	if n := <-batches; n != 2 {
+		t.Fatalf("first group = %d appends, want 2", n)
+	}
+	if n := <-batches; n != 1 {
+		t.Fatalf("second group = %d appends, want 1", n)
+	}
+	if r := <-first.done; r.err != nil || !r.created || r.m.Seq != 1 {
+		t.Fatalf("first append = seq %d created %v err %v", r.m.Seq, r.created, r.err)
+	}
+	for i, r := range []result{<-second, <-third} {
+		if r.err != nil || !r.created {
+			t.Fatalf("append %d = seq %d created %v err %v", i+2, r.m.Seq, r.created, r.err)
 		}
 	}
 }

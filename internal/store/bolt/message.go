@@ -98,8 +98,8 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendRes, error) {
 
 // writer is the group-commit loop. It takes one waiting append, then every
 // other one that arrives within the commit delay (up to maxBatch), commits
-// them together and starts over at once, so a group also forms while the
-// previous one is being written. It returns when Close has closed reqs and
+// them together and starts over, so a group also forms while the previous
+// one is being written. It returns when Close has closed reqs and
 // the queue is empty.
 func (s *Store) writer() {
 	batch := make([]*appendReq, 0, s.maxBatch)
@@ -120,35 +120,25 @@ func (s *Store) writer() {
 	}
 }
 
-// gather adds to batch the appends already queued and then, for as long
-// as the commit delay runs on linger, those that arrive, until batch holds
-// maxBatch or reqs is closed.
+// gather waits out the commit delay on linger, then adds to batch the
+// appends queued by then, up to maxBatch. It sleeps rather than taking
+// each append as it comes: waking the writer per append would cost the
+// very CPU the delay saves.
 func (s *Store) gather(batch []*appendReq, linger *time.Timer) []*appendReq {
-	var expired <-chan time.Time // nil: no delay
 	if s.delay > 0 {
 		linger.Reset(s.delay)
-		defer linger.Stop()
-		expired = linger.C
+		<-linger.C
 	}
 	for len(batch) < s.maxBatch {
-		var r *appendReq
-		var ok bool
 		select {
-		case r, ok = <-s.reqs:
+		case r, ok := <-s.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
 		default:
-			if expired == nil {
-				return batch
-			}
-			select {
-			case r, ok = <-s.reqs:
-			case <-expired:
-				return batch
-			}
-		}
-		if !ok {
 			return batch
 		}
-		batch = append(batch, r)
 	}
 	return batch
 }
