@@ -283,7 +283,7 @@ func TestCloseFinishesQueuedAppends(t *testing.T) {
 	}
 }
 
-func TestCommitDelayGathersLaterAppends(t *testing.T) {
+func TestCommitDelayGathersLaterAppendsWhileGroupsAreShared(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Second, MaxBatch: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -294,31 +294,81 @@ func TestCommitDelayGathersLaterAppends(t *testing.T) {
 	h := &harness{t: t, s: s}
 	conv := h.conv()
 	ctx := context.Background()
-
-	// The writer takes the first append and waits a second for company;
-	// the second, sent once the first has left the queue, joins it, and
-	// the third does not fit (MaxBatch 2).
-	first := &appendReq{ctx: ctx, m: chat.Message{ConversationID: conv, ClientID: "a", At: time.Now()}, done: make(chan appendRes, 1)}
-	s.reqs <- first
-	for len(s.reqs) > 0 {
-		time.Sleep(time.Millisecond)
-	}
-	second := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "b"})
-	third := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "c"})
-	h.queued(2)
-	if n := <-batches; n != 2 {
-		t.Fatalf("first group = %d appends, want 2", n)
-	}
-	if n := <-batches; n != 1 {
-		t.Fatalf("second group = %d appends, want 1", n)
-	}
-	if r := <-first.done; r.err != nil || !r.created || r.m.Seq != 1 {
-		t.Fatalf("first append = seq %d created %v err %v", r.m.Seq, r.created, r.err)
-	}
-	for i, r := range []result{<-second, <-third} {
-		if r.err != nil || !r.created {
-			t.Fatalf("append %d = seq %d created %v err %v", i+2, r.m.Seq, r.created, r.err)
+	want := func(n int) {
+		t.Helper()
+		if got := <-batches; got != n {
+			t.Fatalf("group = %d appends, want %d", got, n)
 		}
+	}
+	// enqueue hands an append to the writer directly and waits until the
+	// writer has taken it from the queue.
+	enqueue := func(clientID string) chan appendRes {
+		r := &appendReq{ctx: ctx, m: chat.Message{ConversationID: conv, ClientID: clientID, At: time.Now()}, done: make(chan appendRes, 1)}
+		s.reqs <- r
+		for len(s.reqs) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		return r.done
+	}
+
+	// A lone append does not wait for company: the first group is alone,
+	// and it is taken, not held for a second, while bbolt's write lock is
+	// held elsewhere, so two more queue up behind it and share the next.
+	h.hold(conv)
+	a := enqueue("a")
+	want(1)
+	b := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "b"})
+	c := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "c"})
+	h.queued(2)
+	h.unhold()
+	want(2)
+
+	// Now groups are shared: the writer takes d and waits a second for
+	// company; e, sent after d was taken, joins it, and f does not fit
+	// (MaxBatch 2).
+	d := enqueue("d")
+	e := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "e"})
+	f := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "f"})
+	h.queued(2)
+	want(2)
+	want(1)
+	for i, done := range []chan appendRes{a, d} {
+		if r := <-done; r.err != nil || !r.created {
+			t.Fatalf("append %d = seq %d created %v err %v", i, r.m.Seq, r.created, r.err)
+		}
+	}
+	for i, r := range []result{<-b, <-c, <-e, <-f} {
+		if r.err != nil || !r.created {
+			t.Fatalf("append %d = seq %d created %v err %v", i, r.m.Seq, r.created, r.err)
+		}
+	}
+}
+
+func TestCommitDelaySparesALoneWriter(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	h := &harness{t: t, s: s}
+	conv := h.conv()
+	done := make(chan error, 1)
+	go func() {
+		for i := range 5 {
+			if _, _, err := s.AppendMessage(context.Background(), chat.Message{ConversationID: conv, ClientID: fmt.Sprint(i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a lone writer's appends waited for company (commit delay of an hour)")
 	}
 }
 
