@@ -19,6 +19,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/assist"
 	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 )
@@ -58,7 +59,10 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 		stringFlag(fs, getenv, &recordDir, "record-dir", "", "where recordings are (default DATA/recordings)")
 	}
 	service := func(st *state) *privacy.Service {
-		return privacy.New(privacy.Options{Store: st.store, RecordDir: st.cfg.recordDir(recordDir)})
+		return privacy.New(privacy.Options{
+			Store: st.store, RecordDir: st.cfg.recordDir(recordDir),
+			ConversationForgetters: []privacy.ConversationForgetter{assist.StoreForgetter{Store: st.store}},
+		})
 	}
 	oneID := func(fs *flag.FlagSet) (string, error) {
 		if fs.NArg() != 1 {

@@ -18,10 +18,11 @@ import (
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 )
 
-// TestEraseVisitorEverywhere erases a visitor who has a conversation and an
-// open socket: the socket is closed, the export is gone, the old token no
-// longer connects, and no key or value in the store holds the visitor's ID
-// or message text.
+// TestEraseVisitorEverywhere erases a visitor who has a conversation (with
+// assist's record of a suggestion used) and an open socket: the socket is
+// closed, the export is gone, the old token no longer connects, and no key
+// or value in the store holds the visitor's ID, the conversation's ID or
+// message text.
 func TestEraseVisitorEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, dir, nil)
@@ -64,6 +65,12 @@ func TestEraseVisitorEverywhere(t *testing.T) {
 	if exp.Version != 1 || exp.Visitor.ID != w.VisitorID || len(exp.Conversations) != 1 || len(exp.Conversations[0].Messages) != 2 ||
 		exp.Conversations[0].Messages[0].Text != secret {
 		t.Fatalf("export = %+v, want the visitor with one conversation of two messages", exp)
+	}
+
+	// The agent used a suggestion: assist keeps a record under the
+	// conversation's ID, which the erasure must remove too.
+	if err := s.Do(ctx, "POST", "/api/v1/conversations/"+ack.ConversationID+"/suggestions/refund-policy/used", nil, nil); err != nil {
+		t.Fatal(err)
 	}
 
 	var erased struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,14 @@ func TestVisitorEraseRecordDirFromEnv(t *testing.T) {
 	if err := st.PutVisitor(ctx, chat.Visitor{ID: "v-rec", SiteKey: "demo"}); err != nil {
 		t.Fatal(err)
 	}
+	// A conversation with assist's record of a suggestion used: the
+	// command erases both, as the node would.
+	if err := st.CreateConversation(ctx, chat.Conversation{ID: "c-rec", Ref: "LF-CREC", SiteKey: "demo", VisitorID: "v-rec", Status: chat.StatusResolved}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutMeta(ctx, "assist/conv/c-rec", []byte(`{"used":{"refund-policy":""}}`)); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,5 +51,16 @@ func TestVisitorEraseRecordDirFromEnv(t *testing.T) {
 	}
 	if b, err := os.ReadFile(file); err != nil || string(b) != other {
 		t.Errorf("recording file = %q, %v; want only the other visitor's line", b, err)
+	}
+	st, err = bolt.Open(filepath.Join(data, "lifeline.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Conversation(ctx, "c-rec"); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("conversation after visitor erase: %v, want ErrNotFound", err)
+	}
+	if raw, err := st.Meta(ctx, "assist/conv/c-rec"); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("assist record after visitor erase = %q, %v; want ErrNotFound", raw, err)
 	}
 }

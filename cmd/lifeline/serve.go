@@ -173,7 +173,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	priv := privacy.New(privacy.Options{
 		Store: st.store, Logger: log.With("component", "privacy"), RecordDir: privacyDir,
-		Forgetters: []privacy.Forgetter{detector, hooks}, Disconnect: hub.DisconnectVisitor, Journey: detector.JourneyOf, DropJourney: detector.DropJourney,
+		Forgetters: []privacy.Forgetter{detector, hooks}, ConversationForgetters: []privacy.ConversationForgetter{assistant}, Disconnect: hub.DisconnectVisitor, Journey: detector.JourneyOf, DropJourney: detector.DropJourney,
 		Audit: trail,
 	})
 	sweeper := privacy.NewSweeper(priv, privacy.SweeperOptions{Registerer: m.Registry()})

@@ -316,6 +316,29 @@ func (s *Service) updateConv(ctx context.Context, site, id string, fn func(cs *c
 	return cs, nil
 }
 
+// ForgetConversation deletes what assist remembers of a conversation (the
+// suggestions shown and used, the tags added), when the conversation is
+// erased or expires; privacy calls it. The site's counters hold only
+// counts and stay.
+func (s *Service) ForgetConversation(ctx context.Context, site, id string) error {
+	s.convs.Lock()
+	defer s.convs.Unlock()
+	return StoreForgetter{s.o.Store}.ForgetConversation(ctx, site, id)
+}
+
+// StoreForgetter forgets assist's record of a conversation in Store
+// directly, for commands that erase with the node stopped and so without
+// a Service.
+type StoreForgetter struct{ Store chat.Store }
+
+// ForgetConversation deletes the record of conversation id.
+func (f StoreForgetter) ForgetConversation(ctx context.Context, _, id string) error {
+	if err := f.Store.DeleteMeta(ctx, convKey(id)); err != nil {
+		return fmt.Errorf("forget assist state of %s: %w", id, err)
+	}
+	return nil
+}
+
 // stats reads a site's counters by item ID.
 func (s *Service) stats(ctx context.Context, site string) (map[string]Stats, error) {
 	raw, err := s.o.Store.Counters(ctx, countersKey(site))

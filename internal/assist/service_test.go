@@ -373,3 +373,28 @@ func TestHotReload(t *testing.T) {
 		t.Errorf("after reload suggestions = %+v, want only the new one", res.Suggestions)
 	}
 }
+
+// TestForgetConversation: what assist keeps of a conversation (here a tag
+// it added) goes when privacy erases or expires the conversation.
+func TestForgetConversation(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx := context.Background()
+	doc := `{"version":1,"playbooks":[{"id":"p","title":"Paying","match":{"rules":["card-declined"]},"actions":[{"id":"t","kind":"tag","label":"Tag","tag":"payments"}]}]}`
+	if _, err := f.svc.SetPlaybooks(ctx, "demo", []byte(doc), f.agent); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.RunAction(ctx, "c1", "p.t", f.agent); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := f.st.Meta(ctx, convKey("c1")); err != nil || !strings.Contains(string(raw), "payments") {
+		t.Fatalf("assist state of c1 = %q, %v; want the tag", raw, err)
+	}
+	for range 2 { // idempotent
+		if err := f.svc.ForgetConversation(ctx, "demo", "c1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if raw, err := f.st.Meta(ctx, convKey("c1")); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("assist state of c1 after ForgetConversation = %q, %v; want ErrNotFound", raw, err)
+	}
+}

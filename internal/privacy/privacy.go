@@ -28,6 +28,14 @@ type Forgetter interface {
 	ForgetVisitor(ctx context.Context, siteKey, visitorID string) error
 }
 
+// ConversationForgetter is anything outside a conversation's own records
+// that keeps data about it (assist's record of the suggestions shown and
+// used and the tags added). It is told about every conversation erased
+// with its visitor or expired by retention.
+type ConversationForgetter interface {
+	ForgetConversation(ctx context.Context, siteKey, conversationID string) error
+}
+
 // Options configures a Service. Store is required.
 type Options struct {
 	Store  chat.Store
@@ -37,6 +45,8 @@ type Options struct {
 	RecordDir string
 	// Forgetters are told about every erasure.
 	Forgetters []Forgetter
+	// ConversationForgetters are told about every conversation deleted.
+	ConversationForgetters []ConversationForgetter
 	// Disconnect closes the visitor's open sockets (Hub.DisconnectVisitor).
 	Disconnect func(ctx context.Context, visitorID string)
 	// Journey returns the visitor's journey (struggle.Service.JourneyOf),
@@ -181,7 +191,7 @@ func (s *Service) Erase(ctx context.Context, visitorID string, by Actor) (Erased
 			if v.SiteKey == "" {
 				v.SiteKey = c.SiteKey
 			}
-			if err := s.o.Store.DeleteConversation(ctx, c.ID); err != nil {
+			if err := s.deleteConversation(ctx, c); err != nil {
 				return out, fmt.Errorf("erase conversation: %w", err)
 			}
 			found = true
@@ -208,6 +218,18 @@ func (s *Service) Erase(ctx context.Context, visitorID string, by Actor) (Erased
 	s.audit(ctx, v.SiteKey, by, "visitor.erase", detail)
 	s.o.Logger.Info("visitor erased", "site", v.SiteKey, "conversations", out.Conversations)
 	return out, nil
+}
+
+// deleteConversation removes c with everything kept about it. The
+// forgetters go first: if one fails, the conversation is still there for
+// the retry to find.
+func (s *Service) deleteConversation(ctx context.Context, c chat.Conversation) error {
+	for _, f := range s.o.ConversationForgetters {
+		if err := f.ForgetConversation(ctx, c.SiteKey, c.ID); err != nil {
+			return err
+		}
+	}
+	return s.o.Store.DeleteConversation(ctx, c.ID)
 }
 
 // Digest is how audit entries name an erased visitor: the first 16 hex

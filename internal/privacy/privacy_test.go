@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,30 @@ func backends() []backend {
 	}
 }
 
+// convForgetter records the conversations privacy told it to forget; with
+// fail set it refuses.
+type convForgetter struct {
+	mu     sync.Mutex
+	forgot []string
+	fail   error
+}
+
+func (f *convForgetter) ForgetConversation(_ context.Context, site, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.forgot = append(f.forgot, site+"/"+id)
+	return nil
+}
+
+func (f *convForgetter) list() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.forgot)
+}
+
 func TestExportErase(t *testing.T) {
 	for _, be := range backends() {
 		t.Run(be.name, func(t *testing.T) {
@@ -104,7 +129,8 @@ func TestExportErase(t *testing.T) {
 				t.Fatal(err)
 			}
 			trail := audit.New(st, nil)
-			svc := New(Options{Store: st, RecordDir: dir, Audit: trail})
+			forgetter := &convForgetter{}
+			svc := New(Options{Store: st, RecordDir: dir, Audit: trail, ConversationForgetters: []ConversationForgetter{forgetter}})
 
 			exp, err := svc.Export(ctx, v.ID)
 			if err != nil {
@@ -121,6 +147,9 @@ func TestExportErase(t *testing.T) {
 			}
 			if out.Conversations != 1 || out.Messages != 1 || out.RecordingLines != 1 {
 				t.Errorf("Erase = %+v, want 1 conversation, 1 message, 1 recording line", out)
+			}
+			if got := forgetter.list(); !slices.Equal(got, []string{"shop/" + c.ID}) {
+				t.Errorf("conversations forgotten = %q, want [shop/%s]", got, c.ID)
 			}
 			if _, err := svc.Export(ctx, v.ID); !errors.Is(err, chat.ErrNotFound) {
 				t.Errorf("Export after Erase: err = %v, want ErrNotFound", err)
@@ -200,7 +229,8 @@ func TestRetentionSweep(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			svc := New(Options{Store: st, RecordDir: dir, Journey: journey, DropJourney: drop})
+			forgetter := &convForgetter{}
+			svc := New(Options{Store: st, RecordDir: dir, Journey: journey, DropJourney: drop, ConversationForgetters: []ConversationForgetter{forgetter}})
 			if err := svc.SetRetention(ctx, "shop", Retention{Transcripts: -1}, Actor{}); !errors.Is(err, chat.ErrInvalid) {
 				t.Errorf("SetRetention(-1) = %v, want ErrInvalid", err)
 			}
@@ -216,6 +246,9 @@ func TestRetentionSweep(t *testing.T) {
 				if got := err == nil; got != want {
 					t.Errorf("conversation %s kept = %v, want %v (err %v)", id, got, want, err)
 				}
+			}
+			if got := forgetter.list(); !slices.Equal(got, []string{"shop/oldres"}) {
+				t.Errorf("conversations forgotten = %q, want [shop/oldres]", got)
 			}
 			if journey(ctx, "gone") != nil {
 				t.Errorf("journey of a visitor gone 40 days was kept")
@@ -233,5 +266,38 @@ func TestRetentionSweep(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEraseRetriesAfterAForgetterFails: a conversation whose forgetter
+// failed is still there, so running Erase again finishes the job.
+func TestEraseRetriesAfterAForgetterFails(t *testing.T) {
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Now().UTC()
+	if err := st.PutVisitor(ctx, chat.Visitor{ID: "v1", SiteKey: "shop", CreatedAt: now, LastSeen: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateConversation(ctx, chat.Conversation{ID: "c1", Ref: "LF-C1", SiteKey: "shop", VisitorID: "v1", Status: chat.StatusActive, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	forgetter := &convForgetter{fail: errors.New("assist store unreachable")}
+	svc := New(Options{Store: st, ConversationForgetters: []ConversationForgetter{forgetter}})
+	if _, err := svc.Erase(ctx, "v1", Actor{}); err == nil || !strings.Contains(err.Error(), "assist store unreachable") {
+		t.Fatalf("Erase with a failing forgetter = %v, want its error", err)
+	}
+	if _, err := st.Conversation(ctx, "c1"); err != nil {
+		t.Fatalf("conversation after the failed erase: %v, want it kept for the retry", err)
+	}
+	forgetter.mu.Lock()
+	forgetter.fail = nil
+	forgetter.mu.Unlock()
+	out, err := svc.Erase(ctx, "v1", Actor{})
+	if err != nil || out.Conversations != 1 || !slices.Equal(forgetter.list(), []string{"shop/c1"}) {
+		t.Fatalf("second Erase = %+v, %v, forgotten %q; want c1 erased and forgotten", out, err, forgetter.list())
 	}
 }

@@ -214,7 +214,7 @@ func (w *Sweeper) sweepTranscripts(ctx context.Context, site string, cutoff time
 		if !c.UpdatedAt.Before(cutoff) {
 			continue
 		}
-		if err := w.svc.o.Store.DeleteConversation(ctx, c.ID); err != nil {
+		if err := w.svc.deleteConversation(ctx, c); err != nil {
 			return err
 		}
 		w.removed.WithLabelValues("conversation").Inc()
