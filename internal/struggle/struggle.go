@@ -131,9 +131,9 @@ type visit struct {
 	loaded  bool
 	savedAt time.Time // when this node last wrote the journey
 	jour    chat.VisitContext
-	recent  []detect.Event // the last events, replayed by the next node
-	dirty   bool           // changed since it was written
-	urgent  bool           // a finding, an offer or an answer not yet written
+	recent  recentEvents // the last events, replayed by the next node
+	dirty   bool         // changed since it was written
+	urgent  bool         // a finding, an offer or an answer not yet written
 	offer   chat.OfferState
 	pending map[string]string // offer ID → cause rule
 	cause   string
@@ -242,7 +242,7 @@ func (v *visit) adopt(engine *detect.Engine, stored *storedJourneyRecord) {
 		v.page = v.jour.Trail[n-1].Path
 		v.offer.NewPage(v.page)
 	}
-	v.recent = v.recent[:0]
+	v.recent.reset()
 	v.replay(engine, stored.Recent)
 }
 
@@ -258,27 +258,6 @@ func (s *Service) resyncFrom(ctx context.Context, st *site, v *visit) {
 	v.adopt(st.engine, stored)
 }
 
-// Replay limits: the events a journey carries for the next node, and how
-// far back (the longest rule windows are minutes).
-const (
-	maxRecent    = 32
-	recentWindow = 5 * time.Minute
-)
-
-// remember keeps ev for a node that takes the visitor over.
-func (v *visit) remember(ev *detect.Event) {
-	if len(v.recent) >= maxRecent || (len(v.recent) > 0 && ev.Time.Sub(v.recent[0].Time) > recentWindow) {
-		drop := max(len(v.recent)-maxRecent+1, 0)
-		for drop < len(v.recent) && ev.Time.Sub(v.recent[drop].Time) > recentWindow {
-			drop++
-		}
-		v.recent = append(v.recent[:0], v.recent[drop:]...)
-	}
-	e := *ev
-	e.Props = nil // rules never read them
-	v.recent = append(v.recent, e)
-}
-
 // replay feeds the events another node saw to this node's engine, so its
 // windows and counts carry on where they were. Verdicts are dropped: the
 // other node already acted on them.
@@ -290,7 +269,7 @@ func (v *visit) replay(engine *detect.Engine, raw []json.RawMessage) {
 		}
 		ev.Site, ev.Visit = v.site, v.key
 		engine.Observe(ev)
-		v.remember(&ev)
+		v.recent.add(ev)
 	}
 }
 
@@ -407,7 +386,7 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 		ev.Site, ev.Visit = ref.SiteKey, v.key
 		findings := st.engine.Observe(*ev)
 		v.note(ev)
-		v.remember(ev)
+		v.recent.add(*ev)
 		causeSaid := ""
 		a := st.engine.Verdict()
 		for j := range findings {
@@ -605,10 +584,11 @@ func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
 		return nil, false
 	}
 	v.dirty, v.urgent = false, false
-	rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(v.recent))}
+	recent := v.recent.list()
+	rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(recent))}
 	rec.UpdatedAt = s.o.Now().UTC()
-	for i := range v.recent {
-		if b, err := v.recent[i].MarshalJSON(); err == nil {
+	for i := range recent {
+		if b, err := recent[i].MarshalJSON(); err == nil {
 			rec.Recent = append(rec.Recent, b)
 		}
 	}
