@@ -9,8 +9,8 @@
 // the slowest one percent of messages wait. Floor lets the heap grow to a
 // fixed size before collecting, as long as the live heap is small; once the
 // live heap is more than half the floor, the collector paces as GOGC says.
-// It is the documented "minimum heap" policy, done by re-setting the GC
-// percent after each cycle rather than by a ballast allocation.
+// It does what a heap ballast used to do, by re-setting the GC percent
+// after each cycle instead of allocating one; GOMEMLIMIT still applies.
 package gcfloor
 
 import (
