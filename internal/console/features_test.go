@@ -367,3 +367,67 @@ func TestConsoleSitesPage(t *testing.T) {
 	save(p, "sites")
 	checkClean(t, p)
 }
+
+// TestConsoleNotifiesWhileHidden: with notifications on, a new chat raises
+// a browser notification and marks the tab title while the console is
+// hidden, and neither while it is in view; coming back clears the mark.
+// The page's Notification and visibility are stand-ins installed before
+// the console loads: headless Chromium shows no notifications and is
+// always visible.
+func TestConsoleNotifiesWhileHidden(t *testing.T) {
+	n := startNode(t)
+	p := browsertest.New(t)
+	p.OnNewDocument(`(() => {
+		window.__notes = [];
+		window.__hidden = false;
+		Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => window.__hidden ? 'hidden' : 'visible'});
+		window.Notification = class {
+			static permission = 'granted';
+			static requestPermission() { return Promise.resolve('granted'); }
+			constructor(title, opts) { window.__notes.push({title, body: opts.body, tag: opts.tag}); }
+			close() {}
+		};
+	})()`)
+	login(t, p, n.URL, adminEmail, adminPassword)
+	click(t, p, `button[aria-label=Settings]`)
+	p.WaitJS("settings dialog", `document.querySelector('dialog.modal [data-setting=notify]') !== null`)
+	click(t, p, `dialog.modal [data-setting=notify]`)
+	p.WaitJS("notify stored", `Object.keys(localStorage).some(k => k.startsWith('lifeline.settings.') && JSON.parse(localStorage.getItem(k)).notify === true)`)
+	p.Eval(`(document.querySelector('dialog.modal').close(), true)`, nil)
+	p.Eval(`(() => { const s = document.querySelector('select.presence'); s.value = 'away'; s.dispatchEvent(new Event('change')); return true; })()`, nil)
+	p.WaitJS("presence away", `[...window.lifelineConsole.state.agents.values()].some(a => a.status === 'away')`)
+
+	chat := func(clientID, text string) {
+		t.Helper()
+		v := dialVisitor(t, n, map[string]any{"page": map[string]any{"path": "/checkout"}})
+		v.send(map[string]any{"type": "message", "client_id": clientID, "text": text})
+		ack := v.wait("ack", func(f client.Frame) bool { return f.Type == "ack" && f.ClientID == clientID })
+		p.WaitJS("the chat in the queue", `document.querySelector('.item.status-waiting[data-id=`+jsString(ack.ConversationID)+`]') !== null`)
+	}
+	notes := func() []struct{ Title, Body, Tag string } {
+		var out []struct{ Title, Body, Tag string }
+		p.Eval(`window.__notes`, &out)
+		return out
+	}
+
+	chat("v1", "Hello?")
+	if got := notes(); len(got) != 0 {
+		t.Fatalf("notifications while the console is in view = %+v, want none", got)
+	}
+
+	p.Eval(`(window.__hidden = true, document.dispatchEvent(new Event('visibilitychange')), true)`, nil)
+	chat("v2", "My card keeps failing")
+	p.WaitJS("a notification", `window.__notes.length === 1`)
+	if got := notes(); got[0].Title != "Lifeline" || got[0].Tag != "chat" || !strings.HasPrefix(got[0].Body, "New chat LF-") {
+		t.Fatalf("notification = %+v, want Lifeline / chat / New chat LF-…", got[0])
+	}
+	var title string
+	p.Eval(`document.title`, &title)
+	if title != "● Lifeline console" {
+		t.Fatalf("title while hidden with a new chat = %q, want the mark", title)
+	}
+
+	p.Eval(`(window.__hidden = false, document.dispatchEvent(new Event('visibilitychange')), true)`, nil)
+	p.WaitJS("the mark cleared", `document.title === 'Lifeline console'`)
+	checkClean(t, p)
+}
