@@ -370,7 +370,9 @@ func TestConsoleSitesPage(t *testing.T) {
 
 // TestConsoleNotifiesWhileHidden: with notifications on, a new chat raises
 // a browser notification and marks the tab title while the console is
-// hidden, and neither while it is in view; coming back clears the mark.
+// hidden, and neither while it is in view; so does a visitor's message in
+// a chat of the agent's own, unless the agent is looking at that chat.
+// Coming back clears the mark.
 // The page's Notification and visibility are stand-ins installed before
 // the console loads: headless Chromium shows no notifications and is
 // always visible.
@@ -397,12 +399,13 @@ func TestConsoleNotifiesWhileHidden(t *testing.T) {
 	p.Eval(`(() => { const s = document.querySelector('select.presence'); s.value = 'away'; s.dispatchEvent(new Event('change')); return true; })()`, nil)
 	p.WaitJS("presence away", `[...window.lifelineConsole.state.agents.values()].some(a => a.status === 'away')`)
 
-	chat := func(clientID, text string) {
+	chat := func(clientID, text string) (*visitor, string) {
 		t.Helper()
 		v := dialVisitor(t, n, map[string]any{"page": map[string]any{"path": "/checkout"}})
 		v.send(map[string]any{"type": "message", "client_id": clientID, "text": text})
 		ack := v.wait("ack", func(f client.Frame) bool { return f.Type == "ack" && f.ClientID == clientID })
 		p.WaitJS("the chat in the queue", `document.querySelector('.item.status-waiting[data-id=`+jsString(ack.ConversationID)+`]') !== null`)
+		return v, ack.ConversationID
 	}
 	notes := func() []struct{ Title, Body, Tag string } {
 		var out []struct{ Title, Body, Tag string }
@@ -416,7 +419,7 @@ func TestConsoleNotifiesWhileHidden(t *testing.T) {
 	}
 
 	p.Eval(`(window.__hidden = true, document.dispatchEvent(new Event('visibilitychange')), true)`, nil)
-	chat("v2", "My card keeps failing")
+	v2, conv2 := chat("v2", "My card keeps failing")
 	p.WaitJS("a notification", `window.__notes.length === 1`)
 	if got := notes(); got[0].Title != "Lifeline" || got[0].Tag != "chat" || !strings.HasPrefix(got[0].Body, "New chat LF-") {
 		t.Fatalf("notification = %+v, want Lifeline / chat / New chat LF-…", got[0])
@@ -427,7 +430,26 @@ func TestConsoleNotifiesWhileHidden(t *testing.T) {
 		t.Fatalf("title while hidden with a new chat = %q, want the mark", title)
 	}
 
+	// The agent takes the chat and, still away from the tab, gets the
+	// visitor's next message as a notification.
+	click(t, p, `.item[data-id=`+jsString(conv2)+`]`)
+	p.WaitJS("transcript", `document.querySelector('.transcript .msg.visitor') !== null`)
+	click(t, p, `[data-action=claim]`)
+	p.WaitJS("claimed", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
+	v2.send(map[string]any{"type": "message", "client_id": "v2b", "text": "It says declined again"})
+	p.WaitJS("a message notification", `window.__notes.length === 2`)
+	if got := notes(); got[1].Tag != "message" || !strings.HasSuffix(got[1].Body, ": It says declined again") {
+		t.Fatalf("notification = %+v, want tag message and the visitor's text", got[1])
+	}
+
 	p.Eval(`(window.__hidden = false, document.dispatchEvent(new Event('visibilitychange')), true)`, nil)
 	p.WaitJS("the mark cleared", `document.title === 'Lifeline console'`)
+	// In view, with the chat open: the message shows, nothing pops up.
+	v2.send(map[string]any{"type": "message", "client_id": "v2c", "text": "Hello again"})
+	p.WaitJS("the message in the transcript", `[...document.querySelectorAll('.transcript .msg.visitor')].some(e => e.textContent.includes('Hello again'))`)
+	if got := notes(); len(got) != 2 {
+		t.Fatalf("notifications with the chat open in view = %+v, want still 2", got)
+	}
+	save(p, "notify")
 	checkClean(t, p)
 }
