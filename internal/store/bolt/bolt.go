@@ -79,11 +79,10 @@ type Options struct {
 	// PostgreSQL's commit_delay; appends beyond MaxBatch wait for the next
 	// group. It waits only while the previous group held more than one
 	// append (PostgreSQL's commit_siblings), so a lone writer is not
-	// slowed. A commit
-	// costs two fsyncs, the meta page and the branch pages above every
-	// leaf it touches whatever it holds, so at 2,000 messages/s on two
-	// cores 500 µs saves about a quarter of the node's CPU for about as
-	// much latency. Defaults to 500 µs; negative commits at once.
+	// slowed. A commit costs two fsyncs, the meta page and the branch
+	// pages above every leaf it touches whatever it holds, so at 2,000
+	// messages/s on two cores 500 µs saves about a quarter of the node's
+	// CPU for about as much latency. Defaults to 500 µs; negative commits at once.
 	CommitDelay time.Duration
 	// NoSync skips fsync on commit: acknowledged messages may be lost on a
 	// crash. For tests and benchmarks only. Defaults to false.

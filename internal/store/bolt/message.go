@@ -104,15 +104,13 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendRes, error) {
 func (s *Store) writer() {
 	batch := make([]*appendReq, 0, s.maxBatch)
 	g := &group{convs: make(map[string]*groupConv)}
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
 	shared := false // whether the last group held more than one append
 	for {
 		first, ok := <-s.reqs
 		if !ok {
 			return
 		}
-		batch = s.gather(append(batch[:0], first), linger, shared)
+		batch = s.gather(append(batch[:0], first), shared)
 		shared = len(batch) > 1
 		if s.batchHook != nil {
 			s.batchHook(len(batch))
@@ -122,16 +120,15 @@ func (s *Store) writer() {
 	}
 }
 
-// gather waits out the commit delay on linger if wait is set, then adds
-// to batch the appends queued by then, up to maxBatch. The writer waits
-// only while groups are shared (the last held more than one append): a
-// lone client, each append waiting for the one before, would only be
-// slowed. It sleeps rather than taking each append as it comes: waking
-// the writer per append would cost the very CPU the delay saves.
-func (s *Store) gather(batch []*appendReq, linger *time.Timer, wait bool) []*appendReq {
+// gather sleeps out the commit delay if wait is set, then adds to batch
+// the appends queued by then, up to maxBatch. The writer waits only while
+// groups are shared (the last held more than one append): a lone client,
+// each append waiting for the one before, would only be slowed. It sleeps
+// rather than taking each append as it comes: waking the writer per
+// append would cost the very CPU the delay saves.
+func (s *Store) gather(batch []*appendReq, wait bool) []*appendReq {
 	if wait && s.delay > 0 {
-		linger.Reset(s.delay)
-		<-linger.C
+		time.Sleep(s.delay)
 	}
 	for len(batch) < s.maxBatch {
 		select {
