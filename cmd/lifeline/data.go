@@ -231,8 +231,12 @@ func restoreCmd(_ context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("restore: %s is in use (stop the node first): %w", dst, err)
 		}
 		db.Close()
-		if err := os.Rename(dst, dst+".before-restore"); err != nil {
-			return err
+		// The store's message log goes aside with it: replayed into the
+		// restored file it would add messages the backup never had.
+		for _, name := range append([]string{dst}, bolt.WALFiles(dst)...) {
+			if err := os.Rename(name, name+".before-restore"); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 		}
 	}
 	src, err := os.Open(in)

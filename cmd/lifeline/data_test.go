@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -214,5 +215,20 @@ func TestBackupRestoreUnderTraffic(t *testing.T) {
 	}
 	if _, err := st.Site(ctx, "demo"); err != nil {
 		t.Errorf("restored store lacks the demo site: %v", err)
+	}
+	// Restoring over it moves its message log aside with the file.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"restore", "--in", out, "--data", restored, "--force"}, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("restore --force: %v\n%s", err, stderr.String())
+	}
+	for _, name := range bolt.WALFiles(filepath.Join(restored, "lifeline.db")) {
+		if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after restore --force, stat %s = %v; want it moved aside", name, err)
+		}
+		if _, err := os.Stat(name + ".before-restore"); err != nil {
+			t.Errorf("after restore --force: %v", err)
+		}
 	}
 }

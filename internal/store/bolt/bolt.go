@@ -1,13 +1,17 @@
-// Package bolt is Lifeline's embedded durable chat.Store, one file on
-// go.etcd.io/bbolt, with group commit for message appends.
+// Package bolt is Lifeline's embedded durable chat.Store: one file on
+// go.etcd.io/bbolt, and beside it a message log (wal.go) that makes
+// appends durable with one write and one fdatasync per group.
 //
 // Records are JSON. Every lookup the hub makes on a hot path goes through a
 // bucket keyed for it (a reference, a status queue, an agent's open
 // conversations, a conversation's messages by sequence number), never a
 // scan of all records. Message appends from many callers are gathered by
-// one writer goroutine and committed together, one fsync per group; every
-// other write is its own bbolt transaction. bbolt runs one writer at a time,
-// so both kinds interleave safely.
+// one writer goroutine and logged together; a checkpointer copies the log
+// into the B+tree every second in one transaction, and reads see logged
+// messages until then (pending.go). Visitor and meta puts are gathered by
+// a second writer into one bbolt transaction per group; every other write
+// is its own transaction. bbolt runs one writer at a time, so they
+// interleave safely.
 package bolt
 
 import (
@@ -18,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,11 +58,12 @@ var (
 	bMessages    = []byte("messages")        // see codec.go
 	bNotes       = []byte("notes")           // conv \0 n(8, big-endian) -> Note
 	bMeta        = []byte("meta")            // key -> value
+	bLog         = []byte("log")             // the message log's ID and checkpoint (checkpoint.go)
 
 	allBuckets = [][]byte{
 		bSites, bVisitors, bVisSite, bVisEmail, bVisExt, bAgents, bAgentEmail,
 		bSessions, bSessionExp, bConvs, bConvRef, bConvAll, bConvStatus, bConvAgent,
-		bConvVisitor, bConvSite, bAgentOpen, bMessages, bNotes, bMeta,
+		bConvVisitor, bConvSite, bAgentOpen, bMessages, bNotes, bMeta, bLog,
 	}
 )
 
@@ -84,18 +90,25 @@ type Options struct {
 	// messages/s on two cores 500 µs saves about a quarter of the node's
 	// CPU for about as much latency. Defaults to 500 µs; negative commits at once.
 	CommitDelay time.Duration
+	// CheckpointInterval is how long appended messages may stay in the
+	// message log (wal.go) before a checkpoint copies them into the
+	// B+tree; a log over 4 MiB is checkpointed at once. Longer intervals
+	// spread a checkpoint's fixed costs over more messages and hold more
+	// of them in memory. Defaults to 1 s.
+	CheckpointInterval time.Duration
 	// NoSync skips fsync on commit: acknowledged messages may be lost on a
 	// crash. For tests and benchmarks only. Defaults to false.
 	NoSync bool
 }
 
-// Stats counts the work of the group-commit writer since Open.
+// Stats counts the work of the group-commit writers since Open.
 type Stats struct {
-	// Commits is how many append transactions were committed.
+	// Commits is how many groups were committed: appends logged, or puts
+	// stored in one transaction.
 	Commits uint64
-	// Appends is how many AppendMessage (and PutVisitor) calls those
-	// commits answered, including idempotent repeats and calls answered
-	// with ErrNotFound.
+	// Appends is how many AppendMessage, PutVisitor and PutMeta calls
+	// those commits answered, including idempotent repeats and calls
+	// answered with ErrNotFound.
 	Appends uint64
 }
 
@@ -106,9 +119,10 @@ type Store struct {
 	maxBatch int
 	delay    time.Duration // Options.CommitDelay; ≤ 0: none
 
-	mu     sync.RWMutex // guards closed against sends on reqs
+	mu     sync.RWMutex // guards closed against sends on reqs and puts
 	closed bool
-	reqs   chan *appendReq
+	reqs   chan *appendReq // appends (and flushes), for writer
+	puts   chan *appendReq // visitor and meta puts, for putWriter
 	wg     sync.WaitGroup
 	done   atomic.Bool // set once Close begins; read without mu on every call
 	once   sync.Once
@@ -118,6 +132,22 @@ type Store struct {
 	appends atomic.Uint64
 
 	cache *recordCache // decoded conversations and visitors; see cache.go
+
+	// The message log (wal.go, checkpoint.go). wal and ckptBusy belong to
+	// the writer goroutine.
+	wal      *wal
+	pend     *pendingLog
+	every    time.Duration // Options.CheckpointInterval
+	ckptBusy bool          // a generation is with the checkpointer
+	ckptReq  chan uint64   // writer -> checkpointer: store this generation
+	ckptDone chan struct{} // checkpointer -> writer: stored
+	logErr   atomic.Pointer[error]
+	// released counts the checkpointer's drops from pend, each counted
+	// before it starts. A read transaction that began before a checkpoint
+	// committed, and read pend after the checkpointer dropped what it
+	// stored, would miss those messages; such a read sees the count move
+	// and runs again (viewPending).
+	released atomic.Uint64
 
 	// batchHook, if set (by tests, before the first append), is called by
 	// the writer with the size of each group before it commits.
@@ -144,6 +174,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.CommitDelay == 0 {
 		opts.CommitDelay = 500 * time.Microsecond
 	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Second
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open bolt store: %w", err)
 	}
@@ -158,14 +191,31 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bolt store %s: %w", path, err)
 	}
+	var logID, done uint64
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
+		b := tx.Bucket(bLog)
+		if v := b.Get(keyLogID); len(v) == 8 {
+			logID = binary.BigEndian.Uint64(v)
+		} else {
+			logID = rand.Uint64() | 1 // never 0
+			if err := b.Put(keyLogID, u64(logID)); err != nil {
+				return err
+			}
+		}
+		if v := b.Get(keyCheckpoint); len(v) == 8 {
+			done = binary.BigEndian.Uint64(v)
+		}
 		return nil
 	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open bolt store %s: %w", path, err), db.Close())
+	}
+	w, logged, err := openWAL(path, logID, done, opts.NoSync)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open bolt store %s: %w", path, err), db.Close())
 	}
@@ -175,11 +225,43 @@ func Open(path string, opts Options) (*Store, error) {
 		maxBatch: opts.MaxBatch,
 		delay:    opts.CommitDelay,
 		reqs:     make(chan *appendReq, opts.QueueLen),
+		puts:     make(chan *appendReq, opts.QueueLen),
 		cache:    newRecordCache(),
+		wal:      w,
+		pend:     newPendingLog(),
+		every:    opts.CheckpointInterval,
+		ckptReq:  make(chan uint64),
+		ckptDone: make(chan struct{}),
+	}
+	if err := s.replay(logged); err != nil {
+		return nil, errors.Join(fmt.Errorf("open bolt store %s: replay message log: %w", path, err), w.close(), db.Close())
 	}
 	s.wg.Go(s.writer)
+	s.wg.Go(s.putWriter)
+	s.wg.Go(s.checkpointer)
 	s.log.Info("bolt store open", "path", path)
 	return s, nil
+}
+
+// replay stores the messages a crash left in the log, oldest generation
+// first.
+func (s *Store) replay(logged []loggedGen) error {
+	if len(logged) == 0 {
+		return nil
+	}
+	byConv := make(map[string][]pendingMsg)
+	n := 0
+	for _, lg := range logged {
+		for _, pm := range lg.msgs {
+			byConv[pm.m.ConversationID] = append(byConv[pm.m.ConversationID], pm)
+		}
+		n += len(lg.msgs)
+	}
+	if err := s.storeLogged(byConv, logged[len(logged)-1].gen); err != nil {
+		return err
+	}
+	s.log.Info("message log replayed", "messages", n, "generations", len(logged))
+	return nil
 }
 
 // Stats returns the group-commit counters, for metrics.
@@ -187,9 +269,12 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load()}
 }
 
-// Ping reports ErrClosed after Close and otherwise whether a read
-// transaction can start.
+// Ping reports ErrClosed after Close, the error that stopped the message
+// log, if any, and otherwise whether a read transaction can start.
 func (s *Store) Ping(context.Context) error {
+	if err := s.logErr.Load(); err != nil {
+		return *err
+	}
 	return s.view(func(*bbolt.Tx) error { return nil })
 }
 
@@ -201,10 +286,11 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		close(s.reqs)
+		close(s.puts)
 		s.mu.Unlock()
 		s.done.Store(true)
 		s.wg.Wait()
-		if err := s.db.Close(); err != nil {
+		if err := errors.Join(s.wal.close(), s.db.Close()); err != nil {
 			s.errc = fmt.Errorf("close bolt store: %w", err)
 		}
 		s.log.Info("bolt store closed")
@@ -219,6 +305,20 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 		return chat.ErrClosed
 	}
 	return closedErr(s.db.View(fn))
+}
+
+// viewPending is view for an fn that also reads pending messages: it runs
+// fn again if the checkpointer dropped some meanwhile (see released), so
+// fn must start its results afresh on each call. Drops come at most once
+// per checkpoint interval, so a retry is rare.
+func (s *Store) viewPending(fn func(*bbolt.Tx) error) error {
+	for {
+		n := s.released.Load()
+		err := s.view(fn)
+		if err != nil || s.released.Load() == n {
+			return err
+		}
+	}
 }
 
 // update runs fn in its own write transaction. Afterwards the record

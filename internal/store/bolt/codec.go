@@ -105,8 +105,20 @@ func decodeMessage(conv string, seq int64, v []byte) (chat.Message, error) {
 }
 
 // lastMessage returns the sequence number and time of the conversation's
-// last message, or 0 and the zero time if it has none.
-func lastMessage(tx *bbolt.Tx, conv string) (int64, time.Time, error) {
+// last message, or 0 and the zero time if it has none: its newest pending
+// message (pending.go), or else the last in tx. tx is a write transaction,
+// or a read one under s.releasing (s.view).
+func (s *Store) lastMessage(tx *bbolt.Tx, conv string) (int64, time.Time, error) {
+	if ms := s.pend.conv(conv); len(ms) > 0 {
+		m := ms[len(ms)-1].m
+		return m.Seq, m.At, nil
+	}
+	return lastStored(tx, conv)
+}
+
+// lastStored returns the sequence number and time of the conversation's
+// last message in tx, or 0 and the zero time if it has none.
+func lastStored(tx *bbolt.Tx, conv string) (int64, time.Time, error) {
 	p := msgPrefix(conv)
 	var seq int64
 	var at time.Time

@@ -47,7 +47,8 @@ func convIndexes(c chat.Conversation) map[string][]byte {
 
 // getConv reads a conversation. LastSeq comes from its last message, and
 // that message's time advances UpdatedAt: appends leave the record alone.
-func getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
+// tx is a write transaction, or a read one under s.releasing (s.view).
+func (s *Store) getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	var c chat.Conversation
 	ok, err := get(tx, bConvs, id, &c)
 	if err == nil && !ok {
@@ -56,7 +57,7 @@ func getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	if err != nil {
 		return c, err
 	}
-	seq, at, err := lastMessage(tx, c.ID)
+	seq, at, err := s.lastMessage(tx, c.ID)
 	if err != nil {
 		return c, fmt.Errorf("last message of %s: %w", c.ID, err)
 	}
@@ -114,10 +115,10 @@ func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, e
 		}
 		return e.conversation(), nil
 	}
-	var c chat.Conversation
+	var e cachedConv
 	gen := s.cache.gen.Load()
-	err := s.view(func(tx *bbolt.Tx) error {
-		var e cachedConv
+	err := s.viewPending(func(tx *bbolt.Tx) error {
+		e = cachedConv{}
 		found, err := get(tx, bConvs, []byte(id), &e.rec)
 		if err == nil && !found {
 			err = chat.ErrNotFound
@@ -125,29 +126,28 @@ func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, e
 		if err != nil {
 			return err
 		}
-		if e.lastSeq, e.lastAt, err = lastMessage(tx, id); err != nil {
+		if e.lastSeq, e.lastAt, err = s.lastMessage(tx, id); err != nil {
 			return fmt.Errorf("last message of %s: %w", id, err)
 		}
-		s.cache.putConv(gen, e)
-		c = e.conversation()
 		return nil
 	})
 	if err != nil {
 		return chat.Conversation{}, fmt.Errorf("conversation %s: %w", id, err)
 	}
-	return c, nil
+	s.cache.putConv(gen, e)
+	return e.conversation(), nil
 }
 
 // ConversationByRef finds a conversation by its reference
 // (case-insensitive), or ErrNotFound.
 func (s *Store) ConversationByRef(_ context.Context, ref string) (chat.Conversation, error) {
 	var c chat.Conversation
-	err := s.view(func(tx *bbolt.Tx) (err error) {
+	err := s.viewPending(func(tx *bbolt.Tx) (err error) {
 		id := tx.Bucket(bConvRef).Get([]byte(strings.ToUpper(ref)))
 		if id == nil {
 			return chat.ErrNotFound
 		}
-		c, err = getConv(tx, id)
+		c, err = s.getConv(tx, id)
 		return err
 	})
 	if err != nil {
@@ -189,11 +189,12 @@ func (s *Store) Conversations(_ context.Context, q chat.ConversationQuery) ([]ch
 			(len(q.Statuses) == 0 || slices.Contains(q.Statuses, c.Status))
 	}
 	var out []chat.Conversation
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.viewPending(func(tx *bbolt.Tx) error {
+		out = out[:0]
 		for _, sc := range scans {
 			n := 0
 			err := scanPrefix(tx, sc.name, sc.p, true, func(k, _ []byte) (bool, error) {
-				c, err := getConv(tx, k[len(sc.p)+12:])
+				c, err := s.getConv(tx, k[len(sc.p)+12:])
 				if errors.Is(err, chat.ErrNotFound) {
 					return true, nil
 				}
@@ -242,7 +243,7 @@ func (e fnError) Error() string { return e.err.Error() }
 func (s *Store) UpdateConversation(_ context.Context, id string, fn func(*chat.Conversation) error) (chat.Conversation, error) {
 	var cur chat.Conversation
 	err := s.updateKnown(func(tx *bbolt.Tx) error {
-		old, err := getConv(tx, []byte(id))
+		old, err := s.getConv(tx, []byte(id))
 		if err != nil {
 			return err
 		}
@@ -276,7 +277,7 @@ func (s *Store) Assign(_ context.Context, id, agentID string, capacity int, now 
 	}
 	var c chat.Conversation
 	err := s.updateKnown(func(tx *bbolt.Tx) error {
-		old, err := getConv(tx, []byte(id))
+		old, err := s.getConv(tx, []byte(id))
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,8 @@ import (
 )
 
 // DeleteConversation removes a conversation, its reference, index entries,
-// messages, client IDs and notes in one transaction.
+// messages, client IDs and notes in one transaction, and its messages
+// still pending in the log (which a checkpoint or replay would skip).
 func (s *Store) DeleteConversation(_ context.Context, id string) error {
 	err := s.updateKnown(func(tx *bbolt.Tx) error {
 		var c chat.Conversation
@@ -38,7 +39,10 @@ func (s *Store) DeleteConversation(_ context.Context, id string) error {
 			return err
 		}
 		return tx.Bucket(bConvs).Delete([]byte(id))
-	}, func() { s.cache.forgetConv(id) })
+	}, func() {
+		s.cache.forgetConv(id)
+		s.pend.drop(id)
+	})
 	if err != nil {
 		return fmt.Errorf("delete conversation %s: %w", id, err)
 	}

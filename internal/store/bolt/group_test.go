@@ -13,27 +13,40 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 )
 
-// harness holds the writer of a store still while appends queue up, so
-// that a test decides exactly what one group holds.
+// harness holds the append writer still while appends queue up, so that
+// a test decides exactly what one group holds.
 type harness struct {
 	t       *testing.T
 	s       *Store
 	batches chan int
+	gates   chan chan struct{} // a gate here stops the writer in its next group's hook
 	release chan struct{}
-	held    chan struct{}
 	n       int // conversations made
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessOpts(t, Options{}) }
+
+func newHarnessOpts(t *testing.T, opts Options) *harness {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{})
+	s, err := Open(filepath.Join(t.TempDir(), "db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	h := &harness{t: t, s: s, batches: make(chan int, 100)}
-	s.batchHook = func(n int) { h.batches <- n }
+	h := &harness{t: t, s: s, batches: make(chan int, 100), gates: make(chan chan struct{}, 1)}
+	s.batchHook = h.hook
 	return h
+}
+
+// hook reports each group's size and, if hold was called, waits for
+// unhold.
+func (h *harness) hook(n int) {
+	h.batches <- n
+	select {
+	case gate := <-h.gates:
+		<-gate
+	default:
+	}
 }
 
 func (h *harness) conv() string {
@@ -49,29 +62,13 @@ func (h *harness) conv() string {
 	return id
 }
 
-// hold takes bbolt's write lock (an UpdateConversation whose fn waits) and
-// returns once it has it.
-func (h *harness) hold(conv string) {
-	h.release, h.held = make(chan struct{}), make(chan struct{})
-	entered := make(chan struct{})
-	go func() {
-		defer close(h.held)
-		_, err := h.s.UpdateConversation(context.Background(), conv, func(*chat.Conversation) error {
-			close(entered)
-			<-h.release
-			return nil
-		})
-		if err != nil {
-			h.t.Errorf("holding UpdateConversation = %v", err)
-		}
-	}()
-	<-entered
+// hold makes the writer wait, after taking its next group, for unhold.
+func (h *harness) hold() {
+	h.release = make(chan struct{})
+	h.gates <- h.release
 }
 
-func (h *harness) unhold() {
-	close(h.release)
-	<-h.held
-}
+func (h *harness) unhold() { close(h.release) }
 
 // queued waits until n appends wait in the queue.
 func (h *harness) queued(n int) {
@@ -105,10 +102,10 @@ func TestGroupCommit(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	convs := []string{h.conv(), h.conv(), h.conv()}
-	h.hold(convs[0])
+	h.hold()
 
-	// The first append is taken alone and waits for the write lock; the
-	// rest queue up behind it and form the second group.
+	// The first append is taken alone and held; the rest queue up behind
+	// it and form the second group.
 	first := h.appendAsync(ctx, chat.Message{ConversationID: convs[0], ClientID: "first"})
 	if n := <-h.batches; n != 1 {
 		t.Fatalf("first group = %d appends, want 1", n)
@@ -191,7 +188,7 @@ func TestGroupCommitFailureFailsEveryone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.hold(good)
+	h.hold()
 	first := h.appendAsync(ctx, chat.Message{ConversationID: good, ClientID: "first"})
 	<-h.batches
 	a := h.appendAsync(ctx, chat.Message{ConversationID: good, ClientID: "a"})
@@ -220,7 +217,7 @@ func TestGroupCommitFailureFailsEveryone(t *testing.T) {
 func TestAppendContextDone(t *testing.T) {
 	h := newHarness(t)
 	c := h.conv()
-	h.hold(c)
+	h.hold()
 	first := h.appendAsync(context.Background(), chat.Message{ConversationID: c, ClientID: "first"})
 	<-h.batches
 	ctx, cancel := context.WithCancel(context.Background())
@@ -248,7 +245,7 @@ func TestCloseFinishesQueuedAppends(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	c := h.conv()
-	h.hold(c)
+	h.hold()
 	first := h.appendAsync(ctx, chat.Message{ConversationID: c, ClientID: "first"})
 	<-h.batches
 	var queued []<-chan result
@@ -284,14 +281,8 @@ func TestCloseFinishesQueuedAppends(t *testing.T) {
 }
 
 func TestCommitDelayGathersLaterAppendsWhileGroupsAreShared(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Second, MaxBatch: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	batches := make(chan int, 10)
-	s.batchHook = func(n int) { batches <- n }
-	h := &harness{t: t, s: s}
+	h := newHarnessOpts(t, Options{CommitDelay: time.Second, MaxBatch: 2})
+	s, batches := h.s, h.batches
 	conv := h.conv()
 	ctx := context.Background()
 	want := func(n int) {
@@ -312,9 +303,9 @@ func TestCommitDelayGathersLaterAppendsWhileGroupsAreShared(t *testing.T) {
 	}
 
 	// A lone append does not wait for company: the first group is alone,
-	// and it is taken, not held for a second, while bbolt's write lock is
-	// held elsewhere, so two more queue up behind it and share the next.
-	h.hold(conv)
+	// and it is taken, not held for a second, then held in the hook, so
+	// two more queue up behind it and share the next.
+	h.hold()
 	a := enqueue("a")
 	want(1)
 	b := h.appendAsync(ctx, chat.Message{ConversationID: conv, ClientID: "b"})

@@ -14,14 +14,16 @@ import (
 	"github.com/lifelinehq/lifeline/chat"
 )
 
-// appendReq is one AppendMessage call waiting for the writer, or, with
-// visitor set, one PutVisitor call, or with meta set one PutMeta call: a
-// visitor says hello on every connection and the detector saves each
-// visitor's journey, so a storm of connections is a storm of such writes,
-// and they share the group commits of the messages.
+// appendReq is one AppendMessage call waiting for the append writer, or,
+// with flush set, a request to checkpoint the message log (WriteBackup);
+// or, with visitor set, one PutVisitor call, or with meta set one PutMeta
+// call, waiting for the put writer: a visitor says hello on every
+// connection and the detector saves each visitor's journey, so a storm of
+// connections is a storm of such writes, and they share group commits.
 type appendReq struct {
 	ctx     context.Context
 	m       chat.Message
+	flush   bool
 	visitor *chat.Visitor
 	meta    *metaPut
 	done    chan appendRes // buffered: the writer never blocks on it
@@ -43,8 +45,9 @@ var reqPool = sync.Pool{New: func() any { return &appendReq{done: make(chan appe
 
 // AppendMessage durably stores m at the next sequence number of its
 // conversation. The call joins the next group commit: one writer goroutine
-// commits every append waiting for it in one transaction (one fsync) and
-// then answers them all, so throughput grows with the number of callers.
+// logs every append waiting for it with one write and one fdatasync
+// (wal.go) and then answers them all, so throughput grows with the number
+// of callers.
 //
 // If ctx is done before the group holding m is committed, AppendMessage
 // returns ctx.Err(), yet m may still be stored; a retry with the same
@@ -62,23 +65,23 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (chat.Message
 	m.Seq = 0
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.m = ctx, m
-	res, err := s.submit(ctx, r)
+	res, err := s.submit(ctx, s.reqs, r)
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
 	}
 	return res.m, res.created, res.err
 }
 
-// submit hands r to the writer and waits for its answer. The error is
-// ErrClosed or ctx's; the answer's err is the commit's.
-func (s *Store) submit(ctx context.Context, r *appendReq) (appendRes, error) {
+// submit hands r to the writer reading q and waits for its answer. The
+// error is ErrClosed or ctx's; the answer's err is the commit's.
+func (s *Store) submit(ctx context.Context, q chan *appendReq, r *appendReq) (appendRes, error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return appendRes{}, chat.ErrClosed
 	}
 	select {
-	case s.reqs <- r:
+	case q <- r:
 		s.mu.RUnlock()
 	case <-ctx.Done():
 		s.mu.RUnlock()
@@ -96,43 +99,160 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendRes, error) {
 	}
 }
 
-// writer is the group-commit loop. It takes one waiting append, then every
-// other one that arrives within the commit delay (up to maxBatch), commits
-// them together and starts over, so a group also forms while the previous
-// one is being written. It returns when Close has closed reqs and
-// the queue is empty.
+// writer is the append group-commit loop. It takes one waiting append,
+// then every other one that arrives within the commit delay (up to
+// maxBatch), logs them together and starts over, so a group also forms
+// while the previous one is being written. Between groups it hands full
+// or old log generations to the checkpointer. When Close has closed reqs
+// and the queue is empty, it checkpoints what is left and returns.
 func (s *Store) writer() {
+	defer close(s.ckptReq)
 	batch := make([]*appendReq, 0, s.maxBatch)
+	var flushes []*appendReq
 	g := &group{convs: make(map[string]*groupConv)}
 	shared := false // whether the last group held more than one append
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		first, ok := <-s.reqs
+		var tick <-chan time.Time
+		if !s.ckptBusy && s.wal.off > 0 {
+			timer.Reset(s.every - time.Since(s.wal.began))
+			tick = timer.C
+		}
+		var ckptDone chan struct{}
+		if s.ckptBusy {
+			ckptDone = s.ckptDone
+		}
+		var first *appendReq
+		ok := true
+		select {
+		case first, ok = <-s.reqs:
+		case <-ckptDone:
+			s.ckptBusy = false
+		case <-tick:
+			s.startCheckpoint()
+		}
+		timer.Stop()
 		if !ok {
+			s.checkpointAll()
 			return
 		}
-		batch = s.gather(append(batch[:0], first), shared)
+		if first == nil {
+			continue
+		}
+		batch = s.gather(s.reqs, append(batch[:0], first), shared)
 		shared = len(batch) > 1
 		if s.batchHook != nil {
 			s.batchHook(len(batch))
 		}
-		s.commit(g, batch)
+		batch, flushes = splitFlushes(batch, flushes[:0])
+		if len(batch) > 0 {
+			s.commitMessages(g, batch)
+		}
+		if len(flushes) > 0 {
+			s.checkpointAll()
+			for _, r := range flushes {
+				r.done <- appendRes{}
+			}
+		}
+		clear(batch)
+		clear(flushes)
+		if !s.ckptBusy && s.wal.due(s.every) {
+			s.startCheckpoint()
+		}
+	}
+}
+
+// splitFlushes moves the flush requests of batch to flushes.
+func splitFlushes(batch, flushes []*appendReq) ([]*appendReq, []*appendReq) {
+	kept := batch[:0]
+	for _, r := range batch {
+		if r.flush {
+			flushes = append(flushes, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(batch[len(kept):])
+	return kept, flushes
+}
+
+// putWriter is the group-commit loop of PutVisitor and PutMeta: like
+// writer, but each group is one bbolt transaction.
+func (s *Store) putWriter() {
+	batch := make([]*appendReq, 0, s.maxBatch)
+	shared := false
+	for {
+		first, ok := <-s.puts
+		if !ok {
+			return
+		}
+		batch = s.gather(s.puts, append(batch[:0], first), shared)
+		shared = len(batch) > 1
+		s.commitPuts(batch)
 		clear(batch)
 	}
 }
 
+// commitPuts stores batch (visitor and meta puts) in one transaction and
+// answers every caller.
+func (s *Store) commitPuts(batch []*appendReq) {
+	pending := 0
+	for _, r := range batch {
+		if r.ctx.Err() == nil {
+			pending++
+		}
+	}
+	var err error
+	if pending > 0 {
+		err = closedErr(s.db.Update(func(tx *bbolt.Tx) error {
+			for _, r := range batch {
+				if r.ctx.Err() != nil {
+					continue
+				}
+				if r.visitor != nil {
+					if err := putVisitor(tx, *r.visitor); err != nil {
+						return fmt.Errorf("put visitor %s: %w", r.visitor.ID, err)
+					}
+					continue
+				}
+				if err := tx.Bucket(bMeta).Put([]byte(r.meta.key), metaValue(r.meta.value)); err != nil {
+					return fmt.Errorf("put meta %s: %w", r.meta.key, err)
+				}
+			}
+			return nil
+		}))
+	}
+	for _, r := range batch {
+		if r.visitor != nil {
+			s.cache.forgetVisitor(r.visitor.ID)
+		}
+	}
+	s.commits.Add(1)
+	s.appends.Add(uint64(len(batch)))
+	for _, r := range batch {
+		res := appendRes{err: err} // PutVisitor and PutMeta wrap it
+		if cerr := r.ctx.Err(); cerr != nil {
+			// Nobody is waiting: the caller already returned ctx.Err().
+			res.err = cerr
+		}
+		r.done <- res
+	}
+}
+
 // gather sleeps out the commit delay if wait is set, then adds to batch
-// the appends queued by then, up to maxBatch. The writer waits only while
-// groups are shared (the last held more than one append): a lone client,
-// each append waiting for the one before, would only be slowed. It sleeps
-// rather than taking each append as it comes: waking the writer per
-// append would cost the very CPU the delay saves.
-func (s *Store) gather(batch []*appendReq, wait bool) []*appendReq {
+// the requests queued on q by then, up to maxBatch. A writer waits only
+// while groups are shared (the last held more than one request): a lone
+// client, each append waiting for the one before, would only be slowed.
+// It sleeps rather than taking each request as it comes: waking the
+// writer per request would cost the very CPU the delay saves.
+func (s *Store) gather(q chan *appendReq, batch []*appendReq, wait bool) []*appendReq {
 	if wait && s.delay > 0 {
 		time.Sleep(s.delay)
 	}
 	for len(batch) < s.maxBatch {
 		select {
-		case r, ok := <-s.reqs:
+		case r, ok := <-q:
 			if !ok {
 				return batch
 			}
@@ -144,129 +264,164 @@ func (s *Store) gather(batch []*appendReq, wait bool) []*appendReq {
 	return batch
 }
 
-// group is the writer's scratch space for one commit, reused across commits.
+// group is the append writer's scratch space for one group, reused.
 type group struct {
 	res   []appendRes
 	convs map[string]*groupConv
+	fresh []pendingMsg // the messages this group stores
 }
 
 // groupConv is one conversation touched by a group.
 type groupConv struct {
+	known   bool // lastSeq and missing are set
+	missing bool
 	lastSeq int64
 	lastAt  time.Time // of the last message this group stored
-	missing bool
+	// pending is the conversation's logged messages not yet in the
+	// B+tree, taken with the group's read transaction.
+	pending []pendingMsg
 	// added holds the messages stored by this group, by client ID, so a
 	// repeat within the group is answered without a read.
 	added map[string]chat.Message
 }
 
-// commit stores batch in one transaction and answers every caller.
-func (s *Store) commit(g *group, batch []*appendReq) {
-	g.res = slices.Grow(g.res[:0], len(batch))[:len(batch)]
-	clear(g.res)
-	clear(g.convs)
-	pending := 0
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			// Nobody is waiting: the caller already returned ctx.Err().
-			g.res[i].err = err
-			continue
-		}
-		pending++
-	}
+// commitMessages logs batch and answers every caller.
+func (s *Store) commitMessages(g *group, batch []*appendReq) {
 	var err error
-	if pending > 0 {
-		err = s.db.Update(func(tx *bbolt.Tx) error { return g.apply(tx, batch) })
+	for {
+		// A checkpoint may drop pending messages while prepare reads
+		// them (see Store.released): then prepare runs again.
+		n := s.released.Load()
+		if !g.reset(batch, s.logErr.Load()) {
+			break
+		}
+		err = s.prepare(g, batch)
+		if err != nil || s.released.Load() == n {
+			break
+		}
 	}
-	err = closedErr(err) // returned to every caller, who decides whether to log it
-	if pending > 0 {
-		s.cache.committed(g.convs, err == nil)
+	if err == nil && len(g.fresh) > 0 {
+		if err = s.wal.write(g.fresh); err != nil {
+			err = fmt.Errorf("%w: %w", errLogFailed, err)
+			s.logErr.Store(&err)
+			s.log.Error("message log failed: appends refused until a restart", "err", err)
+		}
 	}
-	for _, r := range batch {
-		if r.visitor != nil {
-			s.cache.forgetVisitor(r.visitor.ID)
+	if err == nil {
+		s.pend.add(g.fresh)
+	}
+	s.cache.committed(g.convs, err == nil)
+	if err != nil {
+		for i, r := range batch {
+			if g.res[i].err == nil {
+				g.res[i] = appendRes{err: fmt.Errorf("append message to %s: %w", r.m.ConversationID, err)}
+			}
 		}
 	}
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	for i, r := range batch {
-		res := g.res[i]
-		if err != nil && res.err == nil {
-			res = appendRes{err: err} // PutVisitor and PutMeta wrap it
-			if r.visitor == nil && r.meta == nil {
-				res.err = fmt.Errorf("append message to %s: %w", r.m.ConversationID, err)
-			}
-		}
-		r.done <- res
+		r.done <- g.res[i]
 	}
 }
 
-// apply writes every live request of batch into tx and records the
-// answers in g.res. Appends change only the messages bucket (a
-// conversation's LastSeq and UpdatedAt follow from its last message);
-// visitor puts change the visitor and its indexes, meta puts one key.
-func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
-	msgs := tx.Bucket(bMessages)
-	convs := tx.Bucket(bConvs)
+// reset empties g for batch and answers the appends that need no work:
+// those whose caller has gone, and all of them once the log has failed
+// (logErr). It reports whether any append is left.
+func (g *group) reset(batch []*appendReq, logErr *error) bool {
+	g.res = slices.Grow(g.res[:0], len(batch))[:len(batch)]
+	clear(g.res)
+	clear(g.convs)
+	clear(g.fresh)
+	g.fresh = g.fresh[:0]
+	live := false
+	for i, r := range batch {
+		switch {
+		case r.ctx.Err() != nil:
+			// Nobody is waiting: the caller already returned ctx.Err().
+			g.res[i].err = r.ctx.Err()
+		case logErr != nil:
+			g.res[i].err = fmt.Errorf("append message to %s: %w", r.m.ConversationID, *logErr)
+		default:
+			live = true
+		}
+	}
+	return live
+}
+
+// prepare gives every live append of batch its answer: a sequence number
+// and a place in g.fresh, or the message stored before under its client
+// ID, or ErrNotFound. It reads the B+tree in one read transaction and
+// what is pending in the log. An error fails the whole group.
+func (s *Store) prepare(g *group, batch []*appendReq) error {
+	var tx *bbolt.Tx
+	defer func() {
+		if tx != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	read := func() (*bbolt.Tx, error) {
+		if tx == nil {
+			t, err := s.db.Begin(false)
+			if err != nil {
+				return nil, err
+			}
+			tx = t
+		}
+		return tx, nil
+	}
 	for i, r := range batch {
 		if g.res[i].err != nil {
 			continue
 		}
-		if r.visitor != nil {
-			if err := putVisitor(tx, *r.visitor); err != nil {
-				return fmt.Errorf("put visitor %s: %w", r.visitor.ID, err)
-			}
-			continue
-		}
-		if r.meta != nil {
-			if err := tx.Bucket(bMeta).Put([]byte(r.meta.key), metaValue(r.meta.value)); err != nil {
-				return fmt.Errorf("put meta %s: %w", r.meta.key, err)
-			}
-			continue
-		}
 		m := r.m
-		gc := g.convs[m.ConversationID]
+		id := m.ConversationID
+		gc := g.convs[id]
 		if gc == nil {
 			gc = &groupConv{}
-			if convs.Get([]byte(m.ConversationID)) == nil {
-				gc.missing = true
-			} else {
-				seq, _, err := lastMessage(tx, m.ConversationID)
-				if err != nil {
-					return fmt.Errorf("last message of %s: %w", m.ConversationID, err)
-				}
-				gc.lastSeq = seq
+			g.convs[id] = gc
+		}
+		if !gc.known {
+			t, err := read()
+			if err != nil {
+				return err
 			}
-			g.convs[m.ConversationID] = gc
+			gc.pending = s.pend.conv(id)
+			if err := gc.load(t, id, s.cache); err != nil {
+				return err
+			}
 		}
 		if gc.missing {
-			g.res[i].err = fmt.Errorf("append message to %s: %w", m.ConversationID, chat.ErrNotFound)
+			g.res[i].err = fmt.Errorf("append message to %s: %w", id, chat.ErrNotFound)
 			continue
 		}
 		if old, ok := gc.added[m.ClientID]; ok {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		ck := clientKey(m.ConversationID, m.ClientID)
-		if v := msgs.Get(ck); v != nil {
+		if old, ok := gc.logged(m.ClientID); ok {
+			g.res[i] = appendRes{m: old}
+			continue
+		}
+		t, err := read()
+		if err != nil {
+			return err
+		}
+		msgs := t.Bucket(bMessages)
+		if v := msgs.Get(clientKey(id, m.ClientID)); v != nil {
 			if len(v) != 8 {
-				return fmt.Errorf("client ID of %s: %w", m.ConversationID, errCorrupt)
+				return fmt.Errorf("client ID of %s: %w", id, errCorrupt)
 			}
 			seq := int64(binary.BigEndian.Uint64(v))
-			old, err := decodeMessage(m.ConversationID, seq, msgs.Get(msgKey(m.ConversationID, seq)))
+			old, err := decodeMessage(id, seq, msgs.Get(msgKey(id, seq)))
 			if err != nil {
-				return fmt.Errorf("message %d of %s: %w", seq, m.ConversationID, err)
+				return fmt.Errorf("message %d of %s: %w", seq, id, err)
 			}
 			g.res[i] = appendRes{m: old}
 			continue
 		}
 		m.Seq = gc.lastSeq + 1
-		if err := msgs.Put(msgKey(m.ConversationID, m.Seq), encodeMessage(m)); err != nil {
-			return err
-		}
-		if err := msgs.Put(ck, u64(uint64(m.Seq))); err != nil {
-			return err
-		}
+		g.fresh = append(g.fresh, pendingMsg{m: m, enc: encodeMessage(m), gen: s.wal.gen})
 		gc.lastSeq, gc.lastAt = m.Seq, m.At
 		if gc.added == nil {
 			gc.added = make(map[string]chat.Message)
@@ -277,22 +432,62 @@ func (g *group) apply(tx *bbolt.Tx, batch []*appendReq) error {
 	return nil
 }
 
-// Messages returns up to limit messages with Seq > afterSeq in order,
-// reading one contiguous key range.
+// load sets whether the conversation id exists and its last sequence
+// number: from its newest pending message, else from the record cache,
+// else from tx.
+func (gc *groupConv) load(tx *bbolt.Tx, id string, cache *recordCache) error {
+	gc.known = true
+	if n := len(gc.pending); n > 0 {
+		gc.lastSeq = gc.pending[n-1].m.Seq
+		return nil
+	}
+	if e, ok := cache.conv(id); ok {
+		gc.lastSeq = e.lastSeq
+		return nil
+	}
+	if tx.Bucket(bConvs).Get([]byte(id)) == nil {
+		gc.missing = true
+		return nil
+	}
+	seq, _, err := lastStored(tx, id)
+	if err != nil {
+		return fmt.Errorf("last message of %s: %w", id, err)
+	}
+	gc.lastSeq = seq
+	return nil
+}
+
+// logged returns the pending message with the client ID, if any. A
+// conversation holds few pending messages (those of the last checkpoint
+// interval), so a scan beats a map.
+func (gc *groupConv) logged(clientID string) (chat.Message, bool) {
+	for i := len(gc.pending) - 1; i >= 0; i-- {
+		if gc.pending[i].m.ClientID == clientID {
+			return gc.pending[i].m, true
+		}
+	}
+	return chat.Message{}, false
+}
+
+// Messages returns up to limit messages with Seq > afterSeq in order:
+// one contiguous key range of the B+tree, then the pending messages
+// (pending.go) after it.
 func (s *Store) Messages(_ context.Context, conversationID string, afterSeq int64, limit int) ([]chat.Message, error) {
 	var out []chat.Message
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.viewPending(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bConvs).Get([]byte(conversationID)) == nil {
 			return chat.ErrNotFound
 		}
 		p := msgPrefix(conversationID)
-		if limit > 0 {
+		out = out[:0]
+		if limit > 0 && out == nil {
 			out = make([]chat.Message, 0, min(limit, 256))
 		}
+		top := max(afterSeq, 0)
 		c := tx.Bucket(bMessages).Cursor()
-		for k, v := c.Seek(msgKey(conversationID, max(afterSeq, 0)+1)); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		for k, v := c.Seek(msgKey(conversationID, top+1)); k != nil && hasPrefix(k, p); k, v = c.Next() {
 			if limit > 0 && len(out) == limit {
-				break
+				return nil
 			}
 			if len(k) != len(p)+8 {
 				return errCorrupt
@@ -303,6 +498,15 @@ func (s *Store) Messages(_ context.Context, conversationID string, afterSeq int6
 				return fmt.Errorf("message %d: %w", seq, err)
 			}
 			out = append(out, m)
+			top = seq
+		}
+		for _, pm := range s.pend.conv(conversationID) {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			if pm.m.Seq > top {
+				out = append(out, pm.m)
+			}
 		}
 		return nil
 	})

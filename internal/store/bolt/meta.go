@@ -26,7 +26,7 @@ func (s *Store) PutMeta(ctx context.Context, k string, value []byte) error {
 	}
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.meta = ctx, &metaPut{key: k, value: value}
-	res, err := s.submit(ctx, r)
+	res, err := s.submit(ctx, s.puts, r)
 	if err == nil {
 		err = res.err
 	}

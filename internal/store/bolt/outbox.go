@@ -169,8 +169,14 @@ func decodeTime(b []byte) time.Time {
 
 // WriteBackup writes a consistent copy of the database file to w from one
 // read transaction, while the store keeps serving, and returns its size.
+// It first checkpoints the message log, so the copy holds every message
+// acknowledged before the call.
 // Restoring is copying the file back into place with the node stopped.
-func (s *Store) WriteBackup(_ context.Context, w io.Writer) (int64, error) {
+func (s *Store) WriteBackup(ctx context.Context, w io.Writer) (int64, error) {
+	// The copy is of the B+tree alone: checkpoint the log first.
+	if err := s.flush(ctx); err != nil {
+		return 0, fmt.Errorf("write backup: %w", err)
+	}
 	var n int64
 	err := s.view(func(tx *bbolt.Tx) error {
 		var err error

@@ -95,7 +95,7 @@ func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	}
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.visitor = ctx, &v
-	res, err := s.submit(ctx, r)
+	res, err := s.submit(ctx, s.puts, r)
 	if err == nil {
 		err = res.err
 	}

@@ -1,0 +1,118 @@
+package bolt
+
+import (
+	"sync"
+	"time"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// pendingMsg is a message in the log (wal.go) that no checkpoint has
+// copied into the B+tree yet.
+type pendingMsg struct {
+	m   chat.Message
+	enc []byte // encodeMessage(m), as logged and as it will be stored
+	gen uint64 // the log generation holding it
+}
+
+// pendingLog serves the logged messages that are not in the B+tree yet.
+// The append writer adds to it once a group is durable in the log; the
+// checkpointer drops a generation's messages once its transaction has
+// committed. So a reader that looks here first and then starts a read
+// transaction sees every acknowledged message, some perhaps twice (the
+// read keeps the B+tree's copy).
+//
+// A conversation's slice is only ever appended to or cut at the front,
+// never changed in place, so a copy of its header is a stable snapshot.
+type pendingLog struct {
+	mu    sync.RWMutex
+	convs map[string][]pendingMsg // by conversation, in sequence order
+	n     int                     // messages held
+}
+
+func newPendingLog() *pendingLog { return &pendingLog{convs: make(map[string][]pendingMsg)} }
+
+// conv returns a snapshot of the conversation's pending messages.
+func (p *pendingLog) conv(id string) []pendingMsg {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.convs[id]
+}
+
+// last returns the sequence number and time of the conversation's last
+// pending message; ok is false if it has none.
+func (p *pendingLog) last(id string) (seq int64, at time.Time, ok bool) {
+	ms := p.conv(id)
+	if len(ms) == 0 {
+		return 0, time.Time{}, false
+	}
+	m := ms[len(ms)-1].m
+	return m.Seq, m.At, true
+}
+
+// add appends a durable group's new messages, in sequence order per
+// conversation.
+func (p *pendingLog) add(ms []pendingMsg) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range ms {
+		id := m.m.ConversationID
+		p.convs[id] = append(p.convs[id], m)
+	}
+	p.n += len(ms)
+}
+
+// upTo returns every pending message of generation gen or older, by
+// conversation, for a checkpoint.
+func (p *pendingLog) upTo(gen uint64) map[string][]pendingMsg {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make(map[string][]pendingMsg, len(p.convs))
+	for id, ms := range p.convs {
+		k := 0
+		for k < len(ms) && ms[k].gen <= gen {
+			k++
+		}
+		if k > 0 {
+			out[id] = ms[:k:k]
+		}
+	}
+	return out
+}
+
+// release drops the messages of generation gen and older: a checkpoint
+// has stored them.
+func (p *pendingLog) release(gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, ms := range p.convs {
+		k := 0
+		for k < len(ms) && ms[k].gen <= gen {
+			k++
+		}
+		switch {
+		case k == len(ms):
+			delete(p.convs, id)
+		case k > 0:
+			p.convs[id] = ms[k:]
+		}
+		p.n -= k
+	}
+}
+
+// drop forgets a deleted conversation's messages. A checkpoint would skip
+// them anyway (their conversation is gone); dropping them hides them and
+// frees the memory now.
+func (p *pendingLog) drop(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n -= len(p.convs[id])
+	delete(p.convs, id)
+}
+
+// len returns how many messages are pending.
+func (p *pendingLog) len() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.n
+}

@@ -1,0 +1,321 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// never is a checkpoint interval no test reaches: appends stay in the log.
+const never = time.Hour
+
+func openT(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", path, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func createConv(t *testing.T, s *Store, id string) {
+	t.Helper()
+	err := s.CreateConversation(context.Background(), chat.Conversation{
+		ID: id, Ref: "LF-" + id, SiteKey: "site", VisitorID: "v", Status: chat.StatusActive, CreatedAt: time.Now(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendN(t *testing.T, s *Store, conv string, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		m, created, err := s.AppendMessage(context.Background(), chat.Message{
+			ConversationID: conv, ClientID: fmt.Sprint("m", i), Text: fmt.Sprint("text ", i),
+			Author: chat.Author{Kind: chat.AuthorVisitor, ID: "v"},
+		})
+		if err != nil || !created || m.Seq != int64(i) {
+			t.Fatalf("append %d to %s = seq %d, created %v, %v", i, conv, m.Seq, created, err)
+		}
+	}
+}
+
+// crashCopy copies the store file and its log, as they are on disk while
+// s runs, into a new directory: what a kill -9 would leave behind. No
+// bbolt transaction may run meanwhile (the tests append only, and
+// checkpoint never).
+func crashCopy(t *testing.T, s *Store) string {
+	t.Helper()
+	src := s.db.Path()
+	dst := filepath.Join(t.TempDir(), "crashed.db")
+	for i, from := range append([]string{src}, WALFiles(src)...) {
+		raw, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := append([]string{dst}, WALFiles(dst)...)[i]
+		if err := os.WriteFile(to, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// wantMessages checks that conv holds exactly messages 1..n, in order,
+// with their texts.
+func wantMessages(t *testing.T, s *Store, conv string, n int) {
+	t.Helper()
+	ms, err := s.Messages(context.Background(), conv, 0, 0)
+	if err != nil {
+		t.Fatalf("Messages(%s) = %v", conv, err)
+	}
+	if len(ms) != n {
+		t.Fatalf("Messages(%s) = %d messages, want %d", conv, len(ms), n)
+	}
+	for i, m := range ms {
+		if m.Seq != int64(i+1) || m.Text != fmt.Sprint("text ", i+1) || m.ClientID != fmt.Sprint("m", i+1) {
+			t.Fatalf("Messages(%s)[%d] = seq %d %q %q", conv, i, m.Seq, m.ClientID, m.Text)
+		}
+	}
+	c, err := s.Conversation(context.Background(), conv)
+	if err != nil || c.LastSeq != int64(n) {
+		t.Fatalf("Conversation(%s) = LastSeq %d, %v; want %d", conv, c.LastSeq, err, n)
+	}
+}
+
+// Acknowledged messages that no checkpoint copied into the B+tree are in
+// the log, and a store opened on what a crash left replays them: same
+// sequence numbers, retries still recognised, and appends go on after
+// them. Replayed messages are in the B+tree, so a third opening, after a
+// clean Close, finds the log empty and everything still there once.
+func TestCrashReplaysTheLog(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, s, "a")
+	createConv(t, s, "b")
+	appendN(t, s, "a", 1, 30)
+	appendN(t, s, "b", 1, 5)
+	if s.pend.len() != 35 {
+		t.Fatalf("%d messages pending before the crash, want all 35", s.pend.len())
+	}
+	path := crashCopy(t, s)
+
+	r := openT(t, path, Options{CheckpointInterval: never})
+	if r.pend.len() != 0 {
+		t.Errorf("%d messages pending after the replay, want 0 (all stored)", r.pend.len())
+	}
+	wantMessages(t, r, "a", 30)
+	wantMessages(t, r, "b", 5)
+	m, created, err := r.AppendMessage(context.Background(), chat.Message{ConversationID: "a", ClientID: "m7", Text: "again"})
+	if err != nil || created || m.Seq != 7 || m.Text != "text 7" {
+		t.Errorf("retry of a replayed message = seq %d %q created %v, %v; want the stored one", m.Seq, m.Text, created, err)
+	}
+	appendN(t, r, "a", 31, 40)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := openT(t, path, Options{})
+	wantMessages(t, again, "a", 40)
+	wantMessages(t, again, "b", 5)
+}
+
+// A crash in the middle of writing a group leaves a torn record at the
+// end of the log. Its group was never acknowledged; everything before it
+// is replayed, and the torn bytes are ignored.
+func TestCrashWithATornRecord(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, s, "a")
+	appendN(t, s, "a", 1, 10)
+	path := crashCopy(t, s)
+	log := WALFiles(path)[0]
+	raw, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last record (message 10) loses its tail; then comes junk.
+	last := bytes.LastIndex(raw, []byte("text 10"))
+	torn := append(raw[:last+3:last+3], bytes.Repeat([]byte{0xA5}, 100)...)
+	if err := os.WriteFile(log, torn, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, path, Options{})
+	wantMessages(t, r, "a", 9)
+	appendN(t, r, "a", 10, 12)
+}
+
+// A conversation deleted while its messages are still only in the log
+// does not come back: neither a checkpoint nor a replay stores messages
+// of a conversation that is gone.
+func TestDeletedConversationIsNotReplayed(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, s, "gone")
+	createConv(t, s, "kept")
+	appendN(t, s, "gone", 1, 5)
+	appendN(t, s, "kept", 1, 3)
+	if err := s.DeleteConversation(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Messages(ctx, "gone", 0, 0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("Messages(deleted) = %v, want ErrNotFound", err)
+	}
+	path := crashCopy(t, s)
+	r := openT(t, path, Options{})
+	if _, err := r.Messages(ctx, "gone", 0, 0); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("after replay, Messages(deleted) = %v, want ErrNotFound", err)
+	}
+	wantMessages(t, r, "kept", 3)
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := s.view(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bMessages).Cursor().Seek(prefix("gone")); k != nil && hasPrefix(k, prefix("gone")) {
+			return fmt.Errorf("checkpoint stored key %q of the deleted conversation", k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// A log belongs to its store file: put beside another store (a file
+// restored from a backup, say), it is not replayed into it.
+func TestLogOfAnotherStoreIsIgnored(t *testing.T) {
+	a := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, a, "c")
+	appendN(t, a, "c", 1, 4)
+	crashed := crashCopy(t, a)
+
+	other := filepath.Join(t.TempDir(), "db")
+	b := openT(t, other, Options{})
+	createConv(t, b, "c")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range WALFiles(crashed) {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(WALFiles(other)[i], raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b = openT(t, other, Options{})
+	wantMessages(t, b, "c", 0)
+	appendN(t, b, "c", 1, 2)
+}
+
+// Checkpoints run while appends and reads go on. Every reader sees each
+// conversation's messages gap-free, including every message whose append
+// has returned, whether it is pending, being stored, or stored.
+func TestCheckpointsUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s := openT(t, path, Options{CheckpointInterval: time.Millisecond, NoSync: true})
+	const convs, each = 4, 150
+	for c := range convs {
+		createConv(t, s, fmt.Sprint("c", c))
+	}
+	var wg sync.WaitGroup
+	for c := range convs {
+		conv := fmt.Sprint("c", c)
+		wg.Go(func() {
+			for i := 1; i <= each; i++ {
+				m, _, err := s.AppendMessage(ctx, chat.Message{ConversationID: conv, ClientID: fmt.Sprint("m", i), Text: fmt.Sprint("text ", i)})
+				if err != nil || m.Seq != int64(i) {
+					t.Errorf("append %d to %s = seq %d, %v", i, conv, m.Seq, err)
+					return
+				}
+				ms, err := s.Messages(ctx, conv, 0, 0)
+				if err != nil || len(ms) < i {
+					t.Errorf("after append %d, Messages(%s) = %d messages, %v", i, conv, len(ms), err)
+					return
+				}
+				for k, got := range ms {
+					if got.Seq != int64(k+1) {
+						t.Errorf("Messages(%s)[%d].Seq = %d: a gap", conv, k, got.Seq)
+						return
+					}
+				}
+				if tail, err := s.Messages(ctx, conv, int64(i-1), 1); err != nil || len(tail) != 1 || tail[0].Seq != int64(i) {
+					t.Errorf("Messages(%s, after %d, limit 1) = %v, %v", conv, i-1, tail, err)
+					return
+				}
+				list, err := s.Conversations(ctx, chat.ConversationQuery{SiteKey: "site"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, lc := range list {
+					if lc.ID == conv && lc.LastSeq < int64(i) {
+						t.Errorf("Conversations: %s LastSeq %d after append %d", conv, lc.LastSeq, i)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, path, Options{})
+	for c := range convs {
+		wantMessages(t, r, fmt.Sprint("c", c), each)
+	}
+}
+
+// After the log fails to write, nobody knows which bytes of the group
+// reached the disk, so the store refuses every later append (and reports
+// unready) instead of reusing sequence numbers the disk may hold.
+func TestLogFailureStopsAppends(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, s, "c")
+	appendN(t, s, "c", 1, 2)
+	if err := s.wal.files[s.wal.active].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		_, _, err := s.AppendMessage(ctx, chat.Message{ConversationID: "c", ClientID: fmt.Sprint("x", i)})
+		if !errors.Is(err, errLogFailed) {
+			t.Fatalf("append %d after the log failed = %v, want errLogFailed", i, err)
+		}
+	}
+	if err := s.Ping(ctx); !errors.Is(err, errLogFailed) {
+		t.Errorf("Ping after the log failed = %v, want errLogFailed", err)
+	}
+	wantMessages(t, s, "c", 2)
+}
+
+// A backup is of the B+tree alone; it first checkpoints the log, so it
+// holds every message acknowledged before it.
+func TestBackupHoldsPendingMessages(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, s, "c")
+	appendN(t, s, "c", 1, 6)
+	var buf bytes.Buffer
+	if _, err := s.WriteBackup(ctx, &buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "restored.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantMessages(t, openT(t, path, Options{}), "c", 6)
+	appendN(t, s, "c", 7, 8)
+}
