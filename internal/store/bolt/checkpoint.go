@@ -70,6 +70,7 @@ func (s *Store) checkpointer() {
 // logged. Writing a message that is already there (a replay after a
 // crash between a checkpoint and its log's reuse) rewrites the same bytes.
 func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
+	var k []byte
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		convs, msgs := tx.Bucket(bConvs), tx.Bucket(bMessages)
 		for _, id := range slices.Sorted(maps.Keys(byConv)) {
@@ -77,10 +78,12 @@ func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
 				continue
 			}
 			for _, pm := range byConv[id] {
-				if err := msgs.Put(msgKey(id, pm.m.Seq), pm.enc); err != nil {
+				k = appendMsgKey(k[:0], id, pm.m.Seq)
+				if err := msgs.Put(k, pm.enc); err != nil {
 					return err
 				}
-				if err := msgs.Put(clientKey(id, pm.m.ClientID), u64(uint64(pm.m.Seq))); err != nil {
+				k = appendClientKey(k[:0], id, pm.m.ClientID)
+				if err := msgs.Put(k, u64(uint64(pm.m.Seq))); err != nil {
 					return err
 				}
 			}

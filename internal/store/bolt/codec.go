@@ -26,12 +26,19 @@ const (
 
 func msgPrefix(conv string) []byte { return append(prefix(conv), kindMessage) }
 
-func msgKey(conv string, seq int64) []byte {
-	return binary.BigEndian.AppendUint64(msgPrefix(conv), uint64(seq))
+func msgKey(conv string, seq int64) []byte { return appendMsgKey(nil, conv, seq) }
+
+func clientKey(conv, clientID string) []byte { return appendClientKey(nil, conv, clientID) }
+
+// appendMsgKey and appendClientKey append the keys to b, for callers that
+// reuse one buffer (bbolt copies keys it stores).
+func appendMsgKey(b []byte, conv string, seq int64) []byte {
+	b = append(append(append(b, conv...), 0), kindMessage)
+	return binary.BigEndian.AppendUint64(b, uint64(seq))
 }
 
-func clientKey(conv, clientID string) []byte {
-	return append(append(prefix(conv), kindClientID), clientID...)
+func appendClientKey(b []byte, conv, clientID string) []byte {
+	return append(append(append(append(b, conv...), 0), kindClientID), clientID...)
 }
 
 // msgVersion is the first byte of every stored message. The rest is the

@@ -269,6 +269,35 @@ type group struct {
 	res   []appendRes
 	convs map[string]*groupConv
 	fresh []pendingMsg // the messages this group stores
+	spare []*groupConv // for convs, reused
+	key   []byte       // scratch for lookups
+}
+
+// conv returns the group's entry for a conversation, adding a blank one.
+func (g *group) conv(id string) *groupConv {
+	if gc := g.convs[id]; gc != nil {
+		return gc
+	}
+	var gc *groupConv
+	if n := len(g.spare); n > 0 {
+		gc = g.spare[n-1]
+		g.spare = g.spare[:n-1]
+		*gc = groupConv{added: gc.added[:0]}
+	} else {
+		gc = &groupConv{}
+	}
+	g.convs[id] = gc
+	return gc
+}
+
+// stored returns the message this group stores under clientID.
+func (g *group) stored(gc *groupConv, clientID string) (chat.Message, bool) {
+	for _, i := range gc.added {
+		if g.fresh[i].m.ClientID == clientID {
+			return g.fresh[i].m, true
+		}
+	}
+	return chat.Message{}, false
 }
 
 // groupConv is one conversation touched by a group.
@@ -280,9 +309,12 @@ type groupConv struct {
 	// pending is the conversation's logged messages not yet in the
 	// B+tree, taken with the group's read transaction.
 	pending []pendingMsg
-	// added holds the messages stored by this group, by client ID, so a
-	// repeat within the group is answered without a read.
-	added map[string]chat.Message
+	// added indexes g.fresh: the messages this group stores, so a repeat
+	// within the group is answered without a read. A scan, not a map: a
+	// conversation rarely has more than one message in a group, and a
+	// map per conversation per group was 16 % of the node's allocations
+	// at 10,000 msgs/s.
+	added []int
 }
 
 // commitMessages logs batch and answers every caller.
@@ -331,6 +363,10 @@ func (s *Store) commitMessages(g *group, batch []*appendReq) {
 func (g *group) reset(batch []*appendReq, logErr *error) bool {
 	g.res = slices.Grow(g.res[:0], len(batch))[:len(batch)]
 	clear(g.res)
+	for _, gc := range g.convs {
+		gc.pending = nil
+		g.spare = append(g.spare, gc)
+	}
 	clear(g.convs)
 	clear(g.fresh)
 	g.fresh = g.fresh[:0]
@@ -376,11 +412,7 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 		}
 		m := r.m
 		id := m.ConversationID
-		gc := g.convs[id]
-		if gc == nil {
-			gc = &groupConv{}
-			g.convs[id] = gc
-		}
+		gc := g.conv(id)
 		if !gc.known {
 			t, err := read()
 			if err != nil {
@@ -395,7 +427,7 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i].err = fmt.Errorf("append message to %s: %w", id, chat.ErrNotFound)
 			continue
 		}
-		if old, ok := gc.added[m.ClientID]; ok {
+		if old, ok := g.stored(gc, m.ClientID); ok {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
@@ -408,7 +440,8 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			return err
 		}
 		msgs := t.Bucket(bMessages)
-		if v := msgs.Get(clientKey(id, m.ClientID)); v != nil {
+		g.key = appendClientKey(g.key[:0], id, m.ClientID)
+		if v := msgs.Get(g.key); v != nil {
 			if len(v) != 8 {
 				return fmt.Errorf("client ID of %s: %w", id, errCorrupt)
 			}
@@ -421,12 +454,9 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			continue
 		}
 		m.Seq = gc.lastSeq + 1
+		gc.added = append(gc.added, len(g.fresh))
 		g.fresh = append(g.fresh, pendingMsg{m: m, enc: encodeMessage(m), gen: s.wal.gen})
 		gc.lastSeq, gc.lastAt = m.Seq, m.At
-		if gc.added == nil {
-			gc.added = make(map[string]chat.Message)
-		}
-		gc.added[m.ClientID] = m
 		g.res[i] = appendRes{m: m, created: true}
 	}
 	return nil
