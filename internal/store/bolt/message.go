@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -390,21 +391,24 @@ func (g *group) reset(batch []*appendReq, logErr *error) bool {
 // ID, or ErrNotFound. It reads the B+tree in one read transaction and
 // what is pending in the log. An error fails the whole group.
 func (s *Store) prepare(g *group, batch []*appendReq) error {
+	// One read transaction, begun only if needed, and one cursor over the
+	// messages for every client-ID lookup: a Get makes a cursor each time.
 	var tx *bbolt.Tx
+	var cur *bbolt.Cursor
 	defer func() {
 		if tx != nil {
 			_ = tx.Rollback()
 		}
 	}()
-	read := func() (*bbolt.Tx, error) {
+	read := func() error {
 		if tx == nil {
 			t, err := s.db.Begin(false)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			tx = t
+			tx, cur = t, t.Bucket(bMessages).Cursor()
 		}
-		return tx, nil
+		return nil
 	}
 	for i, r := range batch {
 		if g.res[i].err != nil {
@@ -414,12 +418,11 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 		id := m.ConversationID
 		gc := g.conv(id)
 		if !gc.known {
-			t, err := read()
-			if err != nil {
+			if err := read(); err != nil {
 				return err
 			}
 			gc.pending = s.pend.conv(id)
-			if err := gc.load(t, id, s.cache); err != nil {
+			if err := gc.load(tx, id, s.cache); err != nil {
 				return err
 			}
 		}
@@ -435,18 +438,16 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		t, err := read()
-		if err != nil {
+		if err := read(); err != nil {
 			return err
 		}
-		msgs := t.Bucket(bMessages)
 		g.key = appendClientKey(g.key[:0], id, m.ClientID)
-		if v := msgs.Get(g.key); v != nil {
+		if k, v := cur.Seek(g.key); bytes.Equal(k, g.key) {
 			if len(v) != 8 {
 				return fmt.Errorf("client ID of %s: %w", id, errCorrupt)
 			}
 			seq := int64(binary.BigEndian.Uint64(v))
-			old, err := decodeMessage(id, seq, msgs.Get(msgKey(id, seq)))
+			old, err := decodeMessage(id, seq, tx.Bucket(bMessages).Get(msgKey(id, seq)))
 			if err != nil {
 				return fmt.Errorf("message %d of %s: %w", seq, id, err)
 			}
