@@ -58,16 +58,17 @@ type client struct {
 
 	lastActive atomic.Int64 // unix nanoseconds of the last frame read
 
-	mu      sync.Mutex
-	queue   [][]byte
-	replays int // frames in queue that replay history; see replayLocked
-	writing bool
-	closed  bool
-	cursors map[string]int64 // conversation id → highest seq sent
-	rooms   map[string]bool  // conversations attached; true = assigned/own
-	conv    string           // visitor: current conversation id
-	lastPos int              // visitor: last queue position sent
-	lastETA int
+	mu         sync.Mutex
+	queue      [][]byte
+	replays    int // frames in queue that replay history; see replayLocked
+	writing    bool
+	writeSince time.Time // when the write in progress began; zero between writes
+	closed     bool
+	cursors    map[string]int64 // conversation id → highest seq sent
+	rooms      map[string]bool  // conversations attached; true = assigned/own
+	conv       string           // visitor: current conversation id
+	lastPos    int              // visitor: last queue position sent
+	lastETA    int
 
 	// Token bucket, touched only by the reader goroutine.
 	tokens  float64
@@ -85,8 +86,21 @@ func newClient(h *Hub, t transport, kind clientKind, ip string) *client {
 	return c
 }
 
-// send queues a frame. A client whose queue is full is too slow: it is
-// closed so it can never stall the hub or other clients.
+// stuckAfter is how long a write must have been blocked before a full
+// queue marks its client as too slow, and maxQueueFactor times SendQueue
+// the most live frames a client may have queued whatever its writes do.
+const (
+	stuckAfter     = time.Second
+	maxQueueFactor = 16
+)
+
+// send queues a frame. A client too slow to take its frames is closed, so
+// it can never stall the hub or other clients: SendQueue live frames
+// wait behind a write blocked for stuckAfter (its peer stopped reading),
+// or maxQueueFactor times that many wait at all. Frames that pile up
+// while this node is too busy to run the client's writer (an agent
+// taking hundreds of conversations' messages a second on a saturated
+// node) do not close it before the hard limit.
 func (c *client) send(frame []byte) {
 	c.mu.Lock()
 	c.sendLocked(frame)
@@ -97,10 +111,13 @@ func (c *client) sendLocked(frame []byte) {
 	if c.closed {
 		return
 	}
-	if len(c.queue)-c.replays >= c.hub.cfg.SendQueue {
-		c.closeLocked(ClosePolicy, "send queue full: reconnect and resume")
-		c.hub.metrics.SlowConsumer()
-		return
+	if live := len(c.queue) - c.replays; live >= c.hub.cfg.SendQueue {
+		stuck := !c.writeSince.IsZero() && c.hub.now().Sub(c.writeSince) >= stuckAfter
+		if stuck || live >= maxQueueFactor*c.hub.cfg.SendQueue {
+			c.closeLocked(ClosePolicy, "send queue full: reconnect and resume")
+			c.hub.metrics.SlowConsumer()
+			return
+		}
 	}
 	c.enqueueLocked(frame)
 }
@@ -132,6 +149,7 @@ func (c *client) writeLoop() {
 	var batch [][]byte
 	for {
 		c.mu.Lock()
+		c.writeSince = time.Time{} // the last write, if any, is done
 		if len(c.queue) == 0 || c.closed {
 			c.writing = false
 			c.queue = nil
@@ -142,6 +160,7 @@ func (c *client) writeLoop() {
 			return
 		}
 		batch, c.queue, c.replays = c.queue, batch[:0], 0
+		c.writeSince = c.hub.now()
 		c.mu.Unlock()
 		err := c.t.write(batch, c.hub.cfg.WriteTimeout)
 		clear(batch)

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,10 +26,29 @@ func (t stuckTransport) write([][]byte, time.Duration) error {
 
 func (t stuckTransport) close(code StatusCode, _ string) { t.closed <- code }
 
-// A client whose live frames pile up past SendQueue is closed as too slow;
-// history it asked for (replayed frames) never counts against it.
-func TestSlowConsumerClosedButReplayIsNot(t *testing.T) {
-	h, err := NewHub(Config{Store: fanoutStore{}, Secret: []byte("0123456789abcdef"), SendQueue: 4})
+// fakeClock is a Config.Now that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// stuckClient returns a client with SendQueue 4 whose first frame's write
+// is blocked, and its transport.
+func stuckClient(t *testing.T, clock *fakeClock) (*Hub, *client, stuckTransport) {
+	t.Helper()
+	h, err := NewHub(Config{Store: fanoutStore{}, Secret: []byte("0123456789abcdef"), SendQueue: 4, Now: clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,30 +56,66 @@ func TestSlowConsumerClosedButReplayIsNot(t *testing.T) {
 	c := newClient(h, tr, kindAgent, "127.0.0.1")
 	c.send([]byte(`{"n":0}`))
 	<-tr.writing // the writer holds that frame and is stuck
+	return h, c, tr
+}
 
-	for range 100 {
-		c.replay([]byte(`{"history":true}`))
-	}
-	for range 4 {
-		c.send([]byte(`{"live":true}`))
-	}
+func wantOpen(t *testing.T, c *client, tr stuckTransport, what string) {
+	t.Helper()
 	select {
 	case code := <-tr.closed:
-		t.Fatalf("closed (%d) with 100 replayed and 4 live frames queued, the limit being 4 live", code)
+		t.Fatalf("closed (%d) with %s", code, what)
 	default:
 	}
 	if c.isClosed() {
-		t.Fatal("closed with 100 replayed and 4 live frames queued")
+		t.Fatalf("closed with %s", what)
 	}
-	c.send([]byte(`{"live":true}`))
+}
+
+func wantClosed(t *testing.T, tr stuckTransport, what string) {
+	t.Helper()
 	select {
 	case code := <-tr.closed:
 		if code != ClosePolicy {
 			t.Fatalf("closed with %d, want %d", code, ClosePolicy)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a fifth live frame behind a stuck writer did not close the client")
+		t.Fatalf("not closed with %s", what)
 	}
+}
+
+// A client whose peer stops reading is closed as too slow once SendQueue
+// live frames wait behind a write blocked for stuckAfter; history it asked
+// for (replayed frames) never counts against it.
+func TestSlowConsumerClosedButReplayIsNot(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	h, c, tr := stuckClient(t, clock)
+	for range 100 {
+		c.replay([]byte(`{"history":true}`))
+	}
+	for range 5 {
+		c.send([]byte(`{"live":true}`))
+	}
+	wantOpen(t, c, tr, "100 replayed and 5 live frames queued behind a write blocked for no time")
+	clock.add(stuckAfter)
+	c.send([]byte(`{"live":true}`))
+	wantClosed(t, tr, "6 live frames behind a write blocked for stuckAfter")
+	close(tr.release)
+	h.wg.Wait()
+}
+
+// Frames that pile up while the write in progress is not (yet) stuck, as
+// when the node is too busy to run the writer, are let be up to
+// maxQueueFactor times SendQueue: then the client is closed anyway.
+func TestFullQueueClosesAClientAtTheHardLimit(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	h, c, tr := stuckClient(t, clock)
+	for range maxQueueFactor*4 - 1 {
+		c.send([]byte(`{"live":true}`))
+	}
+	wantOpen(t, c, tr, fmt.Sprint(maxQueueFactor*4-1, " live frames queued"))
+	c.send([]byte(`{"live":true}`))
+	c.send([]byte(`{"live":true}`))
+	wantClosed(t, tr, fmt.Sprint(maxQueueFactor*4+1, " live frames queued"))
 	close(tr.release)
 	h.wg.Wait()
 }

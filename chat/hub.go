@@ -30,8 +30,10 @@ type Config struct {
 	Audit Auditor
 	// Node names this node in presence entries. Defaults to "local".
 	Node string
-	// SendQueue is the number of frames buffered per socket before the
-	// client is closed as too slow. Defaults to 256.
+	// SendQueue is the number of live frames buffered per socket before
+	// the client is closed as too slow, if its write has been blocked for
+	// a second; 16 times as many close it anyway (see client.send).
+	// Defaults to 256.
 	SendQueue int
 	// WriteTimeout bounds the write of the frames queued for a socket
 	// (one batch, at most SendQueue frames). Defaults to 10 s.
