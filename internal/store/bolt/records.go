@@ -85,7 +85,7 @@ func visitorIndexes(v chat.Visitor) map[string][]byte {
 }
 
 // PutVisitor creates or replaces a visitor and its email and external-ID
-// indexes. It joins the group commit of the messages (see AppendMessage).
+// indexes. It joins the next group commit of visitor and meta puts (see putWriter).
 func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	if v.ID == "" || v.SiteKey == "" || hasNUL(v.ID, v.SiteKey, v.Email, v.ExternalID) {
 		return fmt.Errorf("put visitor %q: empty ID or site, or NUL: %w", v.ID, chat.ErrInvalid)

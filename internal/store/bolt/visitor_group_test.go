@@ -13,7 +13,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 )
 
-// Visitor writes share group commits with appends; many at once, including
+// Visitor writes share group commits with each other; many at once, including
 // repeats of one visitor, end as the last write of each, indexes included.
 func TestPutVisitorInGroups(t *testing.T) {
 	t.Parallel()
