@@ -80,15 +80,14 @@ type Options struct {
 	// QueueLen is how many appends may wait for the writer before callers
 	// block. Defaults to 4096.
 	QueueLen int
-	// CommitDelay is how long the writer waits, after the first append of
-	// a group arrives, for others to join it before committing, like
-	// PostgreSQL's commit_delay; appends beyond MaxBatch wait for the next
-	// group. It waits only while the previous group held more than one
-	// append (PostgreSQL's commit_siblings), so a lone writer is not
-	// slowed. A commit costs two fsyncs, the meta page and the branch
-	// pages above every leaf it touches whatever it holds, so at 2,000
-	// messages/s on two cores 500 µs saves about a quarter of the node's
-	// CPU for about as much latency. Defaults to 500 µs; negative commits at once.
+	// CommitDelay is how long each writer (appends, puts) waits, after
+	// the first request of a group arrives, for others to join it before
+	// committing, like PostgreSQL's commit_delay; requests beyond MaxBatch
+	// wait for the next group. It waits only while the previous group held
+	// more than one request (PostgreSQL's commit_siblings), so a lone
+	// writer is not slowed. A group costs an fdatasync of the log (appends)
+	// or a bbolt commit, two fsyncs and the pages it touches (puts),
+	// whatever it holds. Defaults to 500 µs; negative commits at once.
 	CommitDelay time.Duration
 	// CheckpointInterval is how long appended messages may stay in the
 	// message log (wal.go) before a checkpoint copies them into the

@@ -97,9 +97,5 @@ func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
 func (s *Store) flush(ctx context.Context) error {
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.flush = ctx, true
-	res, err := s.submit(ctx, s.reqs, r)
-	if err == nil {
-		err = res.err
-	}
-	return err
+	return s.request(ctx, s.reqs, r)
 }

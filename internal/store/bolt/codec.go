@@ -114,11 +114,10 @@ func decodeMessage(conv string, seq int64, v []byte) (chat.Message, error) {
 // lastMessage returns the sequence number and time of the conversation's
 // last message, or 0 and the zero time if it has none: its newest pending
 // message (pending.go), or else the last in tx. tx is a write transaction,
-// or a read one under s.releasing (s.view).
+// or a read one run by viewPending.
 func (s *Store) lastMessage(tx *bbolt.Tx, conv string) (int64, time.Time, error) {
-	if ms := s.pend.conv(conv); len(ms) > 0 {
-		m := ms[len(ms)-1].m
-		return m.Seq, m.At, nil
+	if seq, at, ok := s.pend.last(conv); ok {
+		return seq, at, nil
 	}
 	return lastStored(tx, conv)
 }

@@ -47,7 +47,7 @@ func convIndexes(c chat.Conversation) map[string][]byte {
 
 // getConv reads a conversation. LastSeq comes from its last message, and
 // that message's time advances UpdatedAt: appends leave the record alone.
-// tx is a write transaction, or a read one under s.releasing (s.view).
+// tx is a write transaction, or a read one run by viewPending.
 func (s *Store) getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	var c chat.Conversation
 	ok, err := get(tx, bConvs, id, &c)

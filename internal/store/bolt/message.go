@@ -100,6 +100,16 @@ func (s *Store) submit(ctx context.Context, q chan *appendReq, r *appendReq) (ap
 	}
 }
 
+// request is submit for the requests answered with an error alone:
+// puts and flushes.
+func (s *Store) request(ctx context.Context, q chan *appendReq, r *appendReq) error {
+	res, err := s.submit(ctx, q, r)
+	if err == nil {
+		err = res.err
+	}
+	return err
+}
+
 // writer is the append group-commit loop. It takes one waiting append,
 // then every other one that arrives within the commit delay (up to
 // maxBatch), logs them together and starts over, so a group also forms

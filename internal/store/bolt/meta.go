@@ -26,11 +26,7 @@ func (s *Store) PutMeta(ctx context.Context, k string, value []byte) error {
 	}
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.meta = ctx, &metaPut{key: k, value: value}
-	res, err := s.submit(ctx, s.puts, r)
-	if err == nil {
-		err = res.err
-	}
-	if err != nil {
+	if err := s.request(ctx, s.puts, r); err != nil {
 		return fmt.Errorf("put meta %s: %w", k, err)
 	}
 	return nil

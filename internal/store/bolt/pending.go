@@ -18,16 +18,15 @@ type pendingMsg struct {
 // pendingLog serves the logged messages that are not in the B+tree yet.
 // The append writer adds to it once a group is durable in the log; the
 // checkpointer drops a generation's messages once its transaction has
-// committed. So a reader that looks here first and then starts a read
-// transaction sees every acknowledged message, some perhaps twice (the
-// read keeps the B+tree's copy).
+// committed, so every acknowledged message is here, in the B+tree, or in
+// both (readers keep the B+tree's copy). A read transaction older than
+// that commit may miss what was dropped: Store.viewPending reruns it.
 //
 // A conversation's slice is only ever appended to or cut at the front,
 // never changed in place, so a copy of its header is a stable snapshot.
 type pendingLog struct {
 	mu    sync.RWMutex
 	convs map[string][]pendingMsg // by conversation, in sequence order
-	n     int                     // messages held
 }
 
 func newPendingLog() *pendingLog { return &pendingLog{convs: make(map[string][]pendingMsg)} }
@@ -59,7 +58,6 @@ func (p *pendingLog) add(ms []pendingMsg) {
 		id := m.m.ConversationID
 		p.convs[id] = append(p.convs[id], m)
 	}
-	p.n += len(ms)
 }
 
 // upTo returns every pending message of generation gen or older, by
@@ -69,11 +67,7 @@ func (p *pendingLog) upTo(gen uint64) map[string][]pendingMsg {
 	defer p.mu.RUnlock()
 	out := make(map[string][]pendingMsg, len(p.convs))
 	for id, ms := range p.convs {
-		k := 0
-		for k < len(ms) && ms[k].gen <= gen {
-			k++
-		}
-		if k > 0 {
+		if k := upToGen(ms, gen); k > 0 {
 			out[id] = ms[:k:k]
 		}
 	}
@@ -86,18 +80,23 @@ func (p *pendingLog) release(gen uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, ms := range p.convs {
-		k := 0
-		for k < len(ms) && ms[k].gen <= gen {
-			k++
-		}
-		switch {
+		switch k := upToGen(ms, gen); {
 		case k == len(ms):
 			delete(p.convs, id)
 		case k > 0:
 			p.convs[id] = ms[k:]
 		}
-		p.n -= k
 	}
+}
+
+// upToGen returns how many of ms, oldest first, are of generation gen or
+// older.
+func upToGen(ms []pendingMsg, gen uint64) int {
+	k := 0
+	for k < len(ms) && ms[k].gen <= gen {
+		k++
+	}
+	return k
 }
 
 // drop forgets a deleted conversation's messages. A checkpoint would skip
@@ -106,7 +105,6 @@ func (p *pendingLog) release(gen uint64) {
 func (p *pendingLog) drop(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.n -= len(p.convs[id])
 	delete(p.convs, id)
 }
 
@@ -114,5 +112,9 @@ func (p *pendingLog) drop(id string) {
 func (p *pendingLog) len() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.n
+	n := 0
+	for _, ms := range p.convs {
+		n += len(ms)
+	}
+	return n
 }

@@ -95,11 +95,7 @@ func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	}
 	r := reqPool.Get().(*appendReq)
 	r.ctx, r.visitor = ctx, &v
-	res, err := s.submit(ctx, s.puts, r)
-	if err == nil {
-		err = res.err
-	}
-	if err != nil {
+	if err := s.request(ctx, s.puts, r); err != nil {
 		return fmt.Errorf("put visitor %s: %w", v.ID, err)
 	}
 	return nil

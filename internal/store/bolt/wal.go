@@ -67,27 +67,29 @@ type loggedGen struct {
 // openWAL opens (creating) both log files of the store at path and reads
 // back every record newer than generation done. The writer continues at
 // a generation above all of them, in file 0.
-func openWAL(path string, id, done uint64, noSync bool) (*wal, []loggedGen, error) {
+func openWAL(path string, id, done uint64, noSync bool) (_ *wal, _ []loggedGen, err error) {
 	w := &wal{id: id, noSync: noSync}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
 	var logged []loggedGen
 	top := done
 	created := false
 	for i, name := range WALFiles(path) {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
-			w.close()
 			return nil, nil, fmt.Errorf("open message log: %w", err)
 		}
 		w.files[i] = f
 		raw, err := os.ReadFile(name)
 		if err != nil {
-			w.close()
 			return nil, nil, fmt.Errorf("read message log: %w", err)
 		}
 		created = created || len(raw) == 0
 		lg, err := readWAL(raw, id)
 		if err != nil {
-			w.close()
 			return nil, nil, fmt.Errorf("read message log %s: %w", name, err)
 		}
 		top = max(top, lg.gen)
@@ -99,7 +101,6 @@ func openWAL(path string, id, done uint64, noSync bool) (*wal, []loggedGen, erro
 		// A new file's directory entry must be durable before any record
 		// in it is acknowledged.
 		if err := syncDir(filepath.Dir(path)); err != nil {
-			w.close()
 			return nil, nil, fmt.Errorf("open message log: %w", err)
 		}
 	}
