@@ -63,36 +63,6 @@ func (c *conn) next(ctx context.Context) ([]byte, error) {
 	return c.buf.Bytes(), nil
 }
 
-// frame is the part of a server frame the generator looks at.
-type frame struct {
-	Type     string `json:"type"`
-	Code     string `json:"code"`
-	ClientID string `json:"client_id"`
-	Message  struct {
-		ClientID string `json:"client_id"`
-		Text     string `json:"text"`
-		Author   struct {
-			Kind string `json:"kind"`
-		} `json:"author"`
-	} `json:"message"`
-	Conversation struct {
-		ID      string `json:"id"`
-		AgentID string `json:"agent_id"`
-		Status  string `json:"status"`
-	} `json:"conversation"`
-}
-
-// decode reads the frame's fields. An error frame's message is a string,
-// which does not fit Message; the type and code are still decoded.
-func decodeFrame(b []byte, f *frame) error {
-	*f = frame{}
-	err := json.Unmarshal(b, f)
-	if err != nil && f.Type == "" {
-		return fmt.Errorf("decode frame: %w", err)
-	}
-	return nil
-}
-
 // until reads frames until one of type typ arrives.
 func (c *conn) until(ctx context.Context, typ string) (frame, error) {
 	var f frame
