@@ -140,7 +140,7 @@ func (c *client) enqueueLocked(frame []byte) {
 	if !c.writing {
 		c.writing = true
 		c.hub.wg.Add(1)
-		go c.writeLoop()
+		c.hub.workers.start(c.writeLoop)
 	}
 }
 

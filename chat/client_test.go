@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -100,7 +101,9 @@ func TestSlowConsumerClosedButReplayIsNot(t *testing.T) {
 	c.send([]byte(`{"live":true}`))
 	wantClosed(t, tr, "6 live frames behind a write blocked for stuckAfter")
 	close(tr.release)
-	h.wg.Wait()
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Frames that pile up while the write in progress is not (yet) stuck, as
@@ -117,5 +120,7 @@ func TestFullQueueClosesAClientAtTheHardLimit(t *testing.T) {
 	c.send([]byte(`{"live":true}`))
 	wantClosed(t, tr, fmt.Sprint(maxQueueFactor*4+1, " live frames queued"))
 	close(tr.release)
-	h.wg.Wait()
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -12,7 +12,10 @@ const maxIdleWorkers = 256
 // nearly all its life waiting for a frame, and stays on a 2 KiB stack if
 // it never runs the deep code that handles one: that code runs here, on
 // goroutines whose stacks have already grown, so neither a new socket nor
-// an idle one pays for a big stack. The zero value is ready to use.
+// an idle one pays for a big stack. The same holds for a client's writer,
+// which exists only while the client has frames to write: started as a
+// goroutine of its own it would grow a fresh stack (copying it twice)
+// for every burst it writes. The zero value is ready to use.
 type workers struct {
 	mu      sync.Mutex
 	idle    []*worker
@@ -20,16 +23,28 @@ type workers struct {
 }
 
 type worker struct {
-	job  chan func()
+	pool *workers
+	job  chan job
 	done chan struct{}
+}
+
+// job is one function for a worker; wait says whether someone waits on
+// the worker's done channel for it to finish.
+type job struct {
+	f    func()
+	wait bool
 }
 
 // run runs f on a worker and returns when it has.
 func (p *workers) run(f func()) {
 	w := p.get()
-	w.job <- f
+	w.job <- job{f: f, wait: true}
 	<-w.done
-	p.put(w)
+}
+
+// start runs f on a worker and returns at once.
+func (p *workers) start(f func()) {
+	p.get().job <- job{f: f}
 }
 
 func (p *workers) get() *worker {
@@ -42,7 +57,7 @@ func (p *workers) get() *worker {
 		return w
 	}
 	p.mu.Unlock()
-	w := &worker{job: make(chan func()), done: make(chan struct{})}
+	w := &worker{pool: p, job: make(chan job), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -71,11 +86,17 @@ func (p *workers) stop() {
 	}
 }
 
-// loop runs jobs until its worker is let go.
+// loop runs jobs until its worker is let go. A worker goes back to the
+// pool before it tells whoever waits that the job is done: a caller that
+// takes it meanwhile blocks sending its job until that signal is
+// received, so the signal cannot reach the wrong waiter.
 func (w *worker) loop() {
-	for f := range w.job {
-		f()
-		w.done <- struct{}{}
+	for j := range w.job {
+		j.f()
+		w.pool.put(w)
+		if j.wait {
+			w.done <- struct{}{}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestWorkersRunEachJobOnceAndKeepABoundedFew(t *testing.T) {
@@ -51,5 +52,29 @@ func TestWorkersRunEachJobOnceAndKeepABoundedFew(t *testing.T) {
 	p.run(func() { x = 7 })
 	if x != 7 || p.idleCount() != 0 {
 		t.Fatalf("after stop: job ran %v, %d idle workers", x == 7, p.idleCount())
+	}
+}
+
+func TestWorkersStartReturnsAtOnceAndHandsTheWorkerBack(t *testing.T) {
+	var p workers
+	defer p.stop()
+	p.run(func() {}) // leaves one idle worker
+	release, ran := make(chan struct{}), make(chan struct{})
+	p.start(func() { <-release; close(ran) }) // would deadlock if start waited
+	if n := p.idleCount(); n != 0 {
+		t.Fatalf("%d idle workers while the only one runs a started job", n)
+	}
+	close(release)
+	<-ran
+	for i := 0; p.idleCount() != 1 && i < 5000; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if n := p.idleCount(); n != 1 {
+		t.Fatalf("%d idle workers after the started job ended, want the one back", n)
+	}
+	x := 0
+	p.run(func() { x = 1 })
+	if x != 1 || p.idleCount() != 1 {
+		t.Fatalf("run after start: ran %v, %d idle workers, want 1", x == 1, p.idleCount())
 	}
 }
