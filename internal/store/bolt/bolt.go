@@ -91,9 +91,10 @@ type Options struct {
 	CommitDelay time.Duration
 	// CheckpointInterval is how long appended messages may stay in the
 	// message log (wal.go) before a checkpoint copies them into the
-	// B+tree; a log over 4 MiB is checkpointed at once. Longer intervals
-	// spread a checkpoint's fixed costs over more messages and hold more
-	// of them in memory. Defaults to 1 s.
+	// B+tree; a log over 16 MiB is checkpointed at once. Longer intervals
+	// spread a checkpoint's fixed costs (a page write per conversation it
+	// touches) over more messages and hold more of them in memory; the
+	// log is replayed on Open after a crash. Defaults to 5 s.
 	CheckpointInterval time.Duration
 	// NoSync skips fsync on commit: acknowledged messages may be lost on a
 	// crash. For tests and benchmarks only. Defaults to false.
@@ -151,6 +152,12 @@ type Store struct {
 	// batchHook, if set (by tests, before the first append), is called by
 	// the writer with the size of each group before it commits.
 	batchHook func(n int)
+	// ckptChunk is how many messages one checkpoint transaction stores
+	// at most (defaultCkptChunk; smaller in tests). pieceHook, if set by
+	// a test, is called after each transaction of a checkpoint but its
+	// last.
+	ckptChunk int
+	pieceHook func()
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -174,7 +181,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.CommitDelay = 500 * time.Microsecond
 	}
 	if opts.CheckpointInterval <= 0 {
-		opts.CheckpointInterval = time.Second
+		opts.CheckpointInterval = 5 * time.Second
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open bolt store: %w", err)
@@ -219,18 +226,19 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("open bolt store %s: %w", path, err), db.Close())
 	}
 	s := &Store{
-		db:       db,
-		log:      opts.Logger,
-		maxBatch: opts.MaxBatch,
-		delay:    opts.CommitDelay,
-		reqs:     make(chan *appendReq, opts.QueueLen),
-		puts:     make(chan *appendReq, opts.QueueLen),
-		cache:    newRecordCache(),
-		wal:      w,
-		pend:     newPendingLog(),
-		every:    opts.CheckpointInterval,
-		ckptReq:  make(chan uint64),
-		ckptDone: make(chan struct{}),
+		db:        db,
+		log:       opts.Logger,
+		maxBatch:  opts.MaxBatch,
+		delay:     opts.CommitDelay,
+		reqs:      make(chan *appendReq, opts.QueueLen),
+		puts:      make(chan *appendReq, opts.QueueLen),
+		cache:     newRecordCache(),
+		wal:       w,
+		pend:      newPendingLog(),
+		every:     opts.CheckpointInterval,
+		ckptChunk: defaultCkptChunk,
+		ckptReq:   make(chan uint64),
+		ckptDone:  make(chan struct{}),
 	}
 	if err := s.replay(logged); err != nil {
 		return nil, errors.Join(fmt.Errorf("open bolt store %s: replay message log: %w", path, err), w.close(), db.Close())

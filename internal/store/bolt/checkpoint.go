@@ -63,33 +63,58 @@ func (s *Store) checkpointer() {
 	}
 }
 
+// defaultCkptChunk is about how many messages one checkpoint transaction
+// stores (whole conversations each). A checkpoint holds bbolt's write
+// lock, which the puts (hellos, assignments, visitor updates) also need,
+// so a generation of several seconds at 10,000 messages/s is stored in
+// pieces of a few milliseconds each rather than in one transaction of a
+// few hundred.
+const defaultCkptChunk = 4096
+
 // storeLogged copies logged messages into the B+tree and records gen as
-// checkpointed, in one transaction. It writes conversations in key order,
-// so their pages are visited once each. The messages of a conversation
-// that no longer exists are skipped: it was deleted after they were
-// logged. Writing a message that is already there (a replay after a
-// crash between a checkpoint and its log's reuse) rewrites the same bytes.
+// checkpointed, in transactions of about s.ckptChunk messages with gen
+// recorded by the last. It writes conversations in key order, so their
+// pages are visited once each. The messages of a conversation that no
+// longer exists are skipped: it was deleted after they were logged.
+// Writing a message that is already there (a replay after a crash between
+// a checkpoint's transactions, or between a checkpoint and its log's
+// reuse) rewrites the same bytes.
 func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
+	ids := slices.Sorted(maps.Keys(byConv))
 	var k []byte
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		convs, msgs := tx.Bucket(bConvs), tx.Bucket(bMessages)
-		for _, id := range slices.Sorted(maps.Keys(byConv)) {
-			if convs.Get([]byte(id)) == nil {
-				continue
-			}
-			for _, pm := range byConv[id] {
-				k = appendMsgKey(k[:0], id, pm.m.Seq)
-				if err := msgs.Put(k, pm.enc); err != nil {
-					return err
+	for first := true; first || len(ids) > 0; first = false {
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			convs, msgs := tx.Bucket(bConvs), tx.Bucket(bMessages)
+			for n := 0; len(ids) > 0 && n < s.ckptChunk; ids = ids[1:] {
+				id := ids[0]
+				if convs.Get([]byte(id)) == nil {
+					continue
 				}
-				k = appendClientKey(k[:0], id, pm.m.ClientID)
-				if err := msgs.Put(k, u64(uint64(pm.m.Seq))); err != nil {
-					return err
+				for _, pm := range byConv[id] {
+					k = appendMsgKey(k[:0], id, pm.m.Seq)
+					if err := msgs.Put(k, pm.enc); err != nil {
+						return err
+					}
+					k = appendClientKey(k[:0], id, pm.m.ClientID)
+					if err := msgs.Put(k, u64(uint64(pm.m.Seq))); err != nil {
+						return err
+					}
 				}
+				n += len(byConv[id])
 			}
+			if len(ids) > 0 {
+				return nil
+			}
+			return tx.Bucket(bLog).Put(keyCheckpoint, u64(gen))
+		})
+		if err != nil {
+			return err
 		}
-		return tx.Bucket(bLog).Put(keyCheckpoint, u64(gen))
-	})
+		if len(ids) > 0 && s.pieceHook != nil {
+			s.pieceHook()
+		}
+	}
+	return nil
 }
 
 // flush checkpoints the whole log, so that the B+tree alone holds every

@@ -319,3 +319,39 @@ func TestBackupHoldsPendingMessages(t *testing.T) {
 	wantMessages(t, openT(t, path, Options{}), "c", 6)
 	appendN(t, s, "c", 7, 8)
 }
+
+// A checkpoint stores a generation in several transactions, so that the
+// puts waiting for bbolt's write lock are not held up by all of it; only
+// the last records the generation as checkpointed. A crash between two
+// leaves part of the generation in the B+tree and all of it in the log:
+// Open replays it, and nothing is lost or doubled.
+func TestCheckpointInPieces(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never, NoSync: true})
+	s.ckptChunk = 10
+	piece, resume := make(chan struct{}), make(chan struct{})
+	s.pieceHook = func() { piece <- struct{}{}; <-resume }
+	for _, id := range []string{"a", "b", "c"} {
+		createConv(t, s, id)
+		appendN(t, s, id, 1, 6)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.flush(context.Background()) }()
+	<-piece // a and b stored (12 messages ≥ 10), c not yet
+	crashed := crashCopy(t, s)
+	close(resume)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if s.pend.len() != 0 {
+		t.Fatalf("%d messages pending after the checkpoint, want 0", s.pend.len())
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		wantMessages(t, s, id, 6)
+	}
+
+	r := openT(t, crashed, Options{CheckpointInterval: never})
+	for _, id := range []string{"a", "b", "c"} {
+		wantMessages(t, r, id, 6)
+	}
+	appendN(t, r, "c", 7, 8)
+}
