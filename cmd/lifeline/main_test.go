@@ -247,6 +247,12 @@ func TestChatRoundTrip(t *testing.T) {
 	if again := send(v, map[string]any{"type": "message", "client_id": "v-1", "text": "My card was declined"}); again.Seq != 1 {
 		t.Fatalf("retry ack seq = %d, want 1", again.Seq)
 	}
+	// The embedded store's group commits answered those three appends
+	// (and the hello's visitor put), in as many groups or fewer.
+	groups, requests := metricValue(t, n.URL, "lifeline_store_groups_total"), metricValue(t, n.URL, "lifeline_store_group_requests_total")
+	if requests < 3 || groups < 1 || groups > requests {
+		t.Errorf("store groups %v answering %v requests, want at least 1 and 3, groups ≤ requests", groups, requests)
+	}
 
 	// Resolve; the visitor says it did not help; the conversation reopens.
 	if err := ag.Send(ctx, map[string]any{"type": "resolve", "conversation_id": conv}); err != nil {
@@ -343,4 +349,28 @@ func TestClaimRaceHasOneWinner(t *testing.T) {
 		}
 		v.Close()
 	}
+}
+
+// metricValue scrapes the node's /metrics for the value of one unlabelled
+// metric.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	var v float64
+	if _, err := fmt.Sscan(string(m[1]), &v); err != nil {
+		t.Fatalf("%s = %q: %v", name, m[1], err)
+	}
+	return v
 }

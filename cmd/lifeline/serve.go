@@ -23,6 +23,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/server"
+	"github.com/lifelinehq/lifeline/internal/store/bolt"
 	"github.com/lifelinehq/lifeline/internal/struggle"
 	"github.com/lifelinehq/lifeline/internal/webhook"
 	"github.com/lifelinehq/lifeline/widget"
@@ -122,6 +123,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	m := metrics.New()
+	if b, ok := st.store.(*bolt.Store); ok {
+		m.StoreGroups(func() (uint64, uint64) { s := b.Stats(); return s.Commits, s.Appends })
+	}
 	var recorder *struggle.Recorder
 	if sample > 0 {
 		if recorder, err = struggle.NewRecorder(recordDir, sample); err != nil {

@@ -104,6 +104,22 @@ func (m *Metrics) SlowConsumer() { m.slow.Inc() }
 // HandshakeRejected counts a refused WebSocket handshake.
 func (m *Metrics) HandshakeRejected(reason string) { m.httpRejected.WithLabelValues(reason).Inc() }
 
+// StoreGroups exports the embedded store's group commits: stats returns
+// how many groups its writers committed and how many requests (appends,
+// visitor and meta puts) those groups answered. Their ratio is the mean
+// group size; each group costs one fdatasync (appends) or one bbolt
+// commit (puts) whatever it holds.
+func (m *Metrics) StoreGroups(stats func() (groups, requests uint64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "lifeline_store_groups_total", Help: "Group commits by the embedded store's writers.",
+		}, func() float64 { g, _ := stats(); return float64(g) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "lifeline_store_group_requests_total", Help: "Writes answered by the embedded store's group commits.",
+		}, func() float64 { _, r := stats(); return float64(r) }),
+	)
+}
+
 // Detection holds the struggle detector's metrics; it implements
 // struggle.Metrics.
 type Detection struct {
