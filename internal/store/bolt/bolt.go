@@ -80,15 +80,23 @@ type Options struct {
 	// QueueLen is how many appends may wait for the writer before callers
 	// block. Defaults to 4096.
 	QueueLen int
-	// CommitDelay is how long each writer (appends, puts) waits, after
-	// the first request of a group arrives, for others to join it before
-	// committing, like PostgreSQL's commit_delay; requests beyond MaxBatch
-	// wait for the next group. It waits only while the previous group held
-	// more than one request (PostgreSQL's commit_siblings), so a lone
-	// writer is not slowed. A group costs an fdatasync of the log (appends)
-	// or a bbolt commit, two fsyncs and the pages it touches (puts),
-	// whatever it holds. Defaults to 500 µs; negative commits at once.
+	// CommitDelay is how long the append writer waits, after the first
+	// append of a group arrives, for others to join it before logging
+	// them, like PostgreSQL's commit_delay; appends beyond MaxBatch wait
+	// for the next group. It waits only while the previous group held more
+	// than one append (PostgreSQL's commit_siblings), so a lone writer is
+	// not slowed. A group costs one fdatasync of the log whatever it
+	// holds, and appends arriving during one form the next group anyway,
+	// so like PostgreSQL's the default is none (≤ 0): on this machine
+	// class a 500 µs delay saved 11 % of the CPU at 2,000 messages/s and
+	// none at 10,000, and made the p50 twice and the p99 1.6 times as
+	// long.
 	CommitDelay time.Duration
+	// PutDelay is CommitDelay for the writer of visitor and meta puts,
+	// whose groups cost a bbolt commit (two fsyncs and the pages it
+	// touches): worth waiting for in a storm of hellos. Defaults to
+	// 500 µs; negative commits at once.
+	PutDelay time.Duration
 	// CheckpointInterval is how long appended messages may stay in the
 	// message log (wal.go) before a checkpoint copies them into the
 	// B+tree; a log over 16 MiB is checkpointed at once. Longer intervals
@@ -118,6 +126,7 @@ type Store struct {
 	log      *slog.Logger
 	maxBatch int
 	delay    time.Duration // Options.CommitDelay; ≤ 0: none
+	putDelay time.Duration // Options.PutDelay; ≤ 0: none
 
 	mu     sync.RWMutex // guards closed against sends on reqs and puts
 	closed bool
@@ -177,8 +186,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 4096
 	}
-	if opts.CommitDelay == 0 {
-		opts.CommitDelay = 500 * time.Microsecond
+	if opts.PutDelay == 0 {
+		opts.PutDelay = 500 * time.Microsecond
 	}
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 5 * time.Second
@@ -230,6 +239,7 @@ func Open(path string, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		maxBatch:  opts.MaxBatch,
 		delay:     opts.CommitDelay,
+		putDelay:  opts.PutDelay,
 		reqs:      make(chan *appendReq, opts.QueueLen),
 		puts:      make(chan *appendReq, opts.QueueLen),
 		cache:     newRecordCache(),

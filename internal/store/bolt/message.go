@@ -151,7 +151,7 @@ func (s *Store) writer() {
 		if first == nil {
 			continue
 		}
-		batch = s.gather(s.reqs, append(batch[:0], first), shared)
+		batch = s.gather(s.reqs, append(batch[:0], first), s.delay, shared)
 		shared = len(batch) > 1
 		if s.batchHook != nil {
 			s.batchHook(len(batch))
@@ -198,7 +198,7 @@ func (s *Store) putWriter() {
 		if !ok {
 			return
 		}
-		batch = s.gather(s.puts, append(batch[:0], first), shared)
+		batch = s.gather(s.puts, append(batch[:0], first), s.putDelay, shared)
 		shared = len(batch) > 1
 		s.commitPuts(batch)
 		clear(batch)
@@ -251,15 +251,15 @@ func (s *Store) commitPuts(batch []*appendReq) {
 	}
 }
 
-// gather sleeps out the commit delay if wait is set, then adds to batch
+// gather sleeps out delay if wait is set, then adds to batch
 // the requests queued on q by then, up to maxBatch. A writer waits only
 // while groups are shared (the last held more than one request): a lone
 // client, each append waiting for the one before, would only be slowed.
 // It sleeps rather than taking each request as it comes: waking the
 // writer per request would cost the very CPU the delay saves.
-func (s *Store) gather(q chan *appendReq, batch []*appendReq, wait bool) []*appendReq {
-	if wait && s.delay > 0 {
-		time.Sleep(s.delay)
+func (s *Store) gather(q chan *appendReq, batch []*appendReq, delay time.Duration, wait bool) []*appendReq {
+	if wait && delay > 0 {
+		time.Sleep(delay)
 	}
 	for len(batch) < s.maxBatch {
 		select {
