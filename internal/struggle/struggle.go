@@ -576,25 +576,27 @@ const flushConcurrency = 4
 func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
 	st := v.st
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !v.dirty {
-		return nil, false
-	}
-	if !now && !v.urgent && !v.savedAt.IsZero() && s.o.Now().Sub(v.savedAt) < s.o.JourneyInterval {
+	if !v.dirty || !now && !v.urgent && !v.savedAt.IsZero() && s.o.Now().Sub(v.savedAt) < s.o.JourneyInterval {
+		st.mu.Unlock()
 		return nil, false
 	}
 	v.dirty, v.urgent = false, false
-	recent := v.recent.list()
-	rec := storedJourneyRecord{VisitContext: v.jour, Recent: make([]json.RawMessage, 0, len(recent))}
+	// Copy under the site's lock, encode outside it: every batch of the
+	// site's visitors waits for that lock, and a flush encodes thousands
+	// of journeys. The next batch updates the lists in place, so the
+	// copy shares none (events are not changed once made).
+	rec := storedJourneyRecord{VisitContext: v.jour.Clone()}
+	recent := slices.Clone(v.recent.list())
 	rec.UpdatedAt = s.o.Now().UTC()
+	v.savedAt = rec.UpdatedAt
+	st.mu.Unlock()
+
+	rec.Recent = make([]json.RawMessage, 0, len(recent))
 	for i := range recent {
 		if b, err := recent[i].MarshalJSON(); err == nil {
 			rec.Recent = append(rec.Recent, b)
 		}
 	}
-	v.savedAt = rec.UpdatedAt
-	// Encode under the lock: the record shares its lists with the journey
-	// that the next batch updates in place.
 	data, err := json.Marshal(rec)
 	if err != nil {
 		s.o.Logger.Warn("encode visitor journey", "visitor", v.visitorID, "err", err)
