@@ -281,7 +281,7 @@ func TestCloseFinishesQueuedAppends(t *testing.T) {
 }
 
 func TestCommitDelayGathersLaterAppendsWhileGroupsAreShared(t *testing.T) {
-	h := newHarnessOpts(t, Options{CommitDelay: time.Second, MaxBatch: 2})
+	h := newHarnessOpts(t, Options{CommitDelay: time.Second, CommitSiblings: 2, MaxBatch: 2})
 	s, batches := h.s, h.batches
 	conv := h.conv()
 	ctx := context.Background()
@@ -360,6 +360,41 @@ func TestCommitDelaySparesALoneWriter(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a lone writer's appends waited for company (commit delay of an hour)")
+	}
+}
+
+// Groups smaller than CommitSiblings never wait: three writers, each
+// appending one message after another, make groups of at most three.
+func TestCommitDelaySparesSmallGroups(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Minute, CommitSiblings: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	h := &harness{t: t, s: s}
+	conv := h.conv()
+	done := make(chan error, 3)
+	for w := range 3 {
+		go func() {
+			for i := range 20 {
+				if _, _, err := s.AppendMessage(context.Background(), chat.Message{ConversationID: conv, ClientID: fmt.Sprint(w, "-", i)}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	deadline := time.After(30 * time.Second)
+	for range 3 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatal("groups of three waited for company (commit delay of a minute, siblings 4)")
+		}
 	}
 }
 

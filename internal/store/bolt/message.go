@@ -121,7 +121,7 @@ func (s *Store) writer() {
 	batch := make([]*appendReq, 0, s.maxBatch)
 	var flushes []*appendReq
 	g := &group{convs: make(map[string]*groupConv)}
-	shared := false // whether the last group held more than one append
+	shared := false // whether the last group held s.siblings appends or more
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -152,7 +152,7 @@ func (s *Store) writer() {
 			continue
 		}
 		batch = s.gather(s.reqs, append(batch[:0], first), s.delay, shared)
-		shared = len(batch) > 1
+		shared = len(batch) >= s.siblings
 		if s.batchHook != nil {
 			s.batchHook(len(batch))
 		}
@@ -253,8 +253,9 @@ func (s *Store) commitPuts(batch []*appendReq) {
 
 // gather sleeps out delay if wait is set, then adds to batch
 // the requests queued on q by then, up to maxBatch. A writer waits only
-// while groups are shared (the last held more than one request): a lone
-// client, each append waiting for the one before, would only be slowed.
+// while groups are shared (the last was large enough: see
+// Options.CommitSiblings; puts, more than one request): a lone client,
+// each append waiting for the one before, would only be slowed.
 // It sleeps rather than taking each request as it comes: waking the
 // writer per request would cost the very CPU the delay saves.
 func (s *Store) gather(q chan *appendReq, batch []*appendReq, delay time.Duration, wait bool) []*appendReq {
