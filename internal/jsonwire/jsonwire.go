@@ -86,11 +86,17 @@ func (s *Scanner) StrTo(dst *string) bool {
 // field with each key and the Scanner at its value; field reads the value
 // or reports false.
 func (s *Scanner) Object(field func(key []byte) bool) bool {
+	return s.Fields(field) && s.End()
+}
+
+// Fields reads an object as Object does, as a value inside another: more
+// input may follow it.
+func (s *Scanner) Fields(field func(key []byte) bool) bool {
 	if !s.Next('{') {
 		return false
 	}
 	if s.Next('}') {
-		return s.End()
+		return true
 	}
 	for {
 		key, ok := s.Str()
@@ -100,8 +106,14 @@ func (s *Scanner) Object(field func(key []byte) bool) bool {
 		if s.Next(',') {
 			continue
 		}
-		return s.Next('}') && s.End()
+		return s.Next('}')
 	}
+}
+
+// Null consumes null, after any space, if it comes next.
+func (s *Scanner) Null() bool {
+	s.space()
+	return s.Lit("null")
 }
 
 // Array reads an array, calling elem with the Scanner at each element;

@@ -93,3 +93,20 @@ func TestLitAndTextTo(t *testing.T) {
 		t.Fatal("Lit skipped space")
 	}
 }
+
+func TestFieldsInsideAValueAndNull(t *testing.T) {
+	s := New([]byte(`[ {"a":"x","b":{}} , null ]`))
+	var got []string
+	ok := s.Next('[') && s.Fields(func(key []byte) bool {
+		got = append(got, string(key))
+		_, ok := s.Skip()
+		return ok
+	}) && s.Next(',') && s.Null() && s.Next(']') && s.End()
+	if !ok || len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("Fields then Null = %v, keys %q", ok, got)
+	}
+	trailing := New([]byte(`{"a":1} x`))
+	if New([]byte(` nul`)).Null() || trailing.Object(func([]byte) bool { _, ok := trailing.Skip(); return ok }) {
+		t.Fatal("Null took a prefix, or Object took an object with input after it")
+	}
+}
