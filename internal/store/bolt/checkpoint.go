@@ -82,7 +82,7 @@ const defaultCkptChunk = 4096
 func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
 	ids := slices.Sorted(maps.Keys(byConv))
 	var k []byte
-	for first := true; first || len(ids) > 0; first = false {
+	for {
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			convs, msgs := tx.Bucket(bConvs), tx.Bucket(bMessages)
 			for n := 0; len(ids) > 0 && n < s.ckptChunk; ids = ids[1:] {
@@ -107,14 +107,13 @@ func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
 			}
 			return tx.Bucket(bLog).Put(keyCheckpoint, u64(gen))
 		})
-		if err != nil {
+		if err != nil || len(ids) == 0 {
 			return err
 		}
-		if len(ids) > 0 && s.pieceHook != nil {
+		if s.pieceHook != nil {
 			s.pieceHook()
 		}
 	}
-	return nil
 }
 
 // flush checkpoints the whole log, so that the B+tree alone holds every
