@@ -7,7 +7,7 @@
 // conversations, a conversation's messages by sequence number), never a
 // scan of all records. Message appends from many callers are gathered by
 // one writer goroutine and logged together; a checkpointer copies the log
-// into the B+tree every second in one transaction, and reads see logged
+// into the B+tree every few seconds (checkpoint.go), and reads see logged
 // messages until then (pending.go). Visitor and meta puts are gathered by
 // a second writer into one bbolt transaction per group; every other write
 // is its own transaction. bbolt runs one writer at a time, so they
@@ -77,8 +77,8 @@ type Options struct {
 	// MaxBatch is the most appends committed in one transaction. Defaults
 	// to 2048.
 	MaxBatch int
-	// QueueLen is how many appends may wait for the writer before callers
-	// block. Defaults to 4096.
+	// QueueLen is how many appends, and apart from them how many puts,
+	// may wait for their writer before callers block. Defaults to 4096.
 	QueueLen int
 	// CommitDelay is how long the append writer waits, after the first
 	// append of a group arrives, for others to join it before logging
