@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,7 +238,7 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c, err := dialWS(ctx, cfg.URL, "/ws/agent", client.Options{HTTPClient: s.HTTP, Transport: p.r.client().Transport})
+		c, err := dialWS(ctx, p.r.dialer(), cfg.URL, "/ws/agent", sessionCookie(s))
 		if err != nil {
 			return err
 		}
@@ -418,4 +419,20 @@ func pace(stop <-chan struct{}, interval time.Duration, send func(n int, now tim
 			timer.Reset(0)
 		}
 	}
+}
+
+// sessionCookie is the Cookie header of s's login, for the agent socket.
+func sessionCookie(s *client.Session) string {
+	u, err := url.Parse(s.Base)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for i, c := range s.HTTP.Jar.Cookies(u) {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(c.Name + "=" + c.Value)
+	}
+	return b.String()
 }

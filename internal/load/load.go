@@ -12,7 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -369,7 +369,7 @@ func (p *procPhaser) usage(rep *Report) *ServerUsage {
 // runner is one process's share of a run.
 type runner struct {
 	cfg     Config
-	clients []*http.Client // one per source address
+	dialers []*net.Dialer // one per source address
 	next    atomic.Uint64
 	wg      sync.WaitGroup // background readers
 	// nonce starts every client id of this run, so frames of earlier runs
@@ -381,21 +381,20 @@ type runner struct {
 }
 
 func newRunner(c Config) *runner {
-	r := &runner{cfg: c, clients: make([]*http.Client, len(c.Sources)), nonce: c.nonce}
+	r := &runner{cfg: c, dialers: make([]*net.Dialer, len(c.Sources)), nonce: c.nonce}
 	if r.nonce == "" {
 		r.nonce = newNonce()
 	}
 	r.procPrefix = fmt.Sprintf("%s-%d-", r.nonce, c.proc)
 	for i, src := range c.Sources {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
-		r.clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4}}
+		r.dialers[i] = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
 	}
 	return r
 }
 
-// client returns the HTTP client of the next source address.
-func (r *runner) client() *http.Client {
-	return r.clients[r.next.Add(1)%uint64(len(r.clients))]
+// dialer returns the dialer of the next source address.
+func (r *runner) dialer() *net.Dialer {
+	return r.dialers[r.next.Add(1)%uint64(len(r.dialers))]
 }
 
 // helloFrame is what every load visitor says first: a page, as the widget
@@ -406,7 +405,7 @@ func helloFrame(path string) []byte {
 
 // visitor dials and says hello, returning the open socket.
 func (r *runner) visitor(ctx context.Context, path string) (*conn, error) {
-	c, err := dialVisitor(ctx, r.cfg.URL, r.cfg.Site, r.client())
+	c, err := dialWS(ctx, r.dialer(), r.cfg.URL, "/ws/visitor?site="+url.QueryEscape(r.cfg.Site), "")
 	if err != nil {
 		return nil, err
 	}
