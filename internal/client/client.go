@@ -78,8 +78,6 @@ type Options struct {
 	Origin string
 	// HTTPClient carries cookies for agents; nil uses a plain client.
 	HTTPClient *http.Client
-	// Dialer overrides the socket dialer, e.g. to pick a source address.
-	Transport http.RoundTripper
 }
 
 func wsURL(base, path string) string {
@@ -90,12 +88,12 @@ func wsURL(base, path string) string {
 
 // DialVisitor opens /ws/visitor for a site.
 func DialVisitor(ctx context.Context, base, site string, o Options) (*Conn, error) {
-	return wrap(Dial(ctx, base, "/ws/visitor?site="+url.QueryEscape(site), o))
+	return wrap(dial(ctx, base, "/ws/visitor?site="+url.QueryEscape(site), o))
 }
 
 // DialAgent opens /ws/agent with the session in o.HTTPClient's cookie jar.
 func DialAgent(ctx context.Context, base string, o Options) (*Conn, error) {
-	return wrap(Dial(ctx, base, "/ws/agent", o))
+	return wrap(dial(ctx, base, "/ws/agent", o))
 }
 
 func wrap(ws *websocket.Conn, err error) (*Conn, error) {
@@ -105,25 +103,15 @@ func wrap(ws *websocket.Conn, err error) (*Conn, error) {
 	return &Conn{ws: ws}, nil
 }
 
-// Dial opens a socket at path under base (an http or https URL) and
-// returns it bare, for callers such as the load generator that frame
-// their own bytes. A non-nil o.Transport is used with o.HTTPClient's
-// cookie jar; the read limit is 1 MiB.
-func Dial(ctx context.Context, base, path string, o Options) (*websocket.Conn, error) {
+// dial opens a socket at path under base (an http or https URL); the read
+// limit is 1 MiB.
+func dial(ctx context.Context, base, path string, o Options) (*websocket.Conn, error) {
 	u := wsURL(base, path)
 	h := http.Header{}
 	if o.Origin != "" {
 		h.Set("Origin", o.Origin)
 	}
-	hc := o.HTTPClient
-	if o.Transport != nil {
-		cp := http.Client{Transport: o.Transport}
-		if hc != nil {
-			cp.Jar = hc.Jar
-		}
-		hc = &cp
-	}
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h, HTTPClient: o.HTTPClient})
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: %w (HTTP %d)", u, err, resp.StatusCode)
