@@ -22,8 +22,13 @@ const (
 // transport is the write side of one socket. The single file that imports
 // coder/websocket adapts a real connection to it; tests use fakes.
 type transport interface {
-	// write sends frames in order, all within timeout.
+	// write sends frames in order, all within timeout, after anything
+	// tryWrite left owed.
 	write(frames [][]byte, timeout time.Duration) error
+	// tryWrite sends frame at once if the socket takes it without
+	// waiting, on the caller's goroutine; false means nothing was sent.
+	// owed means part of it is still to go, sent by the next write.
+	tryWrite(frame []byte) (ok, owed bool)
 	close(code StatusCode, reason string)
 }
 
@@ -43,7 +48,9 @@ func (k clientKind) String() string {
 
 // client is one connected socket. It has one reader (the goroutine serving
 // the socket) and a writer goroutine that exists only while frames are
-// queued, so an idle connection costs no goroutine beyond its reader.
+// queued, so an idle connection costs no goroutine beyond its reader. A
+// frame for a visitor sent while nothing is queued is written by the
+// sender itself if the kernel takes it at once, as it nearly always does.
 type client struct {
 	hub  *Hub
 	t    transport
@@ -62,6 +69,7 @@ type client struct {
 	queue      [][]byte
 	replays    int // frames in queue that replay history; see replayLocked
 	writing    bool
+	owed       bool      // tryWrite left part of a frame for the writer
 	writeSince time.Time // when the write in progress began; zero between writes
 	closed     bool
 	cursors    map[string]int64 // conversation id → highest seq sent
@@ -131,17 +139,42 @@ func (c *client) replayLocked(frame []byte) {
 	if c.closed {
 		return
 	}
-	c.replays++
-	c.enqueueLocked(frame)
+	if c.enqueueLocked(frame) {
+		c.replays++
+	}
 }
 
-func (c *client) enqueueLocked(frame []byte) {
+// enqueueLocked writes a visitor's frame now if no writer is busy and the
+// socket takes it at once, and otherwise queues the frame for the writer,
+// starting one if need be. It reports whether the frame was queued.
+//
+// A visitor gets a frame now and then (an ack, a reply), each better sent
+// at once than handed to a writer. An agent may get hundreds a second
+// from many conversations; those wait for the writer, which sends all
+// that gathered meanwhile in one write, where writing each at once would
+// cost a system call per frame and contend for the client's lock.
+func (c *client) enqueueLocked(frame []byte) (queued bool) {
+	if !c.writing && c.kind == kindVisitor {
+		ok, owed := c.t.tryWrite(frame)
+		if ok {
+			if owed {
+				c.owed = true
+				c.startWriterLocked()
+			}
+			return false
+		}
+	}
 	c.queue = append(c.queue, frame)
 	if !c.writing {
-		c.writing = true
-		c.hub.wg.Add(1)
-		c.hub.workers.start(c.writeLoop)
+		c.startWriterLocked()
 	}
+	return true
+}
+
+func (c *client) startWriterLocked() {
+	c.writing = true
+	c.hub.wg.Add(1)
+	c.hub.workers.start(c.writeLoop)
 }
 
 func (c *client) writeLoop() {
@@ -150,7 +183,7 @@ func (c *client) writeLoop() {
 	for {
 		c.mu.Lock()
 		c.writeSince = time.Time{} // the last write, if any, is done
-		if len(c.queue) == 0 || c.closed {
+		if (len(c.queue) == 0 && !c.owed) || c.closed {
 			c.writing = false
 			c.queue = nil
 			if c.closeAfter != nil {
@@ -159,7 +192,7 @@ func (c *client) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch, c.queue, c.replays = c.queue, batch[:0], 0
+		batch, c.queue, c.replays, c.owed = c.queue, batch[:0], 0, false
 		c.writeSince = c.hub.now()
 		c.mu.Unlock()
 		err := c.t.write(batch, c.hub.cfg.WriteTimeout)
@@ -167,7 +200,7 @@ func (c *client) writeLoop() {
 		if err != nil {
 			c.close(CloseGoingAway, "write failed")
 			c.mu.Lock()
-			c.writing = false
+			c.writing, c.owed = false, false
 			c.queue = nil
 			c.mu.Unlock()
 			return

@@ -25,6 +25,9 @@ func (t stuckTransport) write([][]byte, time.Duration) error {
 	return nil
 }
 
+// tryWrite takes nothing: the peer's window is full.
+func (stuckTransport) tryWrite([]byte) (ok, owed bool) { return false, false }
+
 func (t stuckTransport) close(code StatusCode, _ string) { t.closed <- code }
 
 // fakeClock is a Config.Now that moves only when told.
@@ -122,5 +125,74 @@ func TestFullQueueClosesAClientAtTheHardLimit(t *testing.T) {
 	close(tr.release)
 	if err := h.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordingTransport takes frames at once or leaves part owed, as told,
+// and records what each write was given.
+type recordingTransport struct {
+	mu     sync.Mutex
+	owe    bool     // tryWrite leaves part of the frame owed
+	tried  []string // frames tryWrite took
+	writes [][]string
+	wrote  chan struct{}
+}
+
+func (t *recordingTransport) tryWrite(f []byte) (ok, owed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tried = append(t.tried, string(f))
+	return true, t.owe
+}
+
+func (t *recordingTransport) write(frames [][]byte, _ time.Duration) error {
+	t.mu.Lock()
+	var w []string
+	for _, f := range frames {
+		w = append(w, string(f))
+	}
+	t.writes = append(t.writes, w)
+	t.mu.Unlock()
+	t.wrote <- struct{}{}
+	return nil
+}
+
+func (*recordingTransport) close(StatusCode, string) {}
+
+// A visitor's frame goes out on the sender's goroutine when the socket
+// takes it; an owed tail gets a writer that flushes it; an agent's frames
+// always go to the writer, to be batched.
+func TestVisitorFramesWrittenAtOnceAgentFramesBatched(t *testing.T) {
+	h, err := NewHub(Config{Store: fanoutStore{}, Secret: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+
+	vt := &recordingTransport{wrote: make(chan struct{}, 4)}
+	v := newClient(h, vt, kindVisitor, "127.0.0.1")
+	v.send([]byte(`{"n":1}`))
+	if len(vt.tried) != 1 || v.queue != nil || v.writing {
+		t.Fatalf("visitor frame: tried %q, queued %d, writing %v; want it written at once", vt.tried, len(v.queue), v.writing)
+	}
+	vt.mu.Lock()
+	vt.owe = true
+	vt.mu.Unlock()
+	v.send([]byte(`{"n":2}`))
+	<-vt.wrote // the writer flushes the owed tail with an empty batch
+	vt.mu.Lock()
+	if len(vt.writes) != 1 || len(vt.writes[0]) != 0 {
+		t.Fatalf("after an owed tail the writer wrote %q, want one empty flush", vt.writes)
+	}
+	vt.mu.Unlock()
+
+	at := &recordingTransport{wrote: make(chan struct{}, 4)}
+	a := newClient(h, at, kindAgent, "127.0.0.1")
+	a.send([]byte(`{"n":3}`))
+	<-at.wrote
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	if len(at.tried) != 0 || len(at.writes) != 1 || at.writes[0][0] != `{"n":3}` {
+		t.Fatalf("agent frame: tried %q, writes %q; want it only through the writer", at.tried, at.writes)
 	}
 }

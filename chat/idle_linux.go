@@ -80,3 +80,24 @@ func (w *idleWaiter) readable(fd uintptr) bool {
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return errno != syscall.EAGAIN
 }
+
+// writeNow writes what the kernel's send buffer takes of b at once, never
+// waiting: n is 0 when it takes nothing (the socket is non-blocking, so
+// the write answers EAGAIN).
+func writeNow(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	if err := raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return n, nil
+}

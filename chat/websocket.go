@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,9 +27,9 @@ const (
 // buffers at hijack, which a node holding tens of thousands of mostly idle
 // sockets pays for on every one of them. A frame larger than the read
 // buffer is read past it, straight from the kernel; most frames (a chat
-// message, a typing notice) fit. Writes need hardly any buffer: between
-// hold and release the batchWriter gathers them, and outside a batch only
-// control frames are written, whose payload is at most 125 bytes.
+// message, a typing notice) fit. Writes need hardly any buffer: the hub's
+// frames are framed by the frameWriter, so coder/websocket writes only
+// control frames, whose payload is at most 125 bytes.
 const (
 	readBufferSize  = 512
 	writeBufferSize = 128
@@ -36,7 +38,7 @@ const (
 // Socket is an accepted WebSocket, ready for ServeVisitor or ServeAgent.
 type Socket struct {
 	conn *websocket.Conn
-	out  *batchWriter
+	out  *frameWriter
 	idle *idleWaiter
 }
 
@@ -54,10 +56,10 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOption
 }
 
 // hijacker swaps net/http's buffers for small ones as the connection is
-// handed over, and puts a batchWriter between the socket and the kernel.
+// handed over, and puts a frameWriter between the socket and the kernel.
 type hijacker struct {
 	http.ResponseWriter
-	out  *batchWriter
+	out  *frameWriter
 	idle *idleWaiter
 }
 
@@ -77,7 +79,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, fmt.Errorf("keep bytes sent with the handshake: %w", err)
 		}
 	}
-	h.out = &batchWriter{conn: conn}
+	h.out = newFrameWriter(conn)
 	h.idle = newIdleWaiter(conn, br)
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.out, writeBufferSize)), nil
 }
@@ -85,90 +87,187 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// batchWriter passes writes through to the connection, except between
-// hold and release, when it gathers them so a batch of frames leaves in one
-// write. Frames coder/websocket writes on its own (pongs, the close frame)
-// may arrive from another goroutine at any time; they take their turn in
-// the same order either way.
-type batchWriter struct {
+// frameWriter writes a socket's frames. The hub's frames are framed here,
+// a batch of them into one buffer that leaves in one write; coder/websocket
+// writes only its control frames (pongs, the close frame) through Write,
+// each in one call since they fit its 128-byte buffer. The mutex keeps
+// the two from interleaving.
+//
+// On a plain TCP socket a write is first tried without waiting: the
+// kernel nearly always takes it whole, and then no deadline needs setting
+// (two timer updates per write). tryFrame goes further and writes a frame
+// on the caller's goroutine when nothing is queued, sparing the hand-off
+// to a writer; if the kernel takes only part, the rest is owed and the
+// next writeFrames sends it first.
+type frameWriter struct {
 	conn net.Conn
+	raw  syscall.RawConn // nil unless conn is plain TCP
 
 	mu      sync.Mutex
-	holding bool
-	buf     *[]byte
+	closed  bool    // a close frame has left: no more data frames
+	owed    *[]byte // the unsent tail of a frame tryFrame began, from owedOff
+	owedOff int
 }
 
-// batchBuffers recycles the memory of batches, so a socket holds none while
+func newFrameWriter(conn net.Conn) *frameWriter {
+	w := &frameWriter{conn: conn}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		w.raw, _ = tcp.SyscallConn()
+	}
+	return w
+}
+
+// frameBuffers recycles the memory of batches, so a socket holds none while
 // it is not writing.
-var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // maxPooledBatch keeps one huge batch (a long history) out of the pool.
 const maxPooledBatch = 64 << 10
 
-func (w *batchWriter) Write(p []byte) (int, error) {
+func putFrameBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledBatch {
+		*b = (*b)[:0]
+		frameBuffers.Put(b)
+	}
+}
+
+// errCloseSent is a data write after the close frame.
+var errCloseSent = errors.New("websocket: close frame already sent")
+
+// Write takes one whole control frame from coder/websocket.
+func (w *frameWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.holding {
-		*w.buf = append(*w.buf, p...)
-		return len(p), nil
+	if err := w.payOwed(time.Now().Add(controlWriteTimeout)); err != nil {
+		return 0, err
+	}
+	if len(p) > 0 && p[0]&0x0F == 0x8 {
+		w.closed = true
 	}
 	return w.conn.Write(p)
 }
 
-func (w *batchWriter) hold() {
-	w.mu.Lock()
-	w.holding = true
-	w.buf = batchBuffers.Get().(*[]byte)
-	w.mu.Unlock()
-}
+// controlWriteTimeout bounds the owed bytes a control frame waits behind;
+// coder/websocket gives its control writes five seconds.
+const controlWriteTimeout = 5 * time.Second
 
-// release writes what was gathered since hold, within deadline.
-func (w *batchWriter) release(deadline time.Time) error {
+// writeFrames sends frames as text frames in one write, after anything
+// owed, all within deadline.
+func (w *frameWriter) writeFrames(frames [][]byte, deadline time.Time) error {
+	b := frameBuffers.Get().(*[]byte)
+	defer putFrameBuffer(b)
+	for _, f := range frames {
+		*b = appendTextFrame(*b, f)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.holding = false
-	b := w.buf
-	w.buf = nil
-	defer func() {
-		if cap(*b) <= maxPooledBatch {
-			*b = (*b)[:0]
-			batchBuffers.Put(b)
-		}
-	}()
-	if len(*b) == 0 {
+	if w.closed && len(frames) > 0 {
+		return errCloseSent
+	}
+	if err := w.payOwed(deadline); err != nil {
+		return err
+	}
+	return w.writeAll(*b, deadline)
+}
+
+// tryFrame writes p as a text frame if nothing is owed and the kernel
+// takes at least part of it at once; it reports false, having written
+// nothing, otherwise. owed says part of the frame is still to be sent by
+// writeFrames.
+func (w *frameWriter) tryFrame(p []byte) (ok, owed bool) {
+	if w.raw == nil {
+		return false, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.owed != nil {
+		return false, false
+	}
+	b := frameBuffers.Get().(*[]byte)
+	*b = appendTextFrame(*b, p)
+	n, err := w.tryWrite(*b)
+	switch {
+	case err != nil || n == 0:
+		putFrameBuffer(b)
+		return false, false
+	case n < len(*b):
+		w.owed, w.owedOff = b, n
+		return true, true
+	}
+	putFrameBuffer(b)
+	return true, false
+}
+
+// payOwed sends what tryFrame left unsent.
+func (w *frameWriter) payOwed(deadline time.Time) error {
+	if w.owed == nil {
+		return nil
+	}
+	b, off := w.owed, w.owedOff
+	w.owed = nil
+	defer putFrameBuffer(b)
+	return w.writeAll((*b)[off:], deadline)
+}
+
+// writeAll writes b, waiting at most until deadline for the kernel to
+// take what it does not take at once.
+func (w *frameWriter) writeAll(b []byte, deadline time.Time) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := w.tryWrite(b)
+	if err != nil {
+		return err
+	}
+	if n == len(b) {
 		return nil
 	}
 	if err := w.conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
-	_, err := w.conn.Write(*b)
+	_, err = w.conn.Write(b[n:])
 	if err == nil {
 		err = w.conn.SetWriteDeadline(time.Time{})
 	}
 	return err
 }
 
+// tryWrite writes what the kernel takes of b without waiting: n is 0 when
+// it takes nothing now (or the socket is not plain TCP).
+func (w *frameWriter) tryWrite(b []byte) (int, error) {
+	if w.raw == nil {
+		return 0, nil
+	}
+	return writeNow(w.raw, b)
+}
+
+// appendTextFrame appends p as one final, unmasked text frame.
+func appendTextFrame(b, p []byte) []byte {
+	b = append(b, 0x81)
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, p...)
+}
+
 // wsTransport adapts a Socket to the hub's transport. This is the only
 // file in chat that knows about WebSockets.
 type wsTransport struct{ s *Socket }
 
-// write sends frames as one batch. The frames are only copied into memory
-// until release, so they need no deadline of their own.
 func (t wsTransport) write(frames [][]byte, timeout time.Duration) error {
-	t.s.out.hold()
-	var err error
-	for _, f := range frames {
-		if err = t.s.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
-			break
-		}
+	if err := t.s.out.writeFrames(frames, time.Now().Add(timeout)); err != nil {
+		return fmt.Errorf("write frames: %w", err)
 	}
-	// Whatever was gathered leaves, even after an error: it may hold the
-	// close frame that explains it.
-	if rerr := t.s.out.release(time.Now().Add(timeout)); err == nil && rerr != nil {
-		err = fmt.Errorf("write frames: %w", rerr)
-	}
-	return err
+	return nil
 }
+
+func (t wsTransport) tryWrite(frame []byte) (ok, owed bool) { return t.s.out.tryFrame(frame) }
 
 // close runs the close handshake, which reads the socket's buffer while
 // the socket's own goroutine may be between reads, looking at it.

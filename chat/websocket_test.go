@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,7 +40,9 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// acceptServer serves one socket with Accept and hands it over.
+// acceptServer serves one socket with Accept and hands it over. With
+// writes nil the socket is a plain *net.TCPConn, whose writes are tried
+// without waiting first.
 func acceptServer(t *testing.T, writes *atomic.Int64) (*httptest.Server, <-chan *Socket) {
 	t.Helper()
 	socks := make(chan *Socket, 1)
@@ -51,7 +54,9 @@ func acceptServer(t *testing.T, writes *atomic.Int64) (*httptest.Server, <-chan 
 		}
 		socks <- s
 	}))
-	srv.Listener = countingListener{srv.Listener, writes}
+	if writes != nil {
+		srv.Listener = countingListener{srv.Listener, writes}
+	}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, socks
@@ -168,5 +173,92 @@ func TestAcceptKeepsBytesSentWithTheHandshake(t *testing.T) {
 	}
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("read %q, want %q", got, payload)
+	}
+}
+
+// TestTryFrameOwesWhatTheKernelCannotTake fills a socket whose peer is not
+// reading: frames go out at once until the kernel takes only part of one,
+// which is owed; tryFrame then declines, and the next batch sends the owed
+// tail first. The peer, reading at last, gets every frame whole and in
+// order.
+func TestTryFrameOwesWhatTheKernelCannotTake(t *testing.T) {
+	srv, socks := acceptServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseNow()
+	client.SetReadLimit(1 << 20)
+	s := <-socks
+	defer s.conn.CloseNow()
+	if s.out.raw == nil {
+		t.Fatal("an accepted TCP socket has no raw connection to try writes on")
+	}
+	_ = s.out.conn.(*net.TCPConn).SetWriteBuffer(8 << 10)
+
+	frame := func(i int) []byte {
+		return append(fmt.Appendf(nil, "%06d", i), bytes.Repeat([]byte{'a' + byte(i%26)}, 32<<10)...)
+	}
+	var sent [][]byte
+	owed := false
+	for i := 0; i < 2000 && !owed; i++ {
+		f := frame(i)
+		ok, o := s.out.tryFrame(f)
+		if !ok {
+			t.Fatalf("frame %d: the kernel took none of it before taking part of one", i)
+		}
+		sent = append(sent, f)
+		owed = o
+	}
+	if !owed {
+		t.Fatal("2000 frames of 32 KiB went out whole to a peer that does not read")
+	}
+	if ok, _ := s.out.tryFrame(frame(-1)); ok {
+		t.Fatal("tryFrame wrote a frame while part of another was owed")
+	}
+	last := frame(len(sent))
+	sent = append(sent, last)
+	done := make(chan error, 1)
+	go func() { done <- (wsTransport{s}).write([][]byte{last}, 10*time.Second) }()
+	for i, want := range sent {
+		_, got, err := client.Read(ctx)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %.6q…, want %.6q…", i, got, want)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoDataFrameAfterClose: once coder/websocket has written the close
+// frame, the hub's frames are refused rather than sent after it.
+func TestNoDataFrameAfterClose(t *testing.T) {
+	srv, socks := acceptServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseNow()
+	s := <-socks
+	defer s.conn.CloseNow()
+	if _, err := s.out.Write([]byte{0x88, 0x02, 0x03, 0xE8}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.out.tryFrame([]byte(`{}`)); ok {
+		t.Error("tryFrame wrote after the close frame")
+	}
+	if err := (wsTransport{s}).write([][]byte{[]byte(`{}`)}, time.Second); !errors.Is(err, errCloseSent) {
+		t.Errorf("write after the close frame gave %v", err)
+	}
+	if _, _, err := client.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Errorf("the peer read %v, want the close frame first", err)
 	}
 }
