@@ -15,34 +15,49 @@ const (
 
 // recentEvents is a visit's latest events, kept for a node that takes the
 // visitor over: at most maxRecent, none older than recentWindow before the
-// newest. Events that fall out are skipped by an offset and compacted away
-// once there are maxRecent of them, so a streaming visitor's event costs
-// one copied event on average rather than a shift of the other 31.
+// newest. They live in a ring that doubles as it fills, up to maxRecent
+// slots: a visitor who sent one page view holds one slot, a streaming one
+// 32 (about 11 KiB) rather than a slice grown to twice that between
+// compactions, and an event costs one copy. Slots that fall out are
+// zeroed, so no stale string is kept alive.
 type recentEvents struct {
-	buf   []detect.Event
-	start int // buf[:start] have fallen out
+	ring []detect.Event
+	head int // the oldest event's slot
+	n    int // events kept
 }
 
 // add keeps ev, without its Props (rules never read them).
 func (r *recentEvents) add(ev detect.Event) {
 	ev.Props = nil
-	for n := len(r.buf) - r.start; n > 0 && (n >= maxRecent || ev.Time.Sub(r.buf[r.start].Time) > recentWindow); n-- {
-		r.start++
+	for r.n > 0 && (r.n >= maxRecent || ev.Time.Sub(r.ring[r.head].Time) > recentWindow) {
+		r.ring[r.head] = detect.Event{}
+		r.head = (r.head + 1) % len(r.ring)
+		r.n--
 	}
-	if r.start >= maxRecent || r.start == len(r.buf) {
-		live := copy(r.buf, r.buf[r.start:])
-		clear(r.buf[live:]) // no stale strings kept alive
-		r.buf, r.start = r.buf[:live], 0
+	if r.n == len(r.ring) {
+		r.ring = r.appendTo(make([]detect.Event, 0, min(max(2*r.n, 1), maxRecent)))
+		r.ring = r.ring[:cap(r.ring)]
+		r.head = 0
 	}
-	r.buf = append(r.buf, ev)
+	r.ring[(r.head+r.n)%len(r.ring)] = ev
+	r.n++
 }
 
-// list returns the events kept, oldest first. It is valid until the next
-// add or reset.
-func (r *recentEvents) list() []detect.Event { return r.buf[r.start:] }
+// appendTo appends the events kept to dst, oldest first.
+func (r *recentEvents) appendTo(dst []detect.Event) []detect.Event {
+	for i := range r.n {
+		dst = append(dst, r.ring[(r.head+i)%len(r.ring)])
+	}
+	return dst
+}
 
-// reset forgets every event.
+// list returns a copy of the events kept, oldest first.
+func (r *recentEvents) list() []detect.Event {
+	return r.appendTo(make([]detect.Event, 0, r.n))
+}
+
+// reset forgets every event, keeping the ring.
 func (r *recentEvents) reset() {
-	clear(r.buf)
-	r.buf, r.start = r.buf[:0], 0
+	clear(r.ring)
+	r.head, r.n = 0, 0
 }

@@ -49,9 +49,34 @@ func TestRecentEventsKeepsTheLatestWithinTheWindow(t *testing.T) {
 				t.Fatalf("after event %d: event %d at %v (props %v), want %v without props", i, j, got[j].Time, got[j].Props, want[j].Time)
 			}
 		}
-		if len(r.buf) > 2*maxRecent {
-			t.Fatalf("after event %d: buffer holds %d events, want at most %d", i, len(r.buf), 2*maxRecent)
+		if len(r.ring) > maxRecent {
+			t.Fatalf("after event %d: the ring has %d slots for %d events", i, len(r.ring), r.n)
 		}
+		for j := r.n; j < len(r.ring); j++ {
+			if e := r.ring[(r.head+j)%len(r.ring)]; e.Path != "" {
+				t.Fatalf("after event %d: a free slot still holds an event at %v", i, e.Time)
+			}
+		}
+	}
+}
+
+// A visitor who sent one page view holds one slot; the ring doubles as
+// events come, up to maxRecent.
+func TestRecentEventsRingGrowsWithUse(t *testing.T) {
+	var r recentEvents
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	// slots[n] is the ring's size after n events.
+	for n, slots := range []int{0, 1, 2, 4, 4, 8, 8, 8, 8, 16} {
+		if len(r.ring) != slots {
+			t.Fatalf("after %d events: %d slots, want %d", n, len(r.ring), slots)
+		}
+		r.add(detect.Event{Kind: detect.KindPage, Time: at, Path: "/"})
+	}
+	for range 100 {
+		r.add(detect.Event{Kind: detect.KindPage, Time: at, Path: "/"})
+	}
+	if len(r.ring) != maxRecent || r.n != maxRecent {
+		t.Fatalf("after 110 events: %d slots holding %d, want %d of %d", len(r.ring), r.n, maxRecent, maxRecent)
 	}
 }
 

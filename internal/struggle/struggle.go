@@ -586,7 +586,7 @@ func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
 	// of journeys. The next batch updates the lists in place, so the
 	// copy shares none (events are not changed once made).
 	rec := storedJourneyRecord{VisitContext: v.jour.Clone()}
-	recent := slices.Clone(v.recent.list())
+	recent := v.recent.list() // a copy
 	rec.UpdatedAt = s.o.Now().UTC()
 	v.savedAt = rec.UpdatedAt
 	st.mu.Unlock()
