@@ -59,9 +59,9 @@ const (
 // errClosed is what reads return after the node closed the socket.
 var errClosed = errors.New("websocket closed by the node")
 
-// dialWS opens a socket at path under base (http or https) through d,
-// sending base as the Origin, as a page on it would, and cookie (may be
-// empty) for an agent's session.
+// dialWS opens a socket at path under base (http or https, perhaps with a
+// path prefix) through d, sending base's origin as a page on it would, and
+// cookie (may be empty) for an agent's session.
 func dialWS(ctx context.Context, d *net.Dialer, base, path, cookie string) (*conn, error) {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -105,7 +105,7 @@ func (c *conn) handshake(u *url.URL, path, cookie string) error {
 	key := base64.StdEncoding.EncodeToString(k[:])
 	origin := u.Scheme + "://" + u.Host
 	req := make([]byte, 0, 256+len(path)+len(cookie))
-	req = append(req, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+
+	req = append(req, "GET "+strings.TrimRight(u.Path, "/")+path+" HTTP/1.1\r\nHost: "+u.Host+
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+
 		"\r\nOrigin: "+origin+"\r\n"...)
 	if cookie != "" {

@@ -22,8 +22,13 @@ func wsServer(t *testing.T, handle func(ctx context.Context, ws *websocket.Conn)
 	t.Helper()
 	errs := make(chan error, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/denied" {
+		switch r.URL.Path {
+		case "/denied":
 			http.Error(w, "site not allowed", http.StatusForbidden)
+			return
+		case "/ws", "/prefix/ws":
+		default:
+			http.NotFound(w, r)
 			return
 		}
 		if got, want := r.Header.Get("Origin"), "http://"+r.Host; got != want {
@@ -148,13 +153,19 @@ func TestConnAnswersPingsAndJoinsFragments(t *testing.T) {
 }
 
 // TestDialRefusedSaysWhy: a refused upgrade is an error carrying the
-// status and the node's reason.
+// status and the node's reason; a node behind a path prefix is reached
+// under it.
 func TestDialRefusedSaysWhy(t *testing.T) {
 	srv := wsServer(t, func(context.Context, *websocket.Conn) error { return nil })
 	_, err := dialWS(context.Background(), &net.Dialer{}, srv.URL, "/denied", "")
 	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || !strings.Contains(err.Error(), "site not allowed") {
 		t.Fatalf("dial of a refused path gave %v", err)
 	}
+	c, err := dialWS(context.Background(), &net.Dialer{}, srv.URL+"/prefix/", "/ws", "")
+	if err != nil {
+		t.Fatalf("a node behind a path prefix: %v", err)
+	}
+	c.closeNow()
 	if _, err := dialWS(context.Background(), &net.Dialer{}, "ftp://127.0.0.1:1", "/ws", ""); err == nil {
 		t.Fatal("an ftp URL was dialled")
 	}
