@@ -62,19 +62,28 @@ func acceptServer(t *testing.T, writes *atomic.Int64) (*httptest.Server, <-chan 
 	return srv, socks
 }
 
-func TestSocketBatchLeavesInOneWrite(t *testing.T) {
-	var writes atomic.Int64
-	srv, socks := acceptServer(t, &writes)
+// socketPair accepts one socket (see acceptServer) and dials it with
+// coder/websocket, reading messages up to 1 MiB; all of it ends with the
+// test.
+func socketPair(t *testing.T, writes *atomic.Int64) (context.Context, *websocket.Conn, *Socket) {
+	t.Helper()
+	srv, socks := acceptServer(t, writes)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.CloseNow()
+	t.Cleanup(func() { client.CloseNow() })
 	client.SetReadLimit(1 << 20)
 	s := <-socks
-	defer s.conn.CloseNow()
+	t.Cleanup(func() { s.conn.CloseNow() })
+	return ctx, client, s
+}
+
+func TestSocketBatchLeavesInOneWrite(t *testing.T) {
+	var writes atomic.Int64
+	ctx, client, s := socketPair(t, &writes)
 	got := make(chan []byte, 64)
 	go func() { // the client reads all along, so its pings get their pongs
 		defer close(got)
@@ -182,17 +191,7 @@ func TestAcceptKeepsBytesSentWithTheHandshake(t *testing.T) {
 // tail first. The peer, reading at last, gets every frame whole and in
 // order.
 func TestTryFrameOwesWhatTheKernelCannotTake(t *testing.T) {
-	srv, socks := acceptServer(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.CloseNow()
-	client.SetReadLimit(1 << 20)
-	s := <-socks
-	defer s.conn.CloseNow()
+	ctx, client, s := socketPair(t, nil)
 	if s.out.raw == nil {
 		t.Fatal("an accepted TCP socket has no raw connection to try writes on")
 	}
@@ -239,16 +238,7 @@ func TestTryFrameOwesWhatTheKernelCannotTake(t *testing.T) {
 // TestNoDataFrameAfterClose: once coder/websocket has written the close
 // frame, the hub's frames are refused rather than sent after it.
 func TestNoDataFrameAfterClose(t *testing.T) {
-	srv, socks := acceptServer(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.CloseNow()
-	s := <-socks
-	defer s.conn.CloseNow()
+	ctx, client, s := socketPair(t, nil)
 	if _, err := s.out.Write([]byte{0x88, 0x02, 0x03, 0xE8}); err != nil {
 		t.Fatal(err)
 	}
