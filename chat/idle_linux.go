@@ -81,23 +81,52 @@ func (w *idleWaiter) readable(fd uintptr) bool {
 	return errno != syscall.EAGAIN
 }
 
-// writeNow writes what the kernel's send buffer takes of b at once, never
-// waiting: n is 0 when it takes nothing (the socket is non-blocking, so
-// the write answers EAGAIN).
-func writeNow(raw syscall.RawConn, b []byte) (int, error) {
-	var n int
-	var werr error
-	if err := raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true
-	}); err != nil {
+// rawWriter writes what a plain TCP socket's send buffer takes at once,
+// never waiting (the socket is non-blocking, so a full buffer answers
+// EAGAIN). Its callback is bound once, so a write allocates nothing; the
+// caller serialises writes.
+type rawWriter struct {
+	raw syscall.RawConn
+	fn  func(fd uintptr) bool // w.write
+	b   []byte
+	n   int
+	err error
+}
+
+// newRawWriter returns nil unless conn is plain TCP.
+func newRawWriter(conn net.Conn) *rawWriter {
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &rawWriter{raw: raw}
+	w.fn = w.write
+	return w
+}
+
+func (w *rawWriter) write(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.b)
+	return true
+}
+
+// writeNow writes what the kernel takes of b at once: n is 0 when it takes
+// nothing.
+func (w *rawWriter) writeNow(b []byte) (int, error) {
+	w.b = b
+	err := w.raw.Write(w.fn)
+	w.b = nil
+	if err != nil {
 		return 0, err
 	}
-	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+	if w.err == syscall.EAGAIN || w.err == syscall.EINTR {
 		return 0, nil
 	}
-	if werr != nil {
-		return 0, werr
+	if w.err != nil {
+		return 0, w.err
 	}
-	return n, nil
+	return w.n, nil
 }

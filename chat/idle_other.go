@@ -5,7 +5,6 @@ package chat
 import (
 	"bufio"
 	"net"
-	"syscall"
 )
 
 // idleWaiter is a no-op off Linux: idle sockets wait in the reader itself.
@@ -19,6 +18,10 @@ func (*idleWaiter) buffered() bool { return false }
 
 func (*idleWaiter) closing(close func()) { close() }
 
-// writeNow takes nothing off Linux: every write waits in the kernel under
-// a deadline.
-func writeNow(syscall.RawConn, []byte) (int, error) { return 0, nil }
+// rawWriter does not exist off Linux: every write waits in the kernel
+// under a deadline.
+type rawWriter struct{}
+
+func newRawWriter(net.Conn) *rawWriter { return nil }
+
+func (*rawWriter) writeNow([]byte) (int, error) { return 0, nil }

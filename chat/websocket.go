@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -101,7 +100,7 @@ func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // next writeFrames sends it first.
 type frameWriter struct {
 	conn net.Conn
-	raw  syscall.RawConn // nil unless conn is plain TCP
+	raw  *rawWriter // nil unless conn is plain TCP on Linux
 
 	mu      sync.Mutex
 	closed  bool    // a close frame has left: no more data frames
@@ -110,11 +109,7 @@ type frameWriter struct {
 }
 
 func newFrameWriter(conn net.Conn) *frameWriter {
-	w := &frameWriter{conn: conn}
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		w.raw, _ = tcp.SyscallConn()
-	}
-	return w
+	return &frameWriter{conn: conn, raw: newRawWriter(conn)}
 }
 
 // frameBuffers recycles the memory of batches, so a socket holds none while
@@ -238,7 +233,7 @@ func (w *frameWriter) tryWrite(b []byte) (int, error) {
 	if w.raw == nil {
 		return 0, nil
 	}
-	return writeNow(w.raw, b)
+	return w.raw.writeNow(b)
 }
 
 // appendTextFrame appends p as one final, unmasked text frame.
