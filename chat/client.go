@@ -25,10 +25,10 @@ type transport interface {
 	// write sends frames in order, all within timeout, after anything
 	// tryWrite left owed.
 	write(frames [][]byte, timeout time.Duration) error
-	// tryWrite sends frame at once if the socket takes it without
-	// waiting, on the caller's goroutine; false means nothing was sent.
-	// owed means part of it is still to go, sent by the next write.
-	tryWrite(frame []byte) (ok, owed bool)
+	// tryWrite sends frames in one write at once if the socket takes it
+	// without waiting, on the caller's goroutine; false means nothing was
+	// sent. owed means part of it is still to go, sent by the next write.
+	tryWrite(frames [][]byte) (ok, owed bool)
 	close(code StatusCode, reason string)
 }
 
@@ -70,6 +70,7 @@ type client struct {
 	replays    int // frames in queue that replay history; see replayLocked
 	writing    bool
 	owed       bool      // tryWrite left part of a frame for the writer
+	corked     bool      // frames wait for uncork; see cork
 	writeSince time.Time // when the write in progress began; zero between writes
 	closed     bool
 	cursors    map[string]int64 // conversation id → highest seq sent
@@ -144,9 +145,10 @@ func (c *client) replayLocked(frame []byte) {
 	}
 }
 
-// enqueueLocked writes a visitor's frame now if no writer is busy and the
-// socket takes it at once, and otherwise queues the frame for the writer,
-// starting one if need be. It reports whether the frame was queued.
+// enqueueLocked queues frame and sees it written: a visitor's queue at once
+// on the caller's goroutine if no writer is busy, the client is not
+// corked and the socket takes it, else by the writer, started if need be.
+// It reports whether the frame is left queued.
 //
 // A visitor gets a frame now and then (an ack, a reply), each better sent
 // at once than handed to a writer. An agent may get hundreds a second
@@ -154,21 +156,53 @@ func (c *client) replayLocked(frame []byte) {
 // that gathered meanwhile in one write, where writing each at once would
 // cost a system call per frame and contend for the client's lock.
 func (c *client) enqueueLocked(frame []byte) (queued bool) {
-	if !c.writing && c.kind == kindVisitor {
-		ok, owed := c.t.tryWrite(frame)
-		if ok {
-			if owed {
-				c.owed = true
-				c.startWriterLocked()
-			}
-			return false
-		}
-	}
 	c.queue = append(c.queue, frame)
-	if !c.writing {
+	if c.writing || c.corked {
+		return true
+	}
+	if c.kind == kindVisitor && c.flushNowLocked() {
+		return false
+	}
+	c.startWriterLocked()
+	return true
+}
+
+// flushNowLocked writes the queue on the caller's goroutine if the socket
+// takes it at once, and reports whether it did (an owed tail gets a
+// writer).
+func (c *client) flushNowLocked() bool {
+	ok, owed := c.t.tryWrite(c.queue)
+	if !ok {
+		return false
+	}
+	clear(c.queue)
+	c.queue, c.replays = c.queue[:0], 0
+	if owed {
+		c.owed = true
 		c.startWriterLocked()
 	}
 	return true
+}
+
+// cork holds the frames sent to c until uncork, which writes them together:
+// the echo of a visitor's message and its ack leave in one write.
+func (c *client) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *client) uncork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if c.writing || c.closed || len(c.queue) == 0 {
+		return
+	}
+	if c.kind == kindVisitor && c.flushNowLocked() {
+		return
+	}
+	c.startWriterLocked()
 }
 
 func (c *client) startWriterLocked() {

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func (t stuckTransport) write([][]byte, time.Duration) error {
 }
 
 // tryWrite takes nothing: the peer's window is full.
-func (stuckTransport) tryWrite([]byte) (ok, owed bool) { return false, false }
+func (stuckTransport) tryWrite([][]byte) (ok, owed bool) { return false, false }
 
 func (t stuckTransport) close(code StatusCode, _ string) { t.closed <- code }
 
@@ -138,10 +139,14 @@ type recordingTransport struct {
 	wrote  chan struct{}
 }
 
-func (t *recordingTransport) tryWrite(f []byte) (ok, owed bool) {
+func (t *recordingTransport) tryWrite(frames [][]byte) (ok, owed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.tried = append(t.tried, string(f))
+	var w []string
+	for _, f := range frames {
+		w = append(w, string(f))
+	}
+	t.tried = append(t.tried, strings.Join(w, "+"))
 	return true, t.owe
 }
 
@@ -160,8 +165,9 @@ func (t *recordingTransport) write(frames [][]byte, _ time.Duration) error {
 func (*recordingTransport) close(StatusCode, string) {}
 
 // A visitor's frame goes out on the sender's goroutine when the socket
-// takes it; an owed tail gets a writer that flushes it; an agent's frames
-// always go to the writer, to be batched.
+// takes it; an owed tail gets a writer that flushes it; corked frames leave
+// together at uncork; an agent's frames always go to the writer, to be
+// batched.
 func TestVisitorFramesWrittenAtOnceAgentFramesBatched(t *testing.T) {
 	h, err := NewHub(Config{Store: fanoutStore{}, Secret: []byte("0123456789abcdef")})
 	if err != nil {
@@ -172,7 +178,7 @@ func TestVisitorFramesWrittenAtOnceAgentFramesBatched(t *testing.T) {
 	vt := &recordingTransport{wrote: make(chan struct{}, 4)}
 	v := newClient(h, vt, kindVisitor, "127.0.0.1")
 	v.send([]byte(`{"n":1}`))
-	if len(vt.tried) != 1 || v.queue != nil || v.writing {
+	if len(vt.tried) != 1 || len(v.queue) != 0 || v.writing {
 		t.Fatalf("visitor frame: tried %q, queued %d, writing %v; want it written at once", vt.tried, len(v.queue), v.writing)
 	}
 	vt.mu.Lock()
@@ -185,6 +191,21 @@ func TestVisitorFramesWrittenAtOnceAgentFramesBatched(t *testing.T) {
 		t.Fatalf("after an owed tail the writer wrote %q, want one empty flush", vt.writes)
 	}
 	vt.mu.Unlock()
+
+	// Corked, frames wait and then leave in one write.
+	vt.mu.Lock()
+	vt.owe, vt.tried = false, nil
+	vt.mu.Unlock()
+	v.cork()
+	v.send([]byte(`{"echo":1}`))
+	v.send([]byte(`{"ack":1}`))
+	if len(vt.tried) != 0 {
+		t.Fatalf("corked visitor wrote %q", vt.tried)
+	}
+	v.uncork()
+	if len(vt.tried) != 1 || vt.tried[0] != `{"echo":1}+{"ack":1}` {
+		t.Fatalf("uncork wrote %q, want the echo and the ack in one write", vt.tried)
+	}
 
 	at := &recordingTransport{wrote: make(chan struct{}, 4)}
 	a := newClient(h, at, kindAgent, "127.0.0.1")

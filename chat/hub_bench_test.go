@@ -94,7 +94,7 @@ func (t countingTransport) write(frames [][]byte, _ time.Duration) error {
 
 // tryWrite is never called: the benchmark's clients are agents, whose
 // frames always go through the writer.
-func (countingTransport) tryWrite([]byte) (ok, owed bool) { return false, false }
+func (countingTransport) tryWrite([][]byte) (ok, owed bool) { return false, false }
 
 func (countingTransport) close(StatusCode, string) {}
 

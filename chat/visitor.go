@@ -337,8 +337,11 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 	// Publish before acknowledging, and again for a retry: a node that dies
 	// between storing and publishing has not acknowledged, so the client's
 	// retry (on any node) publishes. Rooms drop what they already delivered.
+	// The echo (when the room is on this node) and the ack leave together.
+	c.cork()
 	h.publish(ctx, convTopic(conv.ID), &event{Kind: evMessage, Message: &m})
 	c.send(encode(ackFrame{Type: TypeAck, ID: in.ID, ClientID: in.ClientID, ConversationID: conv.ID, Seq: m.Seq, Ref: conv.Ref}))
+	c.uncork()
 	return nil
 }
 

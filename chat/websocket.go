@@ -94,17 +94,17 @@ func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 //
 // On a plain TCP socket a write is first tried without waiting: the
 // kernel nearly always takes it whole, and then no deadline needs setting
-// (two timer updates per write). tryFrame goes further and writes a frame
-// on the caller's goroutine when nothing is queued, sparing the hand-off
-// to a writer; if the kernel takes only part, the rest is owed and the
-// next writeFrames sends it first.
+// (two timer updates per write). tryFrames goes further and writes frames
+// on the caller's goroutine, sparing the hand-off to a writer; if the
+// kernel takes only part, the rest is owed and the next writeFrames sends
+// it first.
 type frameWriter struct {
 	conn net.Conn
 	raw  *rawWriter // nil unless conn is plain TCP on Linux
 
 	mu      sync.Mutex
 	closed  bool    // a close frame has left: no more data frames
-	owed    *[]byte // the unsent tail of a frame tryFrame began, from owedOff
+	owed    *[]byte // the unsent tail of what tryFrames began, from owedOff
 	owedOff int
 }
 
@@ -165,11 +165,11 @@ func (w *frameWriter) writeFrames(frames [][]byte, deadline time.Time) error {
 	return w.writeAll(*b, deadline)
 }
 
-// tryFrame writes p as a text frame if nothing is owed and the kernel
-// takes at least part of it at once; it reports false, having written
-// nothing, otherwise. owed says part of the frame is still to be sent by
+// tryFrames writes frames as text frames in one write if nothing is owed
+// and the kernel takes at least part of it at once; it reports false,
+// having written nothing, otherwise. owed says part is still to be sent by
 // writeFrames.
-func (w *frameWriter) tryFrame(p []byte) (ok, owed bool) {
+func (w *frameWriter) tryFrames(frames [][]byte) (ok, owed bool) {
 	if w.raw == nil {
 		return false, false
 	}
@@ -179,7 +179,9 @@ func (w *frameWriter) tryFrame(p []byte) (ok, owed bool) {
 		return false, false
 	}
 	b := frameBuffers.Get().(*[]byte)
-	*b = appendTextFrame(*b, p)
+	for _, f := range frames {
+		*b = appendTextFrame(*b, f)
+	}
 	n, err := w.tryWrite(*b)
 	switch {
 	case err != nil || n == 0:
@@ -193,7 +195,7 @@ func (w *frameWriter) tryFrame(p []byte) (ok, owed bool) {
 	return true, false
 }
 
-// payOwed sends what tryFrame left unsent.
+// payOwed sends what tryFrames left unsent.
 func (w *frameWriter) payOwed(deadline time.Time) error {
 	if w.owed == nil {
 		return nil
@@ -262,7 +264,7 @@ func (t wsTransport) write(frames [][]byte, timeout time.Duration) error {
 	return nil
 }
 
-func (t wsTransport) tryWrite(frame []byte) (ok, owed bool) { return t.s.out.tryFrame(frame) }
+func (t wsTransport) tryWrite(frames [][]byte) (ok, owed bool) { return t.s.out.tryFrames(frames) }
 
 // close runs the close handshake, which reads the socket's buffer while
 // the socket's own goroutine may be between reads, looking at it.

@@ -187,7 +187,7 @@ func TestAcceptKeepsBytesSentWithTheHandshake(t *testing.T) {
 
 // TestTryFrameOwesWhatTheKernelCannotTake fills a socket whose peer is not
 // reading: frames go out at once until the kernel takes only part of one,
-// which is owed; tryFrame then declines, and the next batch sends the owed
+// which is owed; tryFrames then declines, and the next batch sends the owed
 // tail first. The peer, reading at last, gets every frame whole and in
 // order.
 func TestTryFrameOwesWhatTheKernelCannotTake(t *testing.T) {
@@ -204,7 +204,7 @@ func TestTryFrameOwesWhatTheKernelCannotTake(t *testing.T) {
 	owed := false
 	for i := 0; i < 2000 && !owed; i++ {
 		f := frame(i)
-		ok, o := s.out.tryFrame(f)
+		ok, o := s.out.tryFrames([][]byte{f})
 		if !ok {
 			t.Fatalf("frame %d: the kernel took none of it before taking part of one", i)
 		}
@@ -214,8 +214,8 @@ func TestTryFrameOwesWhatTheKernelCannotTake(t *testing.T) {
 	if !owed {
 		t.Fatal("2000 frames of 32 KiB went out whole to a peer that does not read")
 	}
-	if ok, _ := s.out.tryFrame(frame(-1)); ok {
-		t.Fatal("tryFrame wrote a frame while part of another was owed")
+	if ok, _ := s.out.tryFrames([][]byte{frame(-1)}); ok {
+		t.Fatal("tryFrames wrote a frame while part of another was owed")
 	}
 	last := frame(len(sent))
 	sent = append(sent, last)
@@ -242,8 +242,8 @@ func TestNoDataFrameAfterClose(t *testing.T) {
 	if _, err := s.out.Write([]byte{0x88, 0x02, 0x03, 0xE8}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.out.tryFrame([]byte(`{}`)); ok {
-		t.Error("tryFrame wrote after the close frame")
+	if ok, _ := s.out.tryFrames([][]byte{[]byte(`{}`)}); ok {
+		t.Error("tryFrames wrote after the close frame")
 	}
 	if err := (wsTransport{s}).write([][]byte{[]byte(`{}`)}, time.Second); !errors.Is(err, errCloseSent) {
 		t.Errorf("write after the close frame gave %v", err)
