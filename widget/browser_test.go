@@ -43,19 +43,26 @@ func newFixture(t testing.TB) *fixture {
 func serveTestdata(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/t/")
 	switch {
-	case name == "page" || name == "hostile":
+	case name == "page" || name == "hostile" || name == "hostile-early":
 		b, err := os.ReadFile(filepath.Join("testdata", "page.html"))
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
 		}
 		css := "page.css"
-		if name == "hostile" {
+		if name != "page" {
 			css = "hostile.css"
+		}
+		page := strings.ReplaceAll(string(b), "{{CSS}}", css)
+		if name == "hostile-early" {
+			// The widget's script runs while the parser is at the top of
+			// the body, before the page's covering box exists.
+			tag := `<script async src="/widget.js" data-site="site_test" data-allow-params="utm_source"></script>`
+			page = strings.Replace(strings.Replace(page, tag, "", 1), "<body>", "<body>\n"+strings.Replace(tag, " async", "", 1), 1)
 		}
 		w.Header().Set("Content-Security-Policy", csp)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(strings.ReplaceAll(string(b), "{{CSS}}", css)))
+		w.Write([]byte(page))
 	case name == "bench":
 		// Cross-origin isolation gives performance.now() 5 µs resolution.
 		w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")

@@ -74,6 +74,23 @@ func TestHostilePageAndStrictCSP(t *testing.T) {
 	}
 }
 
+// TestLauncherOnTopWhenTheScriptRunsMidParse: a widget script that runs
+// while the parser is still in the body (a plain tag at its top; an async
+// one on a slow page) must not be covered by a box with the same top
+// z-index that the page declares after it.
+func TestLauncherOnTopWhenTheScriptRunsMidParse(t *testing.T) {
+	f := newFixture(t)
+	p := browsertest.New(t)
+	open(t, p, f.srv.URL+"/t/hostile-early")
+	p.WaitJS("the widget mounted", `!!document.querySelector('lifeline-widget') && document.readyState !== 'loading'`)
+	var top string
+	p.Eval(`(() => { const r = `+shadow(".l")+`.getBoundingClientRect();
+		const e = document.elementFromPoint(r.x + r.width/2, r.y + r.height/2); return e ? e.localName : ''; })()`, &top)
+	if top != "lifeline-widget" {
+		t.Errorf("the launcher is covered by <%s>", top)
+	}
+}
+
 // TestMobile: on a phone the open panel takes the whole screen.
 func TestMobile(t *testing.T) {
 	f := newFixture(t)

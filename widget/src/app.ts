@@ -351,11 +351,15 @@ function buildUI(): void {
   log.append(hi, typing, fb);
   for (const m of st.msgs) render(m);
   status();
+  // Mount once the page is parsed, so the launcher comes after everything
+  // in the body: an async script can run while the parser is still in the
+  // body, and a fixed box the page declares later with the same top
+  // z-index would then paint over it.
   const mount = (): void => {
     (D.body || D.documentElement).append(host);
   };
-  if (D.body) mount();
-  else D.addEventListener('DOMContentLoaded', mount);
+  if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', mount);
+  else mount();
 }
 
 // ------------------------------------------------------- the conversation
