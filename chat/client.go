@@ -160,6 +160,13 @@ func (c *client) enqueueLocked(frame []byte) (queued bool) {
 	if c.writing || c.corked {
 		return true
 	}
+	return c.kickLocked()
+}
+
+// kickLocked sees the queue written, at once for a visitor whose socket
+// takes it, else by a writer; it reports whether the queue is left to the
+// writer. No writer may be busy.
+func (c *client) kickLocked() (queued bool) {
 	if c.kind == kindVisitor && c.flushNowLocked() {
 		return false
 	}
@@ -196,13 +203,9 @@ func (c *client) uncork() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	if c.writing || c.closed || len(c.queue) == 0 {
-		return
+	if !c.writing && !c.closed && len(c.queue) > 0 {
+		c.kickLocked()
 	}
-	if c.kind == kindVisitor && c.flushNowLocked() {
-		return
-	}
-	c.startWriterLocked()
 }
 
 func (c *client) startWriterLocked() {

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"bufio"
-	"net"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -23,15 +22,10 @@ type idleWaiter struct {
 	mu sync.Mutex
 }
 
-// newIdleWaiter waits on plain TCP connections only: a TLS connection may
-// hold decrypted bytes the kernel cannot see.
-func newIdleWaiter(conn net.Conn, in *bufio.Reader) *idleWaiter {
-	tcp, ok := conn.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	raw, err := tcp.SyscallConn()
-	if err != nil {
+// newIdleWaiter waits on plain TCP connections only (raw nil otherwise):
+// a TLS connection may hold decrypted bytes the kernel cannot see.
+func newIdleWaiter(raw syscall.RawConn, in *bufio.Reader) *idleWaiter {
+	if raw == nil {
 		return nil
 	}
 	w := &idleWaiter{raw: raw, in: in}
@@ -93,14 +87,9 @@ type rawWriter struct {
 	err error
 }
 
-// newRawWriter returns nil unless conn is plain TCP.
-func newRawWriter(conn net.Conn) *rawWriter {
-	tcp, ok := conn.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	raw, err := tcp.SyscallConn()
-	if err != nil {
+// newRawWriter returns nil for a socket that is not plain TCP (raw nil).
+func newRawWriter(raw syscall.RawConn) *rawWriter {
+	if raw == nil {
 		return nil
 	}
 	w := &rawWriter{raw: raw}
@@ -114,8 +103,11 @@ func (w *rawWriter) write(fd uintptr) bool {
 }
 
 // writeNow writes what the kernel takes of b at once: n is 0 when it takes
-// nothing.
+// nothing, or w is nil.
 func (w *rawWriter) writeNow(b []byte) (int, error) {
+	if w == nil {
+		return 0, nil
+	}
 	w.b = b
 	err := w.raw.Write(w.fn)
 	w.b = nil

@@ -30,7 +30,7 @@ func tcpPair(t *testing.T) (server *net.TCPConn, client net.Conn) {
 func TestIdleWaiterWaitsWithoutReading(t *testing.T) {
 	server, client := tcpPair(t)
 	in := bufio.NewReaderSize(server, 16)
-	w := newIdleWaiter(server, in)
+	w := newIdleWaiter(tcpRawConn(server), in)
 	if w == nil {
 		t.Fatal("no waiter on a TCP connection")
 	}
@@ -76,7 +76,7 @@ func TestIdleWaiterWaitsWithoutReading(t *testing.T) {
 
 func TestIdleWaiterOnlyOnPlainTCP(t *testing.T) {
 	server, _ := tcpPair(t)
-	w := newIdleWaiter(countingConn{Conn: server}, bufio.NewReader(server))
+	w := newIdleWaiter(tcpRawConn(countingConn{Conn: server}), bufio.NewReader(server))
 	if w != nil {
 		t.Fatal("waiter on a wrapped connection")
 	}

@@ -4,13 +4,13 @@ package chat
 
 import (
 	"bufio"
-	"net"
+	"syscall"
 )
 
 // idleWaiter is a no-op off Linux: idle sockets wait in the reader itself.
 type idleWaiter struct{}
 
-func newIdleWaiter(net.Conn, *bufio.Reader) *idleWaiter { return nil }
+func newIdleWaiter(syscall.RawConn, *bufio.Reader) *idleWaiter { return nil }
 
 func (*idleWaiter) wait() {}
 
@@ -22,6 +22,6 @@ func (*idleWaiter) closing(close func()) { close() }
 // under a deadline.
 type rawWriter struct{}
 
-func newRawWriter(net.Conn) *rawWriter { return nil }
+func newRawWriter(syscall.RawConn) *rawWriter { return nil }
 
 func (*rawWriter) writeNow([]byte) (int, error) { return 0, nil }

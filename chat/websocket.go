@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -78,8 +79,9 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, fmt.Errorf("keep bytes sent with the handshake: %w", err)
 		}
 	}
-	h.out = newFrameWriter(conn)
-	h.idle = newIdleWaiter(conn, br)
+	raw := tcpRawConn(conn)
+	h.out = &frameWriter{conn: conn, raw: newRawWriter(raw)}
+	h.idle = newIdleWaiter(raw, br)
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.out, writeBufferSize)), nil
 }
 
@@ -108,8 +110,18 @@ type frameWriter struct {
 	owedOff int
 }
 
-func newFrameWriter(conn net.Conn) *frameWriter {
-	return &frameWriter{conn: conn, raw: newRawWriter(conn)}
+// tcpRawConn is conn's raw file descriptor if conn is plain TCP, else nil.
+// The idle waiter and the frame writer share it.
+func tcpRawConn(conn net.Conn) syscall.RawConn {
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // frameBuffers recycles the memory of batches, so a socket holds none while
@@ -149,11 +161,8 @@ const controlWriteTimeout = 5 * time.Second
 // writeFrames sends frames as text frames in one write, after anything
 // owed, all within deadline.
 func (w *frameWriter) writeFrames(frames [][]byte, deadline time.Time) error {
-	b := frameBuffers.Get().(*[]byte)
+	b := frameBatch(frames)
 	defer putFrameBuffer(b)
-	for _, f := range frames {
-		*b = appendTextFrame(*b, f)
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed && len(frames) > 0 {
@@ -178,11 +187,8 @@ func (w *frameWriter) tryFrames(frames [][]byte) (ok, owed bool) {
 	if w.closed || w.owed != nil {
 		return false, false
 	}
-	b := frameBuffers.Get().(*[]byte)
-	for _, f := range frames {
-		*b = appendTextFrame(*b, f)
-	}
-	n, err := w.tryWrite(*b)
+	b := frameBatch(frames)
+	n, err := w.raw.writeNow(*b)
 	switch {
 	case err != nil || n == 0:
 		putFrameBuffer(b)
@@ -212,7 +218,7 @@ func (w *frameWriter) writeAll(b []byte, deadline time.Time) error {
 	if len(b) == 0 {
 		return nil
 	}
-	n, err := w.tryWrite(b)
+	n, err := w.raw.writeNow(b)
 	if err != nil {
 		return err
 	}
@@ -229,13 +235,13 @@ func (w *frameWriter) writeAll(b []byte, deadline time.Time) error {
 	return err
 }
 
-// tryWrite writes what the kernel takes of b without waiting: n is 0 when
-// it takes nothing now (or the socket is not plain TCP).
-func (w *frameWriter) tryWrite(b []byte) (int, error) {
-	if w.raw == nil {
-		return 0, nil
+// frameBatch frames frames as text frames into a pooled buffer.
+func frameBatch(frames [][]byte) *[]byte {
+	b := frameBuffers.Get().(*[]byte)
+	for _, f := range frames {
+		*b = appendTextFrame(*b, f)
 	}
-	return w.raw.writeNow(b)
+	return b
 }
 
 // appendTextFrame appends p as one final, unmasked text frame.
