@@ -366,12 +366,8 @@ func TestCommitDelaySparesALoneWriter(t *testing.T) {
 // Groups smaller than CommitSiblings never wait: three writers, each
 // appending one message after another, make groups of at most three.
 func TestCommitDelaySparesSmallGroups(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "db"), Options{CommitDelay: time.Minute, CommitSiblings: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	h := &harness{t: t, s: s}
+	h := newHarnessOpts(t, Options{CommitDelay: time.Minute, CommitSiblings: 4})
+	s := h.s
 	conv := h.conv()
 	done := make(chan error, 3)
 	for w := range 3 {
