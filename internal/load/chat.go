@@ -238,7 +238,7 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c, err := dialWS(ctx, p.r.dialer(), cfg.URL, "/ws/agent", sessionCookie(s))
+		c, err := cfg.target.dial(ctx, p.r.dialer(), "/ws/agent", sessionCookie(s))
 		if err != nil {
 			return err
 		}

@@ -59,22 +59,34 @@ const (
 // errClosed is what reads return after the node closed the socket.
 var errClosed = errors.New("websocket closed by the node")
 
-// dialWS opens a socket at path under base (http or https, perhaps with a
-// path prefix) through d, sending base's origin as a page on it would, and
-// cookie (may be empty) for an agent's session.
-func dialWS(ctx context.Context, d *net.Dialer, base, path, cookie string) (*conn, error) {
+// target is the node the load dials: --url parsed once, not per socket.
+type target struct {
+	u    *url.URL
+	addr string // host:port to dial
+}
+
+// parseTarget checks base (http or https, perhaps with a path prefix).
+func parseTarget(base string) (*target, error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("load: bad --url %q: %w", base, err)
+		return nil, fmt.Errorf("bad --url %q: %w", base, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("load: --url %q must be http or https", base)
+		return nil, fmt.Errorf("--url %q must be http or https", base)
 	}
-	host := u.Host
+	addr := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
-	nc, err := d.DialContext(ctx, "tcp", host)
+	return &target{u: u, addr: addr}, nil
+}
+
+// dial opens a socket at path under the target through d, sending the
+// target's origin as a page on it would, and cookie (may be empty) for an
+// agent's session.
+func (t *target) dial(ctx context.Context, d *net.Dialer, path, cookie string) (*conn, error) {
+	u := t.u
+	nc, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +104,7 @@ func dialWS(ctx context.Context, d *net.Dialer, base, path, cookie string) (*con
 	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4096)}
 	if err := c.handshake(u, path, cookie); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("dial %s%s: %w", base, path, err)
+		return nil, fmt.Errorf("dial %s%s: %w", u, path, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return c, nil

@@ -59,11 +59,20 @@ func wsServer(t *testing.T, handle func(ctx context.Context, ws *websocket.Conn)
 	return srv
 }
 
+func mustTarget(t *testing.T, base string) *target {
+	t.Helper()
+	tg, err := parseTarget(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
 func dialTest(t *testing.T, srv *httptest.Server, path string) *conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialWS(ctx, &net.Dialer{}, srv.URL, path, "session=s3cret")
+	c, err := mustTarget(t, srv.URL).dial(ctx, &net.Dialer{}, path, "session=s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,17 +166,17 @@ func TestConnAnswersPingsAndJoinsFragments(t *testing.T) {
 // under it.
 func TestDialRefusedSaysWhy(t *testing.T) {
 	srv := wsServer(t, func(context.Context, *websocket.Conn) error { return nil })
-	_, err := dialWS(context.Background(), &net.Dialer{}, srv.URL, "/denied", "")
+	_, err := mustTarget(t, srv.URL).dial(context.Background(), &net.Dialer{}, "/denied", "")
 	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || !strings.Contains(err.Error(), "site not allowed") {
 		t.Fatalf("dial of a refused path gave %v", err)
 	}
-	c, err := dialWS(context.Background(), &net.Dialer{}, srv.URL+"/prefix/", "/ws", "")
+	c, err := mustTarget(t, srv.URL+"/prefix/").dial(context.Background(), &net.Dialer{}, "/ws", "")
 	if err != nil {
 		t.Fatalf("a node behind a path prefix: %v", err)
 	}
 	c.closeNow()
-	if _, err := dialWS(context.Background(), &net.Dialer{}, "ftp://127.0.0.1:1", "/ws", ""); err == nil {
-		t.Fatal("an ftp URL was dialled")
+	if _, err := parseTarget("ftp://127.0.0.1:1"); err == nil {
+		t.Fatal("an ftp URL was taken")
 	}
 }
 

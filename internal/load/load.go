@@ -65,6 +65,8 @@ type Config struct {
 	// nonce is the run's (see runner).
 	proc  int
 	nonce string
+	// target is URL parsed by setDefaults.
+	target *target
 }
 
 func newNonce() string { return fmt.Sprintf("r%08x", rand.Uint32()) }
@@ -271,7 +273,9 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("unknown scenario %q: use idle, storm, chat, events or mixed", c.Scenario)
 	}
-	return nil
+	var err error
+	c.target, err = parseTarget(c.URL)
+	return err
 }
 
 // Run executes one scenario, in this process or, with Procs > 1, in
@@ -405,7 +409,7 @@ func helloFrame(path string) []byte {
 
 // visitor dials and says hello, returning the open socket.
 func (r *runner) visitor(ctx context.Context, path string) (*conn, error) {
-	c, err := dialWS(ctx, r.dialer(), r.cfg.URL, "/ws/visitor?site="+url.QueryEscape(r.cfg.Site), "")
+	c, err := r.cfg.target.dial(ctx, r.dialer(), "/ws/visitor?site="+url.QueryEscape(r.cfg.Site), "")
 	if err != nil {
 		return nil, err
 	}
