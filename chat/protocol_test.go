@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 func TestDecodeVisitor(t *testing.T) {
@@ -199,5 +201,22 @@ func TestDecodeFastCoversTheBusiestFrames(t *testing.T) {
 		if !in.decodeFast([]byte(s)) {
 			t.Errorf("decodeFast(%s) fell back", s)
 		}
+	}
+}
+
+// New visitor and conversation IDs sort in the order they were made, so
+// the embedded store appends them to its indexes (see newRecordID).
+func TestRecordIDsAreTimeOrdered(t *testing.T) {
+	prev := newRecordID()
+	for range 1000 {
+		id := newRecordID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 {
+			t.Fatalf("ID %q: version %d, err %v; want a version 7 UUID", id, u.Version(), err)
+		}
+		if id <= prev {
+			t.Fatalf("ID %q made after %q sorts before it", id, prev)
+		}
+		prev = id
 	}
 }

@@ -168,7 +168,7 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 			return err
 		}
 	} else {
-		v = Visitor{ID: uuid.NewString(), SiteKey: c.site.Key, CreatedAt: now}
+		v = Visitor{ID: newRecordID(), SiteKey: c.site.Key, CreatedAt: now}
 	}
 	v.LastSeen = now
 	if in.Device != nil {
@@ -403,7 +403,7 @@ func (h *Hub) updateConversation(ctx context.Context, id string, fn func(*Conver
 func (h *Hub) startConversation(ctx context.Context, c *client, email string) (Conversation, error) {
 	now := h.now()
 	conv := Conversation{
-		ID: uuid.NewString(), SiteKey: c.site.Key, VisitorID: c.visitor, Status: StatusWaiting,
+		ID: newRecordID(), SiteKey: c.site.Key, VisitorID: c.visitor, Status: StatusWaiting,
 		Email: email, CreatedAt: now, UpdatedAt: now,
 	}
 	if h.detector != nil {
@@ -432,6 +432,18 @@ func (h *Hub) startConversation(ctx context.Context, c *client, email string) (C
 	h.publishConversation(ctx, conv)
 	return conv, nil
 }
+
+// newRecordID returns a new visitor or conversation ID: a time-ordered
+// UUID (version 7) rather than a random one. A store that keys records by
+// ID in a B-tree (the embedded store does, and its indexes append the ID
+// to the site key) then adds new records at the end of each index instead
+// of on random pages: a group commit of the visitors of a connection storm
+// writes a few pages rather than one or two per visitor. The 74 random
+// bits left are plenty for an identifier that grants nothing by itself
+// (a visitor's socket is bound by its signed token). Ordering holds
+// within a process; across nodes it follows their clocks. Like
+// uuid.NewString, it panics only if the system's random source fails.
+func newRecordID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // refAlphabet is Crockford's base32 without easily confused letters.
 const refAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
