@@ -77,7 +77,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer gcfloor.Floor(uint64(gcFloorMiB)<<20, 100)()
 	}
 
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := listen(ctx, c.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.addr, err)
 	}
@@ -256,4 +256,16 @@ func ensureDemoSite(ctx context.Context, st chat.Store, public string) (chat.Sit
 		return s, fmt.Errorf("create demo site: %w", err)
 	}
 	return s, nil
+}
+
+// listen opens the node's TCP listener with TCP keepalive off. Go turns it
+// on for every accepted connection: four setsockopt calls at accept, and a
+// probe after 15 s of quiet, which on a node holding many sockets that
+// ping every 25 s is a steady stream of packets. Dead peers are found
+// above TCP instead: the widget and the console ping, the hub closes a
+// socket quiet for its idle timeout (75 s), and HTTP connections have
+// read-header and idle timeouts.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(ctx, "tcp", addr)
 }
