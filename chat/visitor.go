@@ -54,6 +54,9 @@ type VisitorRef struct {
 	VisitorID string
 	// ConversationID is the visitor's current conversation, if any.
 	ConversationID string
+	// New says the hello at hand made the visitor: nothing is stored
+	// about it anywhere yet, so a hook need not look.
+	New bool
 }
 
 func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
@@ -170,6 +173,7 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 	} else {
 		v = Visitor{ID: newRecordID(), SiteKey: c.site.Key, CreatedAt: now}
 	}
+	isNew := in.Token == ""
 	v.LastSeen = now
 	if in.Device != nil {
 		v.Device = in.Device.String()
@@ -181,10 +185,12 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 		return err
 	}
 	var conv *Conversation
-	if list, err := h.store.Conversations(ctx, ConversationQuery{VisitorID: v.ID, Limit: 1}); err != nil {
-		return err
-	} else if len(list) > 0 {
-		conv = &list[0]
+	if !isNew { // a visitor made just now has no conversation to resume
+		if list, err := h.store.Conversations(ctx, ConversationQuery{VisitorID: v.ID, Limit: 1}); err != nil {
+			return err
+		} else if len(list) > 0 {
+			conv = &list[0]
+		}
 	}
 
 	c.visitor = v.ID
@@ -214,7 +220,9 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 		}
 	}
 	if h.detector != nil && in.Page != nil && in.Page.Path != "" {
-		h.detector.HandleEvents(ctx, c.ref(), [][]byte{pageEvent(now, in.Page)})
+		ref := c.ref()
+		ref.New = isNew
+		h.detector.HandleEvents(ctx, ref, [][]byte{pageEvent(now, in.Page)})
 	}
 	return nil
 }

@@ -380,6 +380,9 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	if fresh && v.loaded {
 		s.resyncFrom(ctx, st, v)
 	}
+	if ref.New {
+		v.loaded = true // the visitor was made just now: no journey is stored
+	}
 	s.load(ctx, st, v)
 	for i := range events {
 		ev := &events[i]

@@ -432,3 +432,53 @@ func TestFlushEncodesWhileBatchesArrive(t *testing.T) {
 		t.Fatalf("stored trail = %+v, want it to end on the last page", rec.Trail)
 	}
 }
+
+// journeyReads counts the stored journeys a service reads.
+type journeyReads struct {
+	chat.Store
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (j *journeyReads) Meta(ctx context.Context, k string) ([]byte, error) {
+	j.mu.Lock()
+	j.n[k]++
+	j.mu.Unlock()
+	return j.Store.Meta(ctx, k)
+}
+
+func (j *journeyReads) reads(visitorID string) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.n[journeyKey(visitorID)]
+}
+
+// A visitor the hello just made has no stored journey, so none is read
+// (a store round trip under the site's lock); a known visitor's is read
+// once, on its first batch.
+func TestNewVisitorSkipsTheJourneyRead(t *testing.T) {
+	f := newFixture(t)
+	counted := &journeyReads{Store: f.store, n: map[string]int{}}
+	svc := New(Options{Store: counted, Now: f.clock.Now})
+	svc.Attach(f.hub)
+	ctx := context.Background()
+	page := [][]byte{event(f.clock.Now(), `"k":"page","path":"/checkout"`)}
+
+	fresh := f.visitor(t, "v-new")
+	fresh.New = true
+	svc.HandleEvents(ctx, fresh, page)
+	svc.HandleEvents(ctx, f.visitor(t, "v-known"), page)
+	if n := counted.reads("v-new"); n != 0 {
+		t.Errorf("new visitor: %d journey reads, want 0", n)
+	}
+	if n := counted.reads("v-known"); n != 1 {
+		t.Errorf("known visitor: %d journey reads, want 1", n)
+	}
+
+	// The new visitor's journey is kept all the same.
+	svc.flush(ctx, true)
+	j, err := svc.StoredJourney(ctx, "v-new")
+	if err != nil || j == nil || len(j.Trail) != 1 || j.Trail[0].Path != "/checkout" {
+		t.Fatalf("stored journey of the new visitor = %+v, %v; want its /checkout page", j, err)
+	}
+}

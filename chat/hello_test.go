@@ -1,0 +1,91 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+)
+
+// helloStore keeps visitors in memory and counts conversation lookups;
+// the hub's other store calls are not expected in a hello.
+type helloStore struct {
+	Store
+	mu       sync.Mutex
+	visitors map[string]Visitor
+	lookups  int
+}
+
+func (s *helloStore) PutVisitor(_ context.Context, v Visitor) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.visitors[v.ID] = v
+	return nil
+}
+
+func (s *helloStore) Visitor(_ context.Context, id string) (Visitor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.visitors[id]
+	if !ok {
+		return Visitor{}, ErrNotFound
+	}
+	return v, nil
+}
+
+func (s *helloStore) Conversations(context.Context, ConversationQuery) ([]Conversation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	return nil, nil
+}
+
+// refDetector records the visitor refs of the batches it is handed.
+type refDetector struct {
+	Detector
+	mu   sync.Mutex
+	refs []VisitorRef
+}
+
+func (d *refDetector) HandleEvents(_ context.Context, v VisitorRef, _ [][]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refs = append(d.refs, v)
+}
+
+// A hello without a token makes a visitor that can have no conversation
+// or stored journey: the hub looks up neither and tells the detector the
+// visitor is new. A hello with the token returned is a known visitor.
+func TestNewVisitorHelloSkipsLookups(t *testing.T) {
+	st := &helloStore{visitors: map[string]Visitor{}}
+	det := &refDetector{}
+	h, err := NewHub(Config{Store: st, Secret: []byte("0123456789abcdef"), Detector: det})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	ctx := context.Background()
+	hello := func(token string) (welcome visitorWelcome) {
+		t.Helper()
+		tr := &recordingTransport{wrote: make(chan struct{}, 4)}
+		c := newClient(h, tr, kindVisitor, "127.0.0.1")
+		c.site = Site{Key: "demo"}
+		frame, _ := json.Marshal(map[string]any{"type": "hello", "token": token, "page": map[string]string{"path": "/checkout"}})
+		h.handleVisitor(ctx, c, frame)
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		if len(tr.tried) != 1 || json.Unmarshal([]byte(tr.tried[0]), &welcome) != nil || welcome.Type != TypeWelcome {
+			t.Fatalf("hello answered %q, want a welcome", tr.tried)
+		}
+		return welcome
+	}
+
+	w := hello("")
+	if st.lookups != 0 || len(det.refs) != 1 || !det.refs[0].New || det.refs[0].VisitorID != w.VisitorID {
+		t.Fatalf("new visitor: %d conversation lookups, detector refs %+v; want none and one ref marked new", st.lookups, det.refs)
+	}
+	hello(w.Token)
+	if st.lookups != 1 || len(det.refs) != 2 || det.refs[1].New || det.refs[1].VisitorID != w.VisitorID {
+		t.Fatalf("returning visitor: %d conversation lookups, detector refs %+v; want one and a ref not marked new", st.lookups, det.refs)
+	}
+}
