@@ -21,7 +21,11 @@ var (
 // checkpoint stored.
 func (s *Store) startCheckpoint() {
 	s.ckptBusy = true
-	s.ckptReq <- s.wal.rotate()
+	gen, err := s.wal.rotate()
+	if err != nil {
+		s.log.Warn("message log kept its size", "err", err)
+	}
+	s.ckptReq <- gen
 }
 
 // checkpointAll waits for a running checkpoint, then checkpoints whatever

@@ -40,6 +40,12 @@ const walHeader = 24
 // bytes, about as often as the default interval.
 const walLimit = 16 << 20
 
+// walKeep is the size a log file is cut back to when it is reused after a
+// backlog grew it (see wal.rotate). Files of normal generations, walLimit
+// and one group, stay below it and keep their blocks, which are cheaper
+// to overwrite than to allocate again.
+const walKeep = 2 * walLimit
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WALFiles returns the paths of the message log of the store file at
@@ -56,6 +62,8 @@ type wal struct {
 	off    int64     // where the next record goes
 	began  time.Time // when gen got its first record
 	noSync bool
+	limit  int64 // walLimit and walKeep, smaller in tests
+	keep   int64
 	buf    []byte
 }
 
@@ -69,7 +77,7 @@ type loggedGen struct {
 // back every record newer than generation done. The writer continues at
 // a generation above all of them, in file 0.
 func openWAL(path string, id, done uint64, noSync bool) (_ *wal, _ []loggedGen, err error) {
-	w := &wal{id: id, noSync: noSync}
+	w := &wal{id: id, noSync: noSync, limit: walLimit, keep: walKeep}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -212,19 +220,32 @@ func (w *wal) write(msgs []pendingMsg) error {
 
 // rotate starts the next generation in the other file and returns the
 // one just ended. The caller has made sure the other file's generation is
-// checkpointed.
-func (w *wal) rotate() uint64 {
-	ended := w.gen
+// checkpointed. A file that a backlog grew past w.keep (the checkpointer
+// failing or falling behind while the writer logged on) is cut back to
+// w.keep as it is reused: otherwise its blocks past that stay allocated
+// for good, and Open reads them all. A file that fails to shrink is only
+// bigger than it needs to be: the error is for the log, the rotation
+// stands.
+func (w *wal) rotate() (ended uint64, err error) {
+	ended = w.gen
 	w.active = 1 - w.active
 	w.gen++
 	w.off = 0
-	return ended
+	f := w.files[w.active]
+	fi, err := f.Stat()
+	if err == nil && fi.Size() > w.keep {
+		err = f.Truncate(w.keep)
+	}
+	if err != nil {
+		err = fmt.Errorf("trim message log %s: %w", f.Name(), err)
+	}
+	return ended, err
 }
 
 // due reports whether the current generation should be checkpointed
 // now: it is over walLimit or older than every.
 func (w *wal) due(every time.Duration) bool {
-	return w.off > 0 && (w.off >= walLimit || time.Since(w.began) >= every)
+	return w.off > 0 && (w.off >= w.limit || time.Since(w.began) >= every)
 }
 
 func (w *wal) close() error {

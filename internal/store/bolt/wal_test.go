@@ -355,3 +355,64 @@ func TestCheckpointInPieces(t *testing.T) {
 	}
 	appendN(t, r, "c", 7, 8)
 }
+
+// A backlog (the checkpointer stuck while the writer logs on) grows a log
+// file past its keep size; once checkpoints run again the file is cut back
+// as it is reused, and nothing logged is lost.
+func TestLogShrinksAfterABacklog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s := openT(t, path, Options{CheckpointInterval: never, NoSync: true})
+	s.wal.limit, s.wal.keep = 4<<10, 8<<10
+	s.ckptChunk = 10
+	stuck, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.pieceHook = func() { once.Do(func() { close(stuck); <-release }) }
+	createConv(t, s, "a")
+	createConv(t, s, "b")
+	appendN(t, s, "b", 1, 1)
+	size := func() int64 {
+		fi, err := os.Stat(WALFiles(path)[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+
+	// "a" fills the first file past the limit; the checkpoint of it stops
+	// after its first piece (a's messages), and the writer logs on into
+	// the second file.
+	n := 0
+	for waiting := true; waiting; {
+		if n++; n > 2000 {
+			t.Fatal("no checkpoint started")
+		}
+		appendN(t, s, "a", n, n)
+		select {
+		case <-stuck:
+			waiting = false
+		default:
+		}
+	}
+	for size() <= 3*s.wal.keep {
+		if n++; n > 20000 {
+			t.Fatal("the backlog did not grow the second log file")
+		}
+		appendN(t, s, "a", n, n)
+	}
+	grown := size()
+
+	close(release)
+	for size() > s.wal.keep {
+		if n++; n > 40000 {
+			t.Fatalf("the second log file is still %d bytes after the backlog (%d at its height), want at most %d", size(), grown, s.wal.keep)
+		}
+		appendN(t, s, "a", n, n)
+	}
+	wantMessages(t, s, "a", n)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, path, Options{CheckpointInterval: never})
+	wantMessages(t, r, "a", n)
+	wantMessages(t, r, "b", 1)
+}
