@@ -91,6 +91,36 @@ func TestLauncherOnTopWhenTheScriptRunsMidParse(t *testing.T) {
 	}
 }
 
+// coverLater is a page script that, after the widget mounted, adds a box
+// with the top z-index over the corner where the launcher is (a cookie
+// banner, a promotion) and names the element hit at the launcher's centre.
+const coverLater = `(() => {
+	const d = document.createElement('div');
+	for (const [k, v] of [['position', 'fixed'], ['right', '0'], ['bottom', '0'], ['width', '300px'], ['height', '300px'],
+		['z-index', '2147483647'], ['background', '#0c0'], ['display', 'block']]) d.style.setProperty(k, v, 'important');
+	document.body.append(d);
+	const r = document.querySelector('lifeline-widget').shadowRoot.querySelector('.l').getBoundingClientRect();
+	const e = document.elementFromPoint(r.x + r.width/2, r.y + r.height/2);
+	return e ? e.localName : '';
+})()`
+
+// TestLauncherOnTopOfABoxAddedLater: a box the page's scripts add after the
+// widget mounted, with the same top z-index, does not cover the launcher:
+// the widget sits in the top layer.
+func TestLauncherOnTopOfABoxAddedLater(t *testing.T) {
+	f := newFixture(t)
+	p := browsertest.New(t)
+	open(t, p, f.srv.URL+"/t/page")
+	var top string
+	p.Eval(coverLater, &top)
+	if top != "lifeline-widget" {
+		t.Errorf("the launcher is covered by <%s>", top)
+	}
+	click(t, p, ".l")
+	p.WaitJS("the panel open", shadow(".p")+`.hidden === false`)
+	shot(p, "covered-later")
+}
+
 // TestMobile: on a phone the open panel takes the whole screen.
 func TestMobile(t *testing.T) {
 	f := newFixture(t)

@@ -354,9 +354,17 @@ function buildUI(): void {
   // Mount once the page is parsed, so the launcher comes after everything
   // in the body: an async script can run while the parser is still in the
   // body, and a fixed box the page declares later with the same top
-  // z-index would then paint over it.
+  // z-index would then paint over it. Then lift the widget into the top
+  // layer, above every z-index, so that a box the page's scripts add later
+  // (a cookie banner, a promotion) cannot cover it either; the page's own
+  // modal dialogs, opened later, still come above it. Browsers without
+  // the Popover API keep the z-index and the place at the end of the body.
   const mount = (): void => {
     (D.body || D.documentElement).append(host);
+    if (typeof host.showPopover === 'function') {
+      host.popover = 'manual';
+      host.showPopover();
+    }
   };
   if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', mount);
   else mount();
