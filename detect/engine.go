@@ -12,7 +12,7 @@ import (
 // Config sizes an Engine. A zero Config uses the defaults.
 type Config struct {
 	// MaxVisits is the number of visits tracked at once; when full, the
-	// least recently active visit is dropped. Defaults to 100,000.
+	// least recently active visit is dropped. Defaults to DefaultMaxVisits.
 	MaxVisits int
 	// IdleTimeout is how long a visit without events is kept by Expire.
 	// Defaults to 30 minutes.
@@ -21,6 +21,9 @@ type Config struct {
 	// reference them from JSON.
 	Signals map[string]SignalFunc
 }
+
+// DefaultMaxVisits is Config.MaxVisits when it is zero.
+const DefaultMaxVisits = 100_000
 
 // Reason says why an assessment offers help.
 type Reason string
@@ -201,7 +204,10 @@ type Engine struct {
 	ev     Event
 }
 
-const chunkSize = 1024
+// chunkSize is how many visits' state is allocated at once (≈ 160 KiB):
+// small enough that an engine with a few visits stays small (a node runs
+// several per site), large enough that growing is rare.
+const chunkSize = 128
 
 // NewEngine returns an engine running rules with the default threshold,
 // half-life and offer cap. With no rules it runs DefaultRuleset. It panics
@@ -222,7 +228,7 @@ func NewEngine(cfg Config, rules ...Rule) *Engine {
 // NewEngineRuleset returns an engine running rs.
 func NewEngineRuleset(cfg Config, rs Ruleset) (*Engine, error) {
 	if cfg.MaxVisits <= 0 {
-		cfg.MaxVisits = 100_000
+		cfg.MaxVisits = DefaultMaxVisits
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute

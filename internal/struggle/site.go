@@ -23,15 +23,70 @@ func countersKey(site string) string { return "detector/" + site }
 // Counter fields per rule.
 var counterFields = []string{"fired", "offered", "accepted", "declined", "resolved", "holdout"}
 
-// site is one site's engine, rules, policy and unflushed counters.
+// site is one site's detection state: its engines, rules, policy and
+// unflushed counters.
+//
+// A site's visitors are spread over siteShards engines, each behind its
+// own lock, so batches of different visitors of one site run at once
+// rather than queueing for a single lock (every visitor of a large site
+// would otherwise share it). The engine keeps no state across visits, so
+// which shard a visit lives in changes no verdict.
 type site struct {
-	key string
+	key    string
+	shards [siteShards]shard
 
-	mu      sync.Mutex
-	engine  *detect.Engine
-	raw     []byte // the stored rules document, to notice changes
+	mu      sync.Mutex // guards raw, policy and pending
+	raw     []byte     // the stored rules document, to notice changes
 	policy  chat.OfferPolicy
 	pending map[string]int64 // "rule/field" → delta not yet in the store
+}
+
+// shard is one engine of a site and the visits in it. mu guards the
+// engine and the fields of its visits that a batch changes.
+type shard struct {
+	mu     sync.Mutex
+	engine *detect.Engine
+}
+
+// siteShards is how many engines a site's visitors are spread over.
+const siteShards = 16
+
+// shardOf returns the shard a visitor's state lives in (FNV-1a of the ID).
+func (st *site) shardOf(visitorID string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(visitorID); i++ {
+		h = (h ^ uint32(visitorID[i])) * 16777619
+	}
+	return &st.shards[h%siteShards]
+}
+
+// setRuleset swaps rs into every engine of the site, keeping visit state.
+func (st *site) setRuleset(rs detect.Ruleset) error {
+	for i := range st.shards {
+		sh := &st.shards[i]
+		sh.mu.Lock()
+		err := sh.engine.SetRuleset(rs)
+		sh.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ruleset returns the rules the site's engines run.
+func (st *site) ruleset() detect.Ruleset {
+	sh := &st.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.engine.Ruleset()
+}
+
+// currentPolicy returns the site's offer policy.
+func (st *site) currentPolicy() chat.OfferPolicy {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.policy
 }
 
 // RulesDoc is a site's rules as stored and served.
@@ -54,11 +109,17 @@ func (s *Service) loadSite(ctx context.Context, key string) (*site, error) {
 		s.o.Logger.Error("stored detector rules are invalid; using the defaults", "site", key, "err", err)
 		rs = detect.DefaultRuleset()
 	}
-	eng, err := detect.NewEngineRuleset(s.o.Engine, rs)
-	if err != nil {
-		return nil, err
+	st := &site{key: key, raw: doc.Rules, pending: map[string]int64{}}
+	cfg := s.o.Engine
+	if cfg.MaxVisits <= 0 {
+		cfg.MaxVisits = detect.DefaultMaxVisits
 	}
-	st := &site{key: key, engine: eng, raw: doc.Rules, pending: map[string]int64{}}
+	cfg.MaxVisits = (cfg.MaxVisits + siteShards - 1) / siteShards
+	for i := range st.shards {
+		if st.shards[i].engine, err = detect.NewEngineRuleset(cfg, rs); err != nil {
+			return nil, err
+		}
+	}
 	st.policy, err = s.Policy(ctx, key)
 	if err != nil {
 		return nil, err
@@ -124,13 +185,12 @@ func (s *Service) SetRules(ctx context.Context, siteKey string, data []byte, by 
 		return RulesDoc{}, err
 	}
 	if st, err := s.siteFor(ctx, siteKey); err == nil {
-		st.mu.Lock()
-		err = st.engine.SetRuleset(rs)
-		st.raw = doc.Rules
-		st.mu.Unlock()
-		if err != nil {
+		if err := st.setRuleset(rs); err != nil {
 			return RulesDoc{}, err
 		}
+		st.mu.Lock()
+		st.raw = doc.Rules
+		st.mu.Unlock()
 	}
 	s.audit(ctx, siteKey, by, "rules.update", fmt.Sprintf("%d rules, threshold %g, revision %q", len(rs.Rules), rs.Threshold, rs.Revision))
 	return doc, nil
@@ -177,13 +237,20 @@ func (s *Service) audit(ctx context.Context, siteKey string, by chat.Agent, acti
 	s.o.Audit.Record(ctx, by, siteKey, action, "", detail)
 }
 
-// count adds one to a rule's counter. st.mu is held.
-func (st *site) count(rule, field string) {
-	if rule == "" {
-		return
+// count adds one to each of the counters named; an empty rule counts
+// nothing.
+func (st *site) count(keys ...counted) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, k := range keys {
+		if k.rule != "" {
+			st.pending[k.rule+"/"+k.field]++
+		}
 	}
-	st.pending[rule+"/"+field]++
 }
+
+// counted is one increment of a rule's counter field.
+type counted struct{ rule, field string }
 
 // flush adds the pending deltas to the store; on failure they are kept
 // for the next flush.
@@ -225,13 +292,17 @@ func (s *Service) reload(ctx context.Context) {
 		}
 		st.mu.Lock()
 		st.policy = policy
-		if !bytes.Equal(doc.Rules, st.raw) {
-			if rs, err := detect.ParseRuleset(doc.Rules); err == nil && st.engine.SetRuleset(rs) == nil {
-				st.raw = doc.Rules
-				s.o.Logger.Info("detector rules reloaded", "site", st.key, "revision", rs.Revision)
-			}
-		}
+		changed := !bytes.Equal(doc.Rules, st.raw)
 		st.mu.Unlock()
+		if !changed {
+			continue
+		}
+		if rs, err := detect.ParseRuleset(doc.Rules); err == nil && st.setRuleset(rs) == nil {
+			st.mu.Lock()
+			st.raw = doc.Rules
+			st.mu.Unlock()
+			s.o.Logger.Info("detector rules reloaded", "site", st.key, "revision", rs.Revision)
+		}
 	}
 }
 
@@ -266,8 +337,8 @@ func (s *Service) Counters(ctx context.Context, siteKey string) ([]RuleCounters,
 	for k, d := range st.pending {
 		totals[k] += d
 	}
-	rs := st.engine.Ruleset()
 	st.mu.Unlock()
+	rs := st.ruleset()
 
 	var out []RuleCounters
 	seen := map[string]bool{}

@@ -121,11 +121,13 @@ func (nopMetrics) OfferAnswer(string, string, bool) {}
 func (nopMetrics) Resolved(string, string)          {}
 func (nopMetrics) OfferLatency(time.Duration)       {}
 
-// visit is what the service keeps of one visitor. Guarded by its site's mu.
+// visit is what the service keeps of one visitor. online, since and seen
+// are guarded by the service's mu, the fields from loaded to page by
+// sh.mu.
 type visit struct {
 	key       string // site + "/" + visitor ID, the engine's visit key
 	site      string
-	st        *site // the state of site, set at creation
+	sh        *shard // the shard of the site's state holding the visit
 	visitorID string
 
 	loaded  bool
@@ -199,7 +201,7 @@ func (s *Service) visitFor(ref chat.VisitorRef, st *site) *visit {
 		if len(s.visits) >= maxVisits {
 			s.evictOldestLocked()
 		}
-		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, st: st, visitorID: ref.VisitorID, pending: map[string]string{}}
+		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, sh: st.shardOf(ref.VisitorID), visitorID: ref.VisitorID, pending: map[string]string{}}
 		s.visits[ref.VisitorID] = v
 	}
 	return v
@@ -219,8 +221,8 @@ func (s *Service) evictOldestLocked() {
 
 // load reads the visitor's stored journey once, so a visitor who comes back
 // to this or another node keeps their trail, offer history and "no thanks".
-// st.mu is held.
-func (s *Service) load(ctx context.Context, st *site, v *visit) {
+// v.sh.mu is held.
+func (s *Service) load(ctx context.Context, v *visit) {
 	if v.loaded {
 		return
 	}
@@ -229,11 +231,11 @@ func (s *Service) load(ctx context.Context, st *site, v *visit) {
 	if err != nil || stored == nil {
 		return
 	}
-	v.adopt(st.engine, stored)
+	v.adopt(v.sh.engine, stored)
 }
 
 // adopt takes over a journey another node stored, and replays its recent
-// events into this node's engine. st.mu is held.
+// events into this node's engine. v.sh.mu is held.
 func (v *visit) adopt(engine *detect.Engine, stored *storedJourneyRecord) {
 	v.jour = stored.VisitContext
 	v.offer.Offers = stored.Offers
@@ -246,16 +248,20 @@ func (v *visit) adopt(engine *detect.Engine, stored *storedJourneyRecord) {
 	v.replay(engine, stored.Recent)
 }
 
-// resyncFrom adopts the stored journey when another node wrote it after
-// this one last did: the visitor reconnected here after time elsewhere.
-// st.mu is held.
-func (s *Service) resyncFrom(ctx context.Context, st *site, v *visit) {
-	stored, err := s.storedJourney(ctx, v.visitorID)
-	if err != nil || stored == nil || !stored.UpdatedAt.After(v.savedAt) {
-		return
+// connected takes the journey stored when the visitor connected (nil if
+// none): the first one this node sees of the visitor, or one another node
+// wrote after this node last did, the visitor having spent time there.
+// v.sh.mu is held.
+func (v *visit) connected(stored *storedJourneyRecord) {
+	switch {
+	case stored == nil:
+	case !v.loaded:
+		v.adopt(v.sh.engine, stored)
+	case stored.UpdatedAt.After(v.savedAt):
+		v.sh.engine.Forget(v.key)
+		v.adopt(v.sh.engine, stored)
 	}
-	st.engine.Forget(v.key)
-	v.adopt(st.engine, stored)
+	v.loaded = true
 }
 
 // replay feeds the events another node saw to this node's engine, so its
@@ -374,27 +380,39 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	v.seen = start
 	s.mu.Unlock()
 
+	// A connection's first batch reads the stored journey (it may come
+	// from another node) before taking the shard's lock, so a slow store
+	// holds up this visitor only. A visitor made just now has none.
+	var stored *storedJourneyRecord
+	if fresh && !ref.New {
+		var err error
+		if stored, err = s.storedJourney(ctx, ref.VisitorID); err != nil {
+			s.o.Logger.Warn("read visitor journey", "visitor", ref.VisitorID, "err", err)
+		}
+	}
+	policy := st.currentPolicy()
+
 	var offers []pendingOffer
 	var found []chat.FindingSeen
-	st.mu.Lock()
-	if fresh && v.loaded {
-		s.resyncFrom(ctx, st, v)
+	var countBuf [8]counted
+	counts := countBuf[:0]
+	sh := v.sh
+	sh.mu.Lock()
+	if fresh {
+		v.connected(stored)
 	}
-	if ref.New {
-		v.loaded = true // the visitor was made just now: no journey is stored
-	}
-	s.load(ctx, st, v)
+	s.load(ctx, v) // another batch of the visitor's raced this one here
 	for i := range events {
 		ev := &events[i]
 		ev.Site, ev.Visit = ref.SiteKey, v.key
-		findings := st.engine.Observe(*ev)
+		findings := sh.engine.Observe(*ev)
 		v.note(ev)
 		v.recent.add(*ev)
 		causeSaid := ""
-		a := st.engine.Verdict()
+		a := sh.engine.Verdict()
 		for j := range findings {
 			f := &findings[j]
-			st.count(f.Rule, "fired")
+			counts = append(counts, counted{f.Rule, "fired"})
 			s.o.Metrics.Finding(ref.SiteKey, f.Rule, f.Shadow)
 			said := v.found(f)
 			if f.Rule == a.Cause.Rule {
@@ -411,10 +429,10 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 		if !a.Offer {
 			continue
 		}
-		d := st.policy.Decide(&v.offer, ref.VisitorID, ev.Time, s.hub.AgentsOnline(ctx))
+		d := policy.Decide(&v.offer, ref.VisitorID, ev.Time, s.hub.AgentsOnline(ctx))
 		switch {
 		case d.Holdout:
-			st.count(a.Cause.Rule, "holdout")
+			counts = append(counts, counted{a.Cause.Rule, "holdout"})
 		case d.Offer:
 			v.offer.Shown()
 			v.jour.Offers = v.offer.Offers
@@ -423,7 +441,7 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 				clear(v.pending)
 			}
 			v.pending[id] = a.Cause.Rule
-			st.count(a.Cause.Rule, "offered")
+			counts = append(counts, counted{a.Cause.Rule, "offered"})
 			s.o.Metrics.Offer(ref.SiteKey, a.Cause.Rule, d.Mode)
 			offers = append(offers, pendingOffer{id: id, text: a.OfferText, mode: d.Mode, rule: a.Cause.Rule})
 		}
@@ -432,7 +450,10 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	if len(found) > 0 || len(offers) > 0 {
 		v.urgent = true // agents on other nodes see these at once
 	}
-	st.mu.Unlock()
+	sh.mu.Unlock()
+	if len(counts) > 0 {
+		st.count(counts...)
+	}
 
 	for i := range found {
 		s.emit(ctx, chat.Event{Type: chat.EventStruggleDetected, SiteKey: ref.SiteKey, VisitorID: ref.VisitorID, Finding: &found[i]})
@@ -457,11 +478,11 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 		return
 	}
 	v := s.visitFor(ref, st)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s.load(ctx, st, v)
+	v.sh.mu.Lock()
+	s.load(ctx, v)
 	rule, ok := v.pending[offerID]
 	if !ok {
+		v.sh.mu.Unlock()
 		return // unknown or answered already: count each offer once
 	}
 	delete(v.pending, offerID)
@@ -474,7 +495,8 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 		v.jour.DeclinedAt = v.offer.DeclinedAt
 		v.dirty, v.urgent = true, true
 	}
-	st.count(rule, field)
+	v.sh.mu.Unlock()
+	st.count(counted{rule, field})
 	s.o.Metrics.OfferAnswer(ref.SiteKey, rule, accepted)
 	typ := chat.EventOfferDeclined
 	if accepted {
@@ -491,9 +513,9 @@ func (s *Service) Assess(ref chat.VisitorRef) chat.Assessment {
 	if st == nil || v == nil {
 		return chat.Assessment{}
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	a := st.engine.Assess(v.key, s.o.Now())
+	v.sh.mu.Lock()
+	defer v.sh.mu.Unlock()
+	a := v.sh.engine.Assess(v.key, s.o.Now())
 	out := chat.Assessment{Priority: a.Priority(), Explanation: a.Explanation(), Cause: a.Cause.Rule}
 	if out.Explanation == "" && v.jour.Explanation != "" {
 		// The engine forgot (restart, another node) but the journey kept it.
@@ -514,9 +536,7 @@ func (s *Service) Resolved(ctx context.Context, conv chat.Conversation) {
 	if err != nil {
 		return
 	}
-	st.mu.Lock()
-	st.count(conv.Cause, "resolved")
-	st.mu.Unlock()
+	st.count(counted{conv.Cause, "resolved"})
 	s.o.Metrics.Resolved(conv.SiteKey, conv.Cause)
 }
 
@@ -577,22 +597,22 @@ const flushConcurrency = 4
 // is due: now, if something urgent changed or it was never written, or
 // else once JourneyInterval has passed since it was.
 func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
-	st := v.st
-	st.mu.Lock()
+	sh := v.sh
+	sh.mu.Lock()
 	if !v.dirty || !now && !v.urgent && !v.savedAt.IsZero() && s.o.Now().Sub(v.savedAt) < s.o.JourneyInterval {
-		st.mu.Unlock()
+		sh.mu.Unlock()
 		return nil, false
 	}
 	v.dirty, v.urgent = false, false
-	// Copy under the site's lock, encode outside it: every batch of the
-	// site's visitors waits for that lock, and a flush encodes thousands
+	// Copy under the shard's lock, encode outside it: every batch of the
+	// shard's visitors waits for that lock, and a flush encodes thousands
 	// of journeys. The next batch updates the lists in place, so the
 	// copy shares none (events are not changed once made).
 	rec := storedJourneyRecord{VisitContext: v.jour.Clone()}
 	recent := v.recent.list() // a copy
 	rec.UpdatedAt = s.o.Now().UTC()
 	v.savedAt = rec.UpdatedAt
-	st.mu.Unlock()
+	sh.mu.Unlock()
 
 	rec.Recent = make([]json.RawMessage, 0, len(recent))
 	for i := range recent {
@@ -613,9 +633,9 @@ func (s *Service) journeyRecord(v *visit, now bool) ([]byte, bool) {
 func (s *Service) saveJourney(ctx context.Context, v *visit, data []byte) {
 	if err := s.o.Store.PutMeta(ctx, journeyKey(v.visitorID), data); err != nil {
 		s.o.Logger.Warn("save visitor journey", "visitor", v.visitorID, "err", err)
-		v.st.mu.Lock()
+		v.sh.mu.Lock()
 		v.dirty, v.urgent = true, true // retried at the next flush
-		v.st.mu.Unlock()
+		v.sh.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -625,12 +645,6 @@ func (s *Service) saveJourney(ctx context.Context, v *visit, data []byte) {
 		// Erased while this flush was writing: take the write back.
 		_ = s.DropJourney(ctx, v.visitorID)
 	}
-}
-
-func (s *Service) siteOf(key string) *site {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sites[key]
 }
 
 // expire drops idle visits and lets the engines forget them.
@@ -648,9 +662,12 @@ func (s *Service) expire() {
 	}
 	s.mu.Unlock()
 	for _, st := range sites {
-		st.mu.Lock()
-		st.engine.Expire(now)
-		st.mu.Unlock()
+		for i := range st.shards {
+			sh := &st.shards[i]
+			sh.mu.Lock()
+			sh.engine.Expire(now)
+			sh.mu.Unlock()
+		}
 	}
 	if s.o.Recorder != nil {
 		if err := s.o.Recorder.Flush(visitIdle); err != nil {
@@ -685,13 +702,11 @@ func (s *Service) Live(ctx context.Context, siteKey string, limit int) ([]LiveVi
 		}
 	}
 	s.mu.Unlock()
-	st := s.siteOf(siteKey)
-	if st != nil {
-		st.mu.Lock()
-		for i := range rows {
-			rows[i].score = rows[i].v.jour.Score
-		}
-		st.mu.Unlock()
+	for i := range rows {
+		sh := rows[i].v.sh
+		sh.mu.Lock()
+		rows[i].score = rows[i].v.jour.Score
+		sh.mu.Unlock()
 	}
 	// Rank from memory first so that only the visitors returned cost a
 	// store read and a journey copy.
@@ -715,12 +730,10 @@ func (s *Service) Live(ctx context.Context, siteKey string, limit int) ([]LiveVi
 			return nil, err
 		}
 		lv := LiveVisitor{Visitor: rec, OnlineSince: r.since}
-		if st != nil {
-			st.mu.Lock()
-			lv.Score, lv.Explanation, lv.Page = r.v.jour.Score, r.v.jour.Explanation, r.v.page
-			lv.Visitor.Context = cloneJourney(r.v.jour)
-			st.mu.Unlock()
-		}
+		r.v.sh.mu.Lock()
+		lv.Score, lv.Explanation, lv.Page = r.v.jour.Score, r.v.jour.Explanation, r.v.page
+		lv.Visitor.Context = cloneJourney(r.v.jour)
+		r.v.sh.mu.Unlock()
 		out = append(out, lv)
 	}
 	// A score may have moved since the ranking; keep the list ordered by
@@ -737,9 +750,8 @@ func (s *Service) Journey(visitorID string) *chat.VisitContext {
 	if v == nil {
 		return nil
 	}
-	st := v.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	v.sh.mu.Lock()
+	defer v.sh.mu.Unlock()
 	if !v.loaded && !v.dirty {
 		return nil
 	}

@@ -482,3 +482,109 @@ func TestNewVisitorSkipsTheJourneyRead(t *testing.T) {
 		t.Fatalf("stored journey of the new visitor = %+v, %v; want its /checkout page", j, err)
 	}
 }
+
+// blockedJourney holds the read of one visitor's stored journey until
+// release is closed, as a slow or distant store would.
+type blockedJourney struct {
+	chat.Store
+	visitorID string
+	reading   chan struct{} // closed when the read starts
+	release   chan struct{}
+	once      sync.Once
+}
+
+func (b *blockedJourney) Meta(ctx context.Context, k string) ([]byte, error) {
+	if k == journeyKey(b.visitorID) {
+		b.once.Do(func() { close(b.reading) })
+		<-b.release
+	}
+	return b.Store.Meta(ctx, k)
+}
+
+// A connection's first batch reads the visitor's stored journey; while
+// that read waits on the store, the site's other visitors are detected
+// and offered help, even one whose state shares the slow visitor's lock.
+func TestSlowJourneyReadHoldsUpOnlyItsVisitor(t *testing.T) {
+	f := newFixture(t)
+	blocked := &blockedJourney{Store: f.store, visitorID: "v-slow", reading: make(chan struct{}), release: make(chan struct{})}
+	svc := New(Options{Store: blocked, Now: f.clock.Now})
+	svc.Attach(f.hub)
+	ctx := context.Background()
+	st, err := svc.siteFor(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ""
+	for i := 0; other == ""; i++ {
+		if id := fmt.Sprintf("v%d", i); st.shardOf(id) == st.shardOf("v-slow") {
+			other = id
+		}
+	}
+
+	slow := f.visitor(t, "v-slow")
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		f.declines(svc, slow, 2)
+	}()
+	<-blocked.reading
+	otherDone := make(chan struct{})
+	go func() {
+		defer close(otherDone)
+		f.declines(svc, f.visitor(t, other), 2)
+	}()
+	select {
+	case <-otherDone:
+	case <-time.After(10 * time.Second):
+		close(blocked.release)
+		t.Fatalf("visitor %s waited for v-slow's journey read", other)
+	}
+	if got := f.hub.taken(); len(got) != 1 || got[0].visitor != other {
+		t.Fatalf("offers while v-slow's read waits = %+v, want one to %s", got, other)
+	}
+	close(blocked.release)
+	<-slowDone
+	if got := f.hub.taken(); len(got) != 1 || got[0].visitor != "v-slow" {
+		t.Fatalf("offers after the read = %+v, want one to v-slow", got)
+	}
+}
+
+// A site's visitors are spread over several engines: a rules change, made
+// on this node or read back from the store by another, reaches each.
+func TestRulesReachEveryShard(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	other := f.node()
+	if _, err := other.siteFor(ctx, "demo"); err != nil { // running the defaults
+		t.Fatal(err)
+	}
+	// One decline is enough under these rules; the defaults want two.
+	rules := `{"version":1,"threshold":5,"rules":[{"id":"pay-once","signal":"report","count":1,"window":"5m","weight":8,"match":{"message":["declined"]}}]}`
+	if _, err := f.svc.SetRules(ctx, "demo", []byte(rules), chat.Agent{Email: "pm@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	other.reload(ctx)
+
+	for _, svc := range []*Service{f.svc, other} {
+		st, err := svc.siteFor(ctx, "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range st.shards {
+			if rs := st.shards[i].engine.Ruleset(); len(rs.Rules) != 1 || rs.Rules[0].ID != "pay-once" {
+				t.Fatalf("shard %d runs %d rules, want the new one", i, len(rs.Rules))
+			}
+		}
+		covered := map[*shard]bool{}
+		for i := 0; len(covered) < siteShards; i++ {
+			id := fmt.Sprintf("v%p-%d", svc, i)
+			if sh := st.shardOf(id); !covered[sh] {
+				covered[sh] = true
+				f.declines(svc, f.visitor(t, id), 1)
+			}
+		}
+		if got := f.hub.taken(); len(got) != siteShards {
+			t.Fatalf("%d offers after one decline each from %d visitors, one per shard; want one each", len(got), siteShards)
+		}
+	}
+}
