@@ -2,7 +2,10 @@ package chat
 
 import (
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Role is what an agent account may do.
@@ -130,12 +133,69 @@ type Conversation struct {
 	// Email is set when the visitor left a message for later.
 	Email string `json:"email,omitempty"`
 	// Feedback is the answer to "Did this solve it?": "", "yes" or "no".
-	Feedback   string    `json:"feedback,omitempty"`
-	LastSeq    int64     `json:"last_seq"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	AssignedAt time.Time `json:"assigned_at,omitzero"`
-	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	Feedback string `json:"feedback,omitempty"`
+	LastSeq  int64  `json:"last_seq"`
+	// Last is the last message, shortened, for lists such as the queue;
+	// nil before the first. Stores derive it from the messages: records
+	// written with it set do not keep it.
+	Last       *MessagePreview `json:"last_message,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	AssignedAt time.Time       `json:"assigned_at,omitzero"`
+	ResolvedAt time.Time       `json:"resolved_at,omitzero"`
+}
+
+// MessagePreview is a conversation's last message as a list shows it.
+type MessagePreview struct {
+	Author AuthorKind `json:"author"`
+	// Text is the message's text on one line, at most PreviewRunes code
+	// points, ending in "…" when cut.
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
+}
+
+// PreviewRunes is the longest MessagePreview text, in code points.
+const PreviewRunes = 140
+
+// PreviewOf returns m as a list shows it: runs of white space (line
+// breaks included) become one space and a long text is cut, on a word
+// boundary when one is near, with "…".
+func PreviewOf(m Message) *MessagePreview {
+	return &MessagePreview{Author: m.Author.Kind, Text: previewText(m.Text), At: m.At}
+}
+
+func previewText(s string) string {
+	n, plain, prevSpace := 0, true, true // a leading space is not plain
+	for _, r := range s {
+		space := unicode.IsSpace(r)
+		if space && (r != ' ' || prevSpace) {
+			plain = false
+		}
+		prevSpace = space
+		n++
+	}
+	if !plain || prevSpace && n > 0 {
+		s = strings.Join(strings.Fields(s), " ")
+		n = utf8.RuneCountInString(s)
+	}
+	if n <= PreviewRunes {
+		return s
+	}
+	// Keep PreviewRunes-1 code points and the ellipsis, ending at the last
+	// space when that drops under a quarter of them.
+	end, k := 0, 0
+	for i := range s {
+		if k == PreviewRunes-1 {
+			end = i
+			break
+		}
+		k++
+	}
+	cut := s[:end]
+	if i := strings.LastIndexByte(cut, ' '); i > len(cut)*3/4 {
+		cut = cut[:i]
+	}
+	return cut + "…"
 }
 
 // Open reports whether the conversation still needs or has an agent.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lifelinehq/lifeline/chat"
 )
@@ -61,6 +62,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) chat.Store) {
 		{"AppendMessageErrors", testAppendMessageErrors},
 		{"AppendMessageConcurrent", testAppendMessageConcurrent},
 		{"AppendMessageIdempotent", testAppendMessageIdempotent},
+		{"LastMessage", testLastMessage},
 		{"Messages", testMessages},
 		{"Notes", testNotes},
 		{"PutMetaIfAbsent", testPutMetaIfAbsent},
@@ -111,6 +113,11 @@ func mustConv(t *testing.T, s chat.Store, id string) chat.Conversation {
 // precision in UTC, so that reflect.DeepEqual compares what a store keeps.
 func normConv(c chat.Conversation) chat.Conversation {
 	c.CreatedAt, c.UpdatedAt, c.AssignedAt, c.ResolvedAt = ms(c.CreatedAt), ms(c.UpdatedAt), ms(c.AssignedAt), ms(c.ResolvedAt)
+	if c.Last != nil {
+		last := *c.Last
+		last.At = ms(last.At)
+		c.Last = &last
+	}
 	return c
 }
 
@@ -1336,4 +1343,61 @@ func testMetaCountersLog(t *testing.T, s chat.Store) {
 	if entries, _ := s.Log(ctx, log, 2); len(entries) != 2 {
 		t.Fatalf("Log with limit 2 returned %d entries", len(entries))
 	}
+}
+
+// testLastMessage checks that a conversation read alone or in a list
+// carries its last message's preview, which appends move on, a repeated
+// append leaves alone, and a record update cannot change.
+func testLastMessage(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	t0 := now()
+	site := newID("site")
+	c := mustCreate(t, s, conv(site, t0.Add(-time.Hour)))
+	if got := mustConv(t, s, c.ID).Last; got != nil {
+		t.Fatalf("Last before any message = %+v, want nil", got)
+	}
+	first := chat.Message{ConversationID: c.ID, ClientID: newID("m"), Author: chat.Author{Kind: chat.AuthorVisitor, ID: c.VisitorID},
+		Text: "Hello,\n\n  my card was declined", At: t0.Add(-time.Minute)}
+	_, _, err := s.AppendMessage(ctx, first)
+	noErr(t, "AppendMessage(first)", err)
+	want := chat.MessagePreview{Author: chat.AuthorVisitor, Text: "Hello, my card was declined", At: first.At}
+	check := func(when string, want chat.MessagePreview) {
+		t.Helper()
+		got := mustConv(t, s, c.ID)
+		if got.Last == nil {
+			t.Fatalf("%s: Last = nil, want %+v", when, want)
+		}
+		sameAs(t, when+": Last", *got.Last, want, func(p chat.MessagePreview) chat.MessagePreview { p.At = ms(p.At); return p })
+		list, err := s.Conversations(ctx, chat.ConversationQuery{SiteKey: site})
+		noErr(t, when+": Conversations", err)
+		if len(list) != 1 || list[0].Last == nil || list[0].Last.Text != want.Text {
+			t.Fatalf("%s: listed conversations = %+v, want ours with Last %q", when, list, want.Text)
+		}
+	}
+	check("after the first message", want)
+
+	long := chat.Message{ConversationID: c.ID, ClientID: newID("m"), Author: chat.Author{Kind: chat.AuthorAgent, ID: newID("agent"), Name: "Ava"},
+		Text: strings.Repeat("Let me look. ", 40), At: t0.Add(-30 * time.Second)}
+	_, _, err = s.AppendMessage(ctx, long)
+	noErr(t, "AppendMessage(long)", err)
+	agentWant := *chat.PreviewOf(long)
+	if n := utf8.RuneCountInString(agentWant.Text); n > chat.PreviewRunes || !strings.HasSuffix(agentWant.Text, "…") {
+		t.Fatalf("PreviewOf(long) = %q (%d code points), want it cut to %d with an ellipsis", agentWant.Text, n, chat.PreviewRunes)
+	}
+	check("after a long agent message", agentWant)
+
+	_, created, err := s.AppendMessage(ctx, first)
+	noErr(t, "AppendMessage(first again)", err)
+	if created {
+		t.Fatal("a repeated append created a message")
+	}
+	check("after a repeated append", agentWant)
+
+	_, err = s.UpdateConversation(ctx, c.ID, func(cv *chat.Conversation) error {
+		cv.Status = chat.StatusPending
+		cv.Last = &chat.MessagePreview{Text: "forged"}
+		return nil
+	})
+	noErr(t, "UpdateConversation", err)
+	check("after a record update", agentWant)
 }

@@ -19,15 +19,19 @@ import (
 const maxTxRetries = 100
 
 // readConvScript reads a conversation's record and its sequence state:
-// {v, seq, upd}. The two live in separate keys of one slot so that appends
-// (which only touch {c:ID}:s) do not abort an UpdateConversation watching
-// {c:ID}.
+// {v, seq, upd, last}. The two live in separate keys of one slot so that
+// appends (which only touch {c:ID}:s) do not abort an UpdateConversation
+// watching {c:ID}.
 var readConvScript = redis.NewScript(`
-return {redis.call('HGET', KEYS[1], 'v'), redis.call('HGET', KEYS[2], 'seq'), redis.call('HGET', KEYS[2], 'upd')}
+return {redis.call('HGET', KEYS[1], 'v'), redis.call('HGET', KEYS[2], 'seq'), redis.call('HGET', KEYS[2], 'upd'), redis.call('HGET', KEYS[2], 'last')}
 `)
 
-// decodeConv builds a conversation from {v, seq, upd}. ok is false when
-// the conversation does not exist.
+// seqFields are the fields of a conversation's sequence state that
+// decodeConv reads after the record.
+var seqFields = []string{"seq", "upd", "last"}
+
+// decodeConv builds a conversation from {v, seq, upd, last}. ok is false
+// when the conversation does not exist.
 func decodeConv(vals []any) (c chat.Conversation, ok bool, err error) {
 	v, _ := vals[0].(string)
 	if v == "" {
@@ -45,6 +49,13 @@ func decodeConv(vals []any) (c chat.Conversation, ok bool, err error) {
 		var t time.Time
 		if err := t.UnmarshalText([]byte(upd)); err == nil && t.After(c.UpdatedAt) {
 			c.UpdatedAt = t
+		}
+	}
+	c.Last = nil
+	if last, _ := vals[3].(string); last != "" {
+		c.Last = new(chat.MessagePreview)
+		if err := json.Unmarshal([]byte(last), c.Last); err != nil {
+			return c, true, fmt.Errorf("decode conversation's last message: %w", err)
 		}
 	}
 	return c, true, nil
@@ -73,7 +84,7 @@ func (s *Store) readConvs(ctx context.Context, ids []string) (map[string]chat.Co
 	seqs := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
 		recs[i] = p.HGet(ctx, s.k.conv(id), "v")
-		seqs[i] = p.HMGet(ctx, s.k.seq(id), "seq", "upd")
+		seqs[i] = p.HMGet(ctx, s.k.seq(id), seqFields...)
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, wrap(err, "get conversations")
@@ -227,7 +238,7 @@ func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation) err
 	if err := validStatus(c.Status); err != nil {
 		return fmt.Errorf("create conversation %s: %w", c.ID, err)
 	}
-	c.LastSeq = 0
+	c.LastSeq, c.Last = 0, nil
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("create conversation %s: %w", c.ID, err)
@@ -488,7 +499,7 @@ func (s *Store) update(ctx context.Context, id string, fn func(*chat.Conversatio
 			if cur.ID != old.ID || cur.Ref != old.Ref || cur.SiteKey != old.SiteKey || cur.VisitorID != old.VisitorID {
 				return fmt.Errorf("update conversation %s: changed ID, ref, site or visitor: %w", id, chat.ErrInvalid)
 			}
-			cur.LastSeq = old.LastSeq
+			cur.LastSeq, cur.Last = old.LastSeq, nil // kept in the sequence state
 			if err := validStatus(cur.Status); err != nil {
 				return fmt.Errorf("update conversation %s: %w", id, err)
 			}

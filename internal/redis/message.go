@@ -13,8 +13,8 @@ import (
 
 // appendScript appends a message atomically in the conversation's slot.
 // KEYS: {c:ID} hash, {c:ID}:m list, {c:ID}:cid hash, {c:ID}:s hash.
-// ARGV: client ID, message JSON (without seq), message time (RFC 3339).
-// Returns {-1} if the conversation is missing, {0, seq, json} if the
+// ARGV: client ID, message JSON (without seq), message time (RFC 3339),
+// the message's preview (JSON), kept as the conversation's last. Returns {-1} if the conversation is missing, {0, seq, json} if the
 // client ID was already stored, {1, seq} when stored now. The list length
 // always equals seq, so seq is gap-free and element i holds seq i+1.
 var appendScript = redis.NewScript(`
@@ -28,6 +28,7 @@ end
 redis.call('HSET', KEYS[3], ARGV[1], seq)
 local upd = redis.call('HGET', KEYS[4], 'upd')
 if not upd or upd < ARGV[3] then redis.call('HSET', KEYS[4], 'upd', ARGV[3]) end
+redis.call('HSET', KEYS[4], 'last', ARGV[4])
 return {1, seq}
 `)
 
@@ -49,9 +50,13 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.Message) (chat.Message
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
 	}
+	last, err := json.Marshal(chat.PreviewOf(m))
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
+	}
 	at := m.At.UTC().Format(timeKey)
 	id := m.ConversationID
-	res, err := appendScript.Run(ctx, s.rdb, []string{s.k.conv(id), s.k.msgs(id), s.k.cids(id), s.k.seq(id)}, m.ClientID, b, at).Slice()
+	res, err := appendScript.Run(ctx, s.rdb, []string{s.k.conv(id), s.k.msgs(id), s.k.cids(id), s.k.seq(id)}, m.ClientID, b, at, last).Slice()
 	if err != nil {
 		return chat.Message{}, false, wrap(err, "append message to %s", id)
 	}

@@ -17,7 +17,7 @@
 //	{s:ID}                  string session JSON, expiring with the session
 //	{r:REF}                 string upper-case reference -> conversation ID
 //	{c:ID}                  hash   conversation: v (JSON as written by Go)
-//	{c:ID}:s                hash   seq (last seq), upd (last message time), advanced by appends
+//	{c:ID}:s                hash   seq (last seq), upd (last message time), last (its preview), advanced by appends
 //	{c:ID}:m                list   message JSON; element i has seq i+1
 //	{c:ID}:cid              hash   client ID -> seq (idempotent appends)
 //	{c:ID}:n                list   note JSON

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
 )
@@ -66,22 +65,22 @@ func cloneSite(v chat.Site) chat.Site {
 }
 
 // cachedConv is a conversation record as stored, and the sequence number
-// and time of its last message, which the group-commit writer keeps
+// and preview of its last message, which the group-commit writer keeps
 // current: a conversation read on every message then costs no read
 // transaction at all.
 type cachedConv struct {
 	rec     chat.Conversation
 	lastSeq int64
-	lastAt  time.Time
+	last    *chat.MessagePreview // nil before the first message; never changed
 }
 
-// conversation is the record with LastSeq and UpdatedAt from its last
-// message, as getConv returns it.
+// conversation is the record with LastSeq, Last and UpdatedAt from its
+// last message, as getConv returns it.
 func (e cachedConv) conversation() chat.Conversation {
 	c := e.rec
-	c.LastSeq = e.lastSeq
-	if e.lastAt.After(c.UpdatedAt) {
-		c.UpdatedAt = e.lastAt
+	c.LastSeq, c.Last = e.lastSeq, e.last
+	if e.last != nil && e.last.At.After(c.UpdatedAt) {
+		c.UpdatedAt = e.last.At
 	}
 	return c
 }
@@ -106,9 +105,9 @@ func (c *recordCache) putConv(gen uint64, v cachedConv) {
 }
 
 // committed runs after each group commit of appends: the conversations
-// that got messages move their last sequence number on (ok), or, if the
-// commit failed, are dropped.
-func (c *recordCache) committed(convs map[string]*groupConv, ok bool) {
+// that got messages (fresh holds them) move their last message on (ok),
+// or, if the commit failed, are dropped.
+func (c *recordCache) committed(convs map[string]*groupConv, fresh []pendingMsg, ok bool) {
 	c.gen.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -119,7 +118,7 @@ func (c *recordCache) committed(convs map[string]*groupConv, ok bool) {
 		case !ok:
 			delete(c.convs, id)
 		case gc.lastSeq > e.lastSeq:
-			e.lastSeq, e.lastAt = gc.lastSeq, gc.lastAt
+			e.lastSeq, e.last = gc.lastSeq, chat.PreviewOf(fresh[gc.added[len(gc.added)-1]].m)
 			c.convs[id] = e
 		}
 	}

@@ -111,31 +111,33 @@ func decodeMessage(conv string, seq int64, v []byte) (chat.Message, error) {
 	}, nil
 }
 
-// lastMessage returns the sequence number and time of the conversation's
-// last message, or 0 and the zero time if it has none: its newest pending
-// message (pending.go), or else the last in tx. tx is a write transaction,
-// or a read one run by viewPending.
-func (s *Store) lastMessage(tx *bbolt.Tx, conv string) (int64, time.Time, error) {
-	if seq, at, ok := s.pend.last(conv); ok {
-		return seq, at, nil
+// lastMessage returns the sequence number and preview of the
+// conversation's last message, or 0 and nil if it has none: its newest
+// pending message (pending.go), or else the last in tx. tx is a write
+// transaction, or a read one run by viewPending.
+func (s *Store) lastMessage(tx *bbolt.Tx, conv string) (int64, *chat.MessagePreview, error) {
+	m, ok := s.pend.last(conv)
+	if !ok {
+		var err error
+		if m, ok, err = lastStored(tx, conv); err != nil || !ok {
+			return 0, nil, err
+		}
 	}
-	return lastStored(tx, conv)
+	return m.Seq, chat.PreviewOf(m), nil
 }
 
-// lastStored returns the sequence number and time of the conversation's
-// last message in tx, or 0 and the zero time if it has none.
-func lastStored(tx *bbolt.Tx, conv string) (int64, time.Time, error) {
+// lastStored returns the conversation's last message in tx; ok is false
+// if it has none.
+func lastStored(tx *bbolt.Tx, conv string) (m chat.Message, ok bool, err error) {
 	p := msgPrefix(conv)
-	var seq int64
-	var at time.Time
-	err := scanPrefix(tx, bMessages, p, true, func(k, v []byte) (bool, error) {
+	err = scanPrefix(tx, bMessages, p, true, func(k, v []byte) (bool, error) {
 		if len(k) != len(p)+8 {
 			return false, errCorrupt
 		}
-		seq = int64(binary.BigEndian.Uint64(k[len(p):]))
 		var err error
-		at, _, err = messageTime(v)
+		m, err = decodeMessage(conv, int64(binary.BigEndian.Uint64(k[len(p):])), v)
+		ok = err == nil
 		return false, err
 	})
-	return seq, at, err
+	return m, ok, err
 }

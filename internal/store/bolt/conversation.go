@@ -57,11 +57,11 @@ func (s *Store) getConv(tx *bbolt.Tx, id []byte) (chat.Conversation, error) {
 	if err != nil {
 		return c, err
 	}
-	seq, at, err := s.lastMessage(tx, c.ID)
+	seq, last, err := s.lastMessage(tx, c.ID)
 	if err != nil {
 		return c, fmt.Errorf("last message of %s: %w", c.ID, err)
 	}
-	return cachedConv{rec: c, lastSeq: seq, lastAt: at}.conversation(), nil
+	return cachedConv{rec: c, lastSeq: seq, last: last}.conversation(), nil
 }
 
 // writeConv stores c and moves its index entries from those of old.
@@ -73,6 +73,7 @@ func writeConv(tx *bbolt.Tx, old *chat.Conversation, c chat.Conversation) error 
 	if err := reindex(tx, old != nil, oldIx, convIndexes(c)); err != nil {
 		return err
 	}
+	c.Last = nil // derived from the messages on every read
 	return put(tx, bConvs, []byte(c.ID), c)
 }
 
@@ -126,7 +127,7 @@ func (s *Store) Conversation(_ context.Context, id string) (chat.Conversation, e
 		if err != nil {
 			return err
 		}
-		if e.lastSeq, e.lastAt, err = s.lastMessage(tx, id); err != nil {
+		if e.lastSeq, e.last, err = s.lastMessage(tx, id); err != nil {
 			return fmt.Errorf("last message of %s: %w", id, err)
 		}
 		return nil

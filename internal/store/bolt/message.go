@@ -317,7 +317,6 @@ type groupConv struct {
 	known   bool // lastSeq and missing are set
 	missing bool
 	lastSeq int64
-	lastAt  time.Time // of the last message this group stored
 	// pending is the conversation's logged messages not yet in the
 	// B+tree, taken with the group's read transaction.
 	pending []pendingMsg
@@ -354,7 +353,7 @@ func (s *Store) commitMessages(g *group, batch []*appendReq) {
 	if err == nil {
 		s.pend.add(g.fresh)
 	}
-	s.cache.committed(g.convs, err == nil)
+	s.cache.committed(g.convs, g.fresh, err == nil)
 	if err != nil {
 		for i, r := range batch {
 			if g.res[i].err == nil {
@@ -468,7 +467,7 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 		m.Seq = gc.lastSeq + 1
 		gc.added = append(gc.added, len(g.fresh))
 		g.fresh = append(g.fresh, pendingMsg{m: m, enc: encodeMessage(m), gen: s.wal.gen})
-		gc.lastSeq, gc.lastAt = m.Seq, m.At
+		gc.lastSeq = m.Seq
 		g.res[i] = appendRes{m: m, created: true}
 	}
 	return nil
@@ -491,11 +490,11 @@ func (gc *groupConv) load(tx *bbolt.Tx, id string, cache *recordCache) error {
 		gc.missing = true
 		return nil
 	}
-	seq, _, err := lastStored(tx, id)
+	m, _, err := lastStored(tx, id)
 	if err != nil {
 		return fmt.Errorf("last message of %s: %w", id, err)
 	}
-	gc.lastSeq = seq
+	gc.lastSeq = m.Seq
 	return nil
 }
 

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"sync"
-	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
 )
@@ -40,13 +39,12 @@ func (p *pendingLog) conv(id string) []pendingMsg {
 
 // last returns the sequence number and time of the conversation's last
 // pending message; ok is false if it has none.
-func (p *pendingLog) last(id string) (seq int64, at time.Time, ok bool) {
+func (p *pendingLog) last(id string) (chat.Message, bool) {
 	ms := p.conv(id)
 	if len(ms) == 0 {
-		return 0, time.Time{}, false
+		return chat.Message{}, false
 	}
-	m := ms[len(ms)-1].m
-	return m.Seq, m.At, true
+	return ms[len(ms)-1].m, true
 }
 
 // add appends a durable group's new messages, in sequence order per

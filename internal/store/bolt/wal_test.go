@@ -416,3 +416,30 @@ func TestLogShrinksAfterABacklog(t *testing.T) {
 	wantMessages(t, r, "a", n)
 	wantMessages(t, r, "b", 1)
 }
+
+// A conversation's Last comes from whichever layer holds its last
+// message: the record cache the group commit moves on, the log's pending
+// messages, or the B+tree after a replay.
+func TestLastMessageFromEveryLayer(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	createConv(t, s, "a")
+	createConv(t, s, "b")
+	wantLast := func(s *Store, conv, text, layer string) {
+		t.Helper()
+		c, err := s.Conversation(ctx, conv)
+		if err != nil || c.Last == nil || c.Last.Text != text || c.Last.Author != chat.AuthorVisitor {
+			t.Fatalf("%s: Conversation(%s) Last = %+v, %v; want %q by the visitor", layer, conv, c.Last, err, text)
+		}
+	}
+	appendN(t, s, "a", 1, 2)
+	wantLast(s, "a", "text 2", "pending, read once")
+	appendN(t, s, "a", 3, 3)
+	wantLast(s, "a", "text 3", "cached, moved on by the commit")
+	appendN(t, s, "b", 1, 4)
+
+	r := openT(t, crashCopy(t, s), Options{CheckpointInterval: never})
+	wantLast(r, "a", "text 3", "replayed into the B+tree")
+	appendN(t, r, "b", 5, 6)
+	wantLast(r, "b", "text 6", "pending after a replay")
+}
