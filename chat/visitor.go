@@ -334,7 +334,7 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 			return err
 		}
 	}
-	m, _, err := h.store.AppendMessage(ctx, Message{
+	m, created, err := h.store.AppendMessage(ctx, Message{
 		ConversationID: conv.ID, ClientID: in.ClientID, Text: in.Text,
 		Author: Author{Kind: AuthorVisitor, ID: v.ID, Name: v.Name},
 	})
@@ -342,6 +342,17 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 		return err
 	}
 	h.metrics.MessageStored(h.now().Sub(start))
+	if created && conv.Status == StatusWaiting {
+		// Agents choosing from the queue see what the visitor is saying
+		// (an assigned conversation's agent gets the message itself).
+		// A copy, so that conv itself stays on the stack.
+		queued := conv
+		queued.LastSeq, queued.Last = m.Seq, PreviewOf(m)
+		if m.At.After(queued.UpdatedAt) {
+			queued.UpdatedAt = m.At
+		}
+		h.publish(ctx, queueTopic, &event{Kind: evConversation, Conversation: &queued})
+	}
 	// Publish before acknowledging, and again for a retry: a node that dies
 	// between storing and publishing has not acknowledged, so the client's
 	// retry (on any node) publishes. Rooms drop what they already delivered.

@@ -59,10 +59,7 @@ func newReceiver(t *testing.T) *receiver {
 func TestAssistCardDeclinedFlow(t *testing.T) {
 	n := startNode(t, t.TempDir(), map[string]string{"LIFELINE_WEBHOOK_ALLOW_HOST": "127.0.0.1"})
 	ctx := testCtx(t)
-	admin, ag := agentConn(t, ctx, n.URL, adminEmail, testPassword)
-	if err := ag.Send(ctx, map[string]any{"type": "presence", "status": "away"}); err != nil {
-		t.Fatal(err)
-	}
+	admin, ag := awayAgent(t, ctx, n.URL)
 
 	// The site's playbooks: the defaults, with the payment link going to
 	// the local receiver, which knows the site's action secret.
@@ -245,10 +242,7 @@ func declinedConversation(t *testing.T, ctx context.Context, base string, admin 
 func TestAssistDemoDefaults(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
 	ctx := testCtx(t)
-	admin, ag := agentConn(t, ctx, n.URL, adminEmail, testPassword)
-	if err := ag.Send(ctx, map[string]any{"type": "presence", "status": "away"}); err != nil {
-		t.Fatal(err)
-	}
+	admin, ag := awayAgent(t, ctx, n.URL)
 	_, conv := declinedConversation(t, ctx, n.URL, admin, ag)
 	var run assist.ActionResult
 	if err := admin.Do(ctx, http.MethodPost, "/api/v1/conversations/"+conv.ID+"/actions/card-declined.payment-link/run", nil, &run); err != nil {

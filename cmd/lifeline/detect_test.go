@@ -18,10 +18,7 @@ import (
 func TestCardDeclinedOfferReachesAgentQueue(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
 	ctx := testCtx(t)
-	admin, ag := agentConn(t, ctx, n.URL, adminEmail, testPassword)
-	if err := ag.Send(ctx, map[string]any{"type": "presence", "status": "away"}); err != nil {
-		t.Fatal(err) // keep the conversation in the queue, not auto-assigned
-	}
+	admin, ag := awayAgent(t, ctx, n.URL) // the conversation stays in the queue
 
 	v, w := visitor(t, ctx, n.URL, "", 0)
 	now := time.Now()

@@ -171,6 +171,20 @@ func agentConn(t *testing.T, ctx context.Context, base, email, password string) 
 	return s, c
 }
 
+// awayAgent is agentConn for the admin, who then goes away: the router
+// assigns them nothing, so conversations wait in the queue.
+func awayAgent(t *testing.T, ctx context.Context, base string) (*client.Session, *client.Conn) {
+	t.Helper()
+	s, c := agentConn(t, ctx, base, adminEmail, testPassword)
+	if err := c.Send(ctx, map[string]any{"type": "presence", "status": "away"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Until(ctx, "presence", nil); err != nil {
+		t.Fatalf("agent away: %v", err)
+	}
+	return s, c
+}
+
 func TestFirstStartPrintsURLsAndLogin(t *testing.T) {
 	n := startNode(t, t.TempDir(), map[string]string{"LIFELINE_ADMIN_PASSWORD": ""})
 	out := n.Stdout.String()

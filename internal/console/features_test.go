@@ -453,3 +453,50 @@ func TestConsoleNotifiesWhileHidden(t *testing.T) {
 	save(p, "notify")
 	checkClean(t, p)
 }
+
+// The queue shows what each waiting visitor last said, live as they type
+// more and again after a reload (from the server's preview), and the
+// agent's own reply once they answer; a message's markup stays text.
+func TestConsoleQueuePreview(t *testing.T) {
+	n := startNode(t)
+	p := browsertest.New(t)
+	login(t, p, n.URL, adminEmail, adminPassword)
+	// Away, so the router leaves the chat in the queue.
+	p.Eval(`(() => { const s = document.querySelector('select.presence'); s.value = 'away'; s.dispatchEvent(new Event('change')); return true; })()`, nil)
+	p.WaitJS("presence away", `[...window.lifelineConsole.state.agents.values()].some(a => a.status === 'away')`)
+
+	v := dialVisitor(t, n, map[string]any{"page": map[string]any{"path": "/checkout"}})
+	v.send(map[string]any{"type": "message", "client_id": "q1", "text": "Hi, my card was declined"})
+	ack := v.wait("ack", func(f client.Frame) bool { return f.Type == "ack" && f.ClientID == "q1" })
+	item := `.item[data-id=` + jsString(ack.ConversationID) + `]`
+	shows := func(what, want string) {
+		t.Helper()
+		p.WaitJS(what, `document.querySelector(`+jsString(item+` .last`)+`)?.textContent === `+jsString(want))
+	}
+	shows("the first message in the queue", "Hi, my card was declined")
+
+	v.send(map[string]any{"type": "message", "client_id": "q2", "text": "It says\n\n<img src=x onerror=\"window.__pwned=1\"> declined again"})
+	want := `It says <img src=x onerror="window.__pwned=1"> declined again`
+	shows("the next message, live", want)
+	save(p, "queue-preview")
+
+	p.Navigate(n.URL + "/console")
+	p.WaitJS("console connected", `document.querySelector('.conn.open') !== null`)
+	shows("the preview after a reload", want)
+	var injected bool
+	p.Eval(`window.__pwned === 1 || document.querySelector('.item .last img') !== null`, &injected)
+	if injected {
+		t.Fatal("the preview's markup became elements")
+	}
+
+	// Back online after the reload, the agent may have been given the chat
+	// already; otherwise they claim it.
+	click(t, p, item)
+	p.WaitJS("the conversation's actions", `document.querySelector('[data-action=claim], [data-action=resolve]') !== null`)
+	p.Eval(`(document.querySelector('[data-action=claim]')?.click(), true)`, nil)
+	p.WaitJS("assigned", `document.querySelector('.convhead .pill[data-status=active]') !== null`)
+	typeInto(t, p, ".composer textarea", "Let me look at the payment.")
+	click(t, p, `[data-action=send]`)
+	shows("the agent's reply", "Agent: Let me look at the payment.")
+	checkClean(t, p)
+}

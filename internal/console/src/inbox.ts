@@ -168,6 +168,8 @@ export class Inbox {
     const v = t?.visitor ?? state.visitors.get(c.visitor_id);
     if (!v && lookUp) this.lookUp(c.visitor_id);
     const who = v?.name || v?.email || c.email || "Visitor";
+    // The detector's reason, else what the visitor says, else how it began.
+    const why = c.explanation || (c.last_message ? "" : c.email ? "Left a message" : "Started a chat");
     return h("div", {
       class: `item status-${c.status}${c.id === state.selected ? " selected" : ""}${focused ? " focused" : ""}${unread ? " unread" : ""}`,
       role: "option", "aria-selected": String(c.id === state.selected), "data-id": c.id, "data-ref": c.ref, tabindex: "-1",
@@ -179,9 +181,11 @@ export class Inbox {
         h("span", { class: "who" }, who),
         unread ? h("span", { class: "badge", "aria-label": `${unread} unread` }, String(unread)) : null,
       ),
-      h("div", { class: "row2" },
-        h("span", { class: "why" }, c.explanation || (c.email ? "Left a message" : "Started a chat")),
-      ),
+      why ? h("div", { class: "row2" }, h("span", { class: "why" }, why)) : null,
+      c.last_message ? h("div", { class: "last", title: c.last_message.text },
+        c.last_message.author === "agent" ? h("span", { class: "by" }, "Agent: ") : null,
+        c.last_message.text.replace(/\s+/g, " ").trim(),
+      ) : null,
       h("div", { class: "row3" },
         h("span", { class: `pill ${c.status}` }, c.status),
         c.status !== "waiting" && c.agent_id && c.agent_id !== state.me?.id ? h("span", { class: "owner" }, state.agentName(c.agent_id)) : null,

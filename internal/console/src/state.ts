@@ -92,7 +92,10 @@ export class State {
       t.visitorTyping = false;
     }
     const c = this.convs.get(m.conversation_id);
-    if (c && m.seq > c.last_seq) c.last_seq = m.seq;
+    if (c && m.seq >= c.last_seq) {
+      c.last_seq = m.seq;
+      c.last_message = { author: m.author.kind, text: m.text, at: m.at };
+    }
     this.emit("message", m.conversation_id);
     return true;
   }

@@ -28,6 +28,8 @@ export interface Conversation {
   email?: string;
   feedback?: string;
   last_seq: number;
+  /** the last message, shortened by the server; absent before the first. */
+  last_message?: MessagePreview;
   created_at: string;
   updated_at: string;
   assigned_at?: string;
@@ -38,6 +40,12 @@ export interface Author {
   kind: "visitor" | "agent" | "system";
   id?: string;
   name?: string;
+}
+
+export interface MessagePreview {
+  author: Author["kind"];
+  text: string;
+  at: string;
 }
 
 export interface Message {
