@@ -31,7 +31,7 @@ func withState(ctx context.Context, name string, args []string, getenv func(stri
 	if err := c.validate(); err != nil {
 		return err
 	}
-	st, err := openState(ctx, &c, c.logger(stderr))
+	st, err := openState(&c, c.logger(stderr))
 	if err != nil {
 		return err
 	}

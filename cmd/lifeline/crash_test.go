@@ -57,8 +57,16 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-// startProc runs the binary with args and waits for /healthz on addr.
+// startProc runs the binary with args and waits for /readyz on addr.
 func startProc(t *testing.T, addr string, args ...string) *proc {
+	t.Helper()
+	p := launchProc(t, addr, args...)
+	waitServing(t, "http://"+addr)
+	return p
+}
+
+// launchProc runs the binary with args, killing it when the test ends.
+func launchProc(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
@@ -78,7 +86,6 @@ func startProc(t *testing.T, addr string, args ...string) *proc {
 			t.Logf("node %s (pid %d) output:\n%s", addr, p.cmd.Process.Pid, p.logs.String())
 		}
 	})
-	waitHealthy(t, "http://"+addr)
 	return p
 }
 

@@ -57,7 +57,7 @@ type testNode struct {
 var consoleLine = regexp.MustCompile(`Console: (http://127\.0\.0\.1:\d+)/console`)
 
 // startNode runs `lifeline serve` on a free loopback port with dataDir and
-// waits until /healthz answers. It stops the node when the test ends.
+// waits until /readyz answers. It stops the node when the test ends.
 func startNode(t *testing.T, dataDir string, env map[string]string) *testNode {
 	t.Helper()
 	vars := map[string]string{"LIFELINE_ADMIN_PASSWORD": testPassword, "LIFELINE_LOG_LEVEL": "warn"}
@@ -105,24 +105,17 @@ func startNode(t *testing.T, dataDir string, env map[string]string) *testNode {
 	if n.URL == "" {
 		t.Fatalf("node printed no console URL within 30 s; stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
 	}
-	waitHealthy(t, n.URL)
+	waitServing(t, n.URL)
 	return n
 }
 
-func waitHealthy(t *testing.T, base string) {
+// waitServing waits up to 20 s for the node to be ready: /healthz
+// answers as soon as the node listens, while it is still starting.
+func waitServing(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s/healthz did not answer 200 within 20 s", base)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	waitReady(ctx, t, base, http.StatusOK)
 }
 
 // testCtx is a context bounded so a hung test fails instead of stalling.

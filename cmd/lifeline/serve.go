@@ -92,7 +92,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("starting lifeline", "version", version(), "addr", ln.Addr().String(), "public_url", public, "state", mode, "pid", os.Getpid())
 
-	st, err := openState(ctx, &c, log)
+	// Answer from the start: alive but not ready until everything below
+	// is (opening the store can take a while after a crash, and Redis may
+	// come up after the node).
+	front := newFront("opening the " + mode)
+	srv := &http.Server{
+		Handler:           front,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	defer srv.Close()
+
+	st, err := openState(&c, log)
 	if err != nil {
 		return err
 	}
@@ -101,6 +115,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Error("close state", "err", err)
 		}
 	}()
+	if c.redis != "" {
+		front.setState("waiting for " + mode)
+		if err := waitForStore(ctx, st.store, log); err != nil {
+			log.Info("stopped while waiting for redis")
+			return nil
+		}
+	}
 
 	secret, err := sharedSecret(ctx, st.store, "token_secret")
 	if err != nil {
@@ -191,14 +212,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Console:       console.Handler(),
 		Demo:          demo.Handler(demo.Config{SiteKey: demoSite.Key, IdentitySecret: demoSite.IdentitySecret, WidgetURL: "/widget.js", ActionSecret: demoActions}),
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	front.serve(handler)
 
 	fmt.Fprintf(stdout, "Lifeline is running (%s).\n  Console: %s/console\n  Demo:    %s/demo\n", mode, public, public)
 	switch {

@@ -28,7 +28,7 @@ type state struct {
 
 // openState opens the embedded store and in-process broker, or, with
 // --redis, the shared Redis store and broker.
-func openState(ctx context.Context, c *config, log *slog.Logger) (*state, error) {
+func openState(c *config, log *slog.Logger) (*state, error) {
 	if c.redis == "" {
 		if err := os.MkdirAll(c.data, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
@@ -44,14 +44,20 @@ func openState(ctx context.Context, c *config, log *slog.Logger) (*state, error)
 	if err != nil {
 		return nil, err
 	}
+	goredis.SetLogger(redisLogger{log.With("component", "redis")})
 	st := redis.NewStore(client, redis.StoreOptions{Logger: log})
 	br := redis.NewBroker(client, redis.BrokerOptions{Logger: log})
-	if err := st.Ping(ctx); err != nil {
-		log.Warn("redis is not reachable yet; the node will report not ready until it is", "err", err)
-	}
 	return &state{cfg: c, store: st, broker: br, close: func() error {
 		return errors.Join(br.Close(), st.Close(), client.Close())
 	}}, nil
+}
+
+// redisLogger sends go-redis's own messages (failed dials, for one) to the
+// node's log, in its format, rather than to stderr through package log.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
 }
 
 // redisClient returns a cluster client when the URL lists more addresses
