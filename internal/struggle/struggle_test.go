@@ -396,7 +396,7 @@ func TestRecordingFilesAreTheSitesOwn(t *testing.T) {
 	}
 }
 
-// A flush encodes journeys outside the site's lock while the visitor's
+// A flush encodes journeys outside the visitor's shard lock while the visitor's
 // batches keep changing them in place: under the race detector this
 // fails if the record it encodes shares a list with the live journey.
 func TestFlushEncodesWhileBatchesArrive(t *testing.T) {
@@ -454,7 +454,7 @@ func (j *journeyReads) reads(visitorID string) int {
 }
 
 // A visitor the hello just made has no stored journey, so none is read
-// (a store round trip under the site's lock); a known visitor's is read
+// (a store round trip under the detection lock); a known visitor's is read
 // once, on its first batch.
 func TestNewVisitorSkipsTheJourneyRead(t *testing.T) {
 	f := newFixture(t)
