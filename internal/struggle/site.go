@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -35,9 +36,12 @@ type site struct {
 	key    string
 	shards [siteShards]shard
 
-	mu      sync.Mutex // guards raw, policy and pending
-	raw     []byte     // the stored rules document, to notice changes
-	policy  chat.OfferPolicy
+	// policy is the offer policy, swapped whole so that a batch reads it
+	// without a lock.
+	policy atomic.Pointer[chat.OfferPolicy]
+
+	mu      sync.Mutex       // guards raw and pending
+	raw     []byte           // the stored rules document, to notice changes
 	pending map[string]int64 // "rule/field" → delta not yet in the store
 }
 
@@ -82,13 +86,6 @@ func (st *site) ruleset() detect.Ruleset {
 	return sh.engine.Ruleset()
 }
 
-// currentPolicy returns the site's offer policy.
-func (st *site) currentPolicy() chat.OfferPolicy {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.policy
-}
-
 // RulesDoc is a site's rules as stored and served.
 type RulesDoc struct {
 	Rules     json.RawMessage `json:"rules"`
@@ -120,10 +117,11 @@ func (s *Service) loadSite(ctx context.Context, key string) (*site, error) {
 			return nil, err
 		}
 	}
-	st.policy, err = s.Policy(ctx, key)
+	p, err := s.Policy(ctx, key)
 	if err != nil {
 		return nil, err
 	}
+	st.policy.Store(&p)
 	return st, nil
 }
 
@@ -225,9 +223,7 @@ func (s *Service) SetPolicy(ctx context.Context, siteKey string, p chat.OfferPol
 		return err
 	}
 	if st, err := s.siteFor(ctx, siteKey); err == nil {
-		st.mu.Lock()
-		st.policy = p
-		st.mu.Unlock()
+		st.policy.Store(&p)
 	}
 	s.audit(ctx, siteKey, by, "policy.update", string(data))
 	return nil
@@ -290,8 +286,8 @@ func (s *Service) reload(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		st.policy.Store(&policy)
 		st.mu.Lock()
-		st.policy = policy
 		changed := !bytes.Equal(doc.Rules, st.raw)
 		st.mu.Unlock()
 		if !changed {

@@ -390,7 +390,7 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 			s.o.Logger.Warn("read visitor journey", "visitor", ref.VisitorID, "err", err)
 		}
 	}
-	policy := st.currentPolicy()
+	policy := st.policy.Load()
 
 	var offers []pendingOffer
 	var found []chat.FindingSeen

@@ -588,3 +588,23 @@ func TestRulesReachEveryShard(t *testing.T) {
 		}
 	}
 }
+
+// An offer policy saved on one node reaches another at its next reload:
+// with every day closed, its offers become "leave a message".
+func TestPolicyChangeReachesOtherNodes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	other := f.node()
+	if _, err := other.siteFor(ctx, "demo"); err != nil { // the default policy
+		t.Fatal(err)
+	}
+	closed := chat.OfferPolicy{Hours: &chat.BusinessHours{Days: map[string]string{}}}
+	if err := f.svc.SetPolicy(ctx, "demo", closed, chat.Agent{Email: "pm@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	other.reload(ctx)
+	f.declines(other, f.visitor(t, "v1"), 2)
+	if got := f.hub.taken(); len(got) != 1 || got[0].mode != "message" {
+		t.Fatalf("offers on the other node = %+v, want one leave-a-message offer", got)
+	}
+}
