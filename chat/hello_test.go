@@ -14,12 +14,14 @@ type helloStore struct {
 	mu       sync.Mutex
 	visitors map[string]Visitor
 	lookups  int
+	puts     int
 }
 
 func (s *helloStore) PutVisitor(_ context.Context, v Visitor) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.visitors[v.ID] = v
+	s.puts++
 	return nil
 }
 
@@ -30,6 +32,20 @@ func (s *helloStore) Visitor(_ context.Context, id string) (Visitor, error) {
 	if !ok {
 		return Visitor{}, ErrNotFound
 	}
+	return v, nil
+}
+
+func (s *helloStore) UpdateVisitor(_ context.Context, id string, fn func(*Visitor) error) (Visitor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.visitors[id]
+	if !ok {
+		return Visitor{}, ErrNotFound
+	}
+	if err := fn(&v); err != nil {
+		return Visitor{}, err
+	}
+	s.visitors[id] = v
 	return v, nil
 }
 
@@ -64,20 +80,10 @@ func TestNewVisitorHelloSkipsLookups(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())
-	ctx := context.Background()
-	hello := func(token string) (welcome visitorWelcome) {
+	hello := func(token string) visitorWelcome {
 		t.Helper()
-		tr := &recordingTransport{wrote: make(chan struct{}, 4)}
-		c := newClient(h, tr, kindVisitor, "127.0.0.1")
-		c.site = Site{Key: "demo"}
-		frame, _ := json.Marshal(map[string]any{"type": "hello", "token": token, "page": map[string]string{"path": "/checkout"}})
-		h.handleVisitor(ctx, c, frame)
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		if len(tr.tried) != 1 || json.Unmarshal([]byte(tr.tried[0]), &welcome) != nil || welcome.Type != TypeWelcome {
-			t.Fatalf("hello answered %q, want a welcome", tr.tried)
-		}
-		return welcome
+		_, w := sayHello(t, h, token)
+		return w
 	}
 
 	w := hello("")
@@ -87,5 +93,51 @@ func TestNewVisitorHelloSkipsLookups(t *testing.T) {
 	hello(w.Token)
 	if st.lookups != 1 || len(det.refs) != 2 || det.refs[1].New || det.refs[1].VisitorID != w.VisitorID {
 		t.Fatalf("returning visitor: %d conversation lookups, detector refs %+v; want one and a ref not marked new", st.lookups, det.refs)
+	}
+}
+
+// sayHello opens a visitor client on the demo site and says hello with
+// token, returning the client and its welcome.
+func sayHello(t *testing.T, h *Hub, token string) (*client, visitorWelcome) {
+	t.Helper()
+	tr := &recordingTransport{wrote: make(chan struct{}, 4)}
+	c := newClient(h, tr, kindVisitor, "127.0.0.1")
+	c.site = Site{Key: "demo"}
+	frame, _ := json.Marshal(map[string]any{"type": "hello", "token": token, "page": map[string]string{"path": "/checkout"}})
+	h.handleVisitor(context.Background(), c, frame)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var welcome visitorWelcome
+	if len(tr.tried) != 1 || json.Unmarshal([]byte(tr.tried[0]), &welcome) != nil || welcome.Type != TypeWelcome {
+		t.Fatalf("hello answered %q, want a welcome", tr.tried)
+	}
+	return c, welcome
+}
+
+// A known visitor is changed with UpdateVisitor, never read and put
+// back: a hello from a second tab, an identify or a context call must
+// not undo what another tab or node wrote in between. Only a new
+// visitor is put.
+func TestKnownVisitorIsUpdatedNotReplaced(t *testing.T) {
+	st := &helloStore{visitors: map[string]Visitor{}}
+	h, err := NewHub(Config{Store: st, Secret: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	_, w := sayHello(t, h, "")
+	c, _ := sayHello(t, h, w.Token)
+	for _, f := range []map[string]any{
+		{"type": "identify", "identity": map[string]string{"id": "u_42", "name": "Ava"}},
+		{"type": "context", "attributes": map[string]string{"plan": "pro"}},
+	} {
+		frame, _ := json.Marshal(f)
+		h.handleVisitor(context.Background(), c, frame)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v := st.visitors[w.VisitorID]
+	if st.puts != 1 || v.ExternalID != "u_42" || v.Attributes["plan"] != "pro" {
+		t.Fatalf("%d puts, visitor %+v; want the one put of the new visitor, then updates that set u_42 and plan", st.puts, v)
 	}
 }

@@ -21,6 +21,14 @@ type Store interface {
 
 	// PutVisitor creates or replaces a visitor. ErrInvalid if ID or SiteKey is empty.
 	PutVisitor(ctx context.Context, v Visitor) error
+	// UpdateVisitor atomically reads the visitor, applies fn and writes
+	// the result as PutVisitor does, so that writers racing on one
+	// visitor (two tabs, two nodes) lose none of each other's changes. If
+	// fn returns an error nothing is written and that error is returned.
+	// fn may be called more than once and must not have side effects; it
+	// must not change ID or SiteKey (ErrInvalid). ErrNotFound if the
+	// visitor does not exist.
+	UpdateVisitor(ctx context.Context, id string, fn func(*Visitor) error) (Visitor, error)
 	// Visitor returns the visitor, or ErrNotFound.
 	Visitor(ctx context.Context, id string) (Visitor, error)
 	// FindVisitors returns the visitors of a site matching every non-empty

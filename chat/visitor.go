@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -156,15 +155,33 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 		return frameErr(CodeInvalid, "hello was already said on this socket")
 	}
 	now := h.now()
+	seen := func(v *Visitor) {
+		v.LastSeen = now
+		if in.Device != nil {
+			v.Device = in.Device.String()
+		}
+		if in.Locale != "" {
+			v.Locale = truncate(in.Locale, 35)
+		}
+	}
 	var v Visitor
-	if in.Token != "" {
+	isNew := in.Token == ""
+	if !isNew {
 		id, ok := VerifyVisitorToken(h.cfg.Secret, c.site.Key, in.Token)
 		if !ok {
 			return frameErr(CodeBadToken, "the token is not valid for this site; drop it and say hello without one")
 		}
+		// An update, not a read and a put: another tab identifying the
+		// visitor meanwhile must not be undone by this hello.
 		var err error
-		v, err = h.store.Visitor(ctx, id)
-		if errors.Is(err, ErrNotFound) || (err == nil && v.SiteKey != c.site.Key) {
+		v, err = h.store.UpdateVisitor(ctx, id, func(cur *Visitor) error {
+			if cur.SiteKey != c.site.Key {
+				return ErrNotFound
+			}
+			seen(cur)
+			return nil
+		})
+		if errors.Is(err, ErrNotFound) {
 			return frameErr(CodeBadToken, "this visitor no longer exists; drop the token and say hello without one")
 		}
 		if err != nil {
@@ -172,17 +189,10 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 		}
 	} else {
 		v = Visitor{ID: newRecordID(), SiteKey: c.site.Key, CreatedAt: now}
-	}
-	isNew := in.Token == ""
-	v.LastSeen = now
-	if in.Device != nil {
-		v.Device = in.Device.String()
-	}
-	if in.Locale != "" {
-		v.Locale = truncate(in.Locale, 35)
-	}
-	if err := h.store.PutVisitor(ctx, v); err != nil {
-		return err
+		seen(&v)
+		if err := h.store.PutVisitor(ctx, v); err != nil {
+			return err
+		}
 	}
 	var conv *Conversation
 	if !isNew { // a visitor made just now has no conversation to resume
@@ -329,8 +339,12 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 	if email != "" && v.Email == "" {
 		// Remember the address the visitor gave so agents can find them by
 		// it later; it stays unverified.
-		v.Email = email
-		if err := h.store.PutVisitor(ctx, v); err != nil {
+		if v, err = h.store.UpdateVisitor(ctx, v.ID, func(cur *Visitor) error {
+			if cur.Email == "" {
+				cur.Email = email
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
@@ -515,14 +529,14 @@ func mergeAttributes(v *Visitor, attrs map[string]string) {
 	}
 }
 
+// updateVisitor applies fn to the stored visitor atomically: identify,
+// context and consent from one tab never undo another tab's or node's.
 func (h *Hub) updateVisitor(ctx context.Context, id string, fn func(*Visitor)) error {
-	v, err := h.store.Visitor(ctx, id)
-	if err != nil {
-		return err
-	}
-	v.Attributes = maps.Clone(v.Attributes)
-	fn(&v)
-	return h.store.PutVisitor(ctx, v)
+	_, err := h.store.UpdateVisitor(ctx, id, func(v *Visitor) error {
+		fn(v)
+		return nil
+	})
+	return err
 }
 
 func (h *Hub) visitorFeedback(ctx context.Context, c *client, convID string, solved bool) error {

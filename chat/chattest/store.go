@@ -45,6 +45,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) chat.Store) {
 		{"SitesOrdered", testSitesOrdered},
 		{"Visitor", testVisitor},
 		{"FindVisitors", testFindVisitors},
+		{"UpdateVisitor", testUpdateVisitor},
+		{"UpdateVisitorConcurrent", testUpdateVisitorConcurrent},
 		{"Agent", testAgent},
 		{"AgentsOrdered", testAgentsOrdered},
 		{"Session", testSession},
@@ -1400,4 +1402,79 @@ func testLastMessage(t *testing.T, s chat.Store) {
 	})
 	noErr(t, "UpdateConversation", err)
 	check("after a record update", agentWant)
+}
+
+func testUpdateVisitor(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	site := newID("site")
+	v := chat.Visitor{ID: newID("vis"), SiteKey: site, Email: "old@example.com", CreatedAt: now().Add(-time.Hour)}
+	noErr(t, "PutVisitor", s.PutVisitor(ctx, v))
+
+	got, err := s.UpdateVisitor(ctx, v.ID, func(cur *chat.Visitor) error {
+		cur.ExternalID, cur.Email, cur.Verified = "u_7", "new@example.com", true
+		return nil
+	})
+	noErr(t, "UpdateVisitor", err)
+	want := v
+	want.ExternalID, want.Email, want.Verified = "u_7", "new@example.com", true
+	sameAs(t, "UpdateVisitor result", got, want, normVisitor)
+	stored, err := s.Visitor(ctx, v.ID)
+	noErr(t, "Visitor", err)
+	sameAs(t, "Visitor after UpdateVisitor", stored, want, normVisitor)
+	// The lookups follow the change.
+	found, err := s.FindVisitors(ctx, chat.VisitorQuery{SiteKey: site, ExternalID: "u_7"})
+	noErr(t, "FindVisitors(external ID)", err)
+	if len(found) != 1 || found[0].ID != v.ID {
+		t.Errorf("FindVisitors(external ID) = %v, want the updated visitor", found)
+	}
+	found, err = s.FindVisitors(ctx, chat.VisitorQuery{SiteKey: site, Email: "old@example.com"})
+	noErr(t, "FindVisitors(old email)", err)
+	if len(found) != 0 {
+		t.Errorf("FindVisitors(old email) = %v, want none", found)
+	}
+
+	refused := errors.New("refused")
+	_, err = s.UpdateVisitor(ctx, v.ID, func(cur *chat.Visitor) error {
+		cur.Name = "not written"
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Errorf("UpdateVisitor(fn fails) = %v, want fn's error", err)
+	}
+	_, err = s.UpdateVisitor(ctx, v.ID, func(cur *chat.Visitor) error { cur.SiteKey = "other"; return nil })
+	wantErr(t, "UpdateVisitor(change site)", err, chat.ErrInvalid)
+	if stored, _ := s.Visitor(ctx, v.ID); stored.Name != "" || stored.SiteKey != site {
+		t.Errorf("after refused updates the visitor is %+v, want it unchanged", stored)
+	}
+	_, err = s.UpdateVisitor(ctx, newID("vis"), func(*chat.Visitor) error { return nil })
+	wantErr(t, "UpdateVisitor(unknown)", err, chat.ErrNotFound)
+}
+
+// testUpdateVisitorConcurrent has writers each add their own attribute to
+// one visitor at once: an update that read before another's write and
+// wrote after it would lose that attribute.
+func testUpdateVisitorConcurrent(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	v := chat.Visitor{ID: newID("vis"), SiteKey: newID("site"), CreatedAt: now()}
+	noErr(t, "PutVisitor", s.PutVisitor(ctx, v))
+	const writers = 12
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			_, err := s.UpdateVisitor(ctx, v.ID, func(cur *chat.Visitor) error {
+				if cur.Attributes == nil {
+					cur.Attributes = map[string]string{}
+				}
+				cur.Attributes[fmt.Sprint("k", i)] = "v"
+				return nil
+			})
+			noErr(t, "UpdateVisitor", err)
+		})
+	}
+	wg.Wait()
+	got, err := s.Visitor(ctx, v.ID)
+	noErr(t, "Visitor", err)
+	if len(got.Attributes) != writers {
+		t.Fatalf("attributes after %d concurrent updates = %v, want all %d", writers, got.Attributes, writers)
+	}
 }

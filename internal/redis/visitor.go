@@ -131,6 +131,80 @@ func (s *Store) Visitor(ctx context.Context, id string) (chat.Visitor, error) {
 	return v, nil
 }
 
+// UpdateVisitor reads, changes and writes the visitor under WATCH on its
+// record, retried when another writer changed it in between; the lookup
+// indexes are updated around the write as PutVisitor does.
+func (s *Store) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visitor) error) (chat.Visitor, error) {
+	if err := s.check(); err != nil {
+		return chat.Visitor{}, err
+	}
+	key := s.k.visitor(id)
+	for attempt := 0; ; attempt++ {
+		var old, cur chat.Visitor
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			b, err := tx.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return fmt.Errorf("visitor %s: %w", id, chat.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(b, &old); err != nil {
+				return fmt.Errorf("decode visitor %s: %w", id, err)
+			}
+			if err := json.Unmarshal(b, &cur); err != nil { // a copy sharing no map
+				return fmt.Errorf("decode visitor %s: %w", id, err)
+			}
+			if err := fn(&cur); err != nil {
+				return fnError{err}
+			}
+			if cur.ID != old.ID || cur.SiteKey != old.SiteKey {
+				return fmt.Errorf("update visitor %s: changed ID or site: %w", id, chat.ErrInvalid)
+			}
+			nb, err := json.Marshal(cur)
+			if err != nil {
+				return fmt.Errorf("update visitor %s: %w", id, err)
+			}
+			if err := s.zaddAll(ctx, s.visitorIndexes(cur), visitorScore(cur), id); err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, nb, 0)
+				return nil
+			})
+			return err
+		}, key)
+		switch {
+		case err == nil:
+			var stale []string
+			add := s.visitorIndexes(cur)
+			for _, k := range s.visitorIndexes(old) {
+				if !slices.Contains(add, k) {
+					stale = append(stale, k)
+				}
+			}
+			if err := s.unindexVisitor(ctx, id, stale); err != nil {
+				// The write is durable; a stale entry only costs a read
+				// that finds the visitor no longer matches.
+				s.log.Warn("redis store: unindex visitor", "visitor", id, "err", err)
+			}
+			return cur, nil
+		case errors.Is(err, redis.TxFailedErr) && attempt < maxTxRetries:
+			continue
+		}
+		if fe, ok := errors.AsType[fnError](err); ok {
+			return chat.Visitor{}, fe.err
+		}
+		if errors.Is(err, redis.TxFailedErr) {
+			return chat.Visitor{}, fmt.Errorf("update visitor %s: too much contention: %w", id, chat.ErrConflict)
+		}
+		if errors.Is(err, chat.ErrNotFound) || errors.Is(err, chat.ErrInvalid) {
+			return chat.Visitor{}, err
+		}
+		return chat.Visitor{}, wrap(err, "update visitor %s", id)
+	}
+}
+
 // FindVisitors returns the visitors of a site matching every non-empty
 // field of q, oldest first. Candidates come from the most selective index
 // and are checked against the visitor records.

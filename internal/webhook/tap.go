@@ -21,8 +21,8 @@ import (
 //   - AppendMessage (created only): message.created, without the site and
 //     visitor, which the Service fills from the conversation when it
 //     queues the event, off the chat write path
-//   - PutVisitor that sets or changes the external ID or verification:
-//     visitor.identified
+//   - PutVisitor or UpdateVisitor that sets or changes the external ID or
+//     verification: visitor.identified
 //
 // Other methods pass through. The hub and the detector get the tapped
 // store; maintenance (erasure, retention) uses the plain one.
@@ -92,6 +92,26 @@ func agentOf(m chat.Message) string {
 	return ""
 }
 
+func (t *tap) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visitor) error) (chat.Visitor, error) {
+	var before chat.Visitor
+	v, err := t.Store.UpdateVisitor(ctx, id, func(cur *chat.Visitor) error {
+		before = *cur // the last call is the one written
+		return fn(cur)
+	})
+	if err == nil {
+		t.identified(ctx, before, v)
+	}
+	return v, err
+}
+
+// identified reports visitor.identified when v has an external ID that
+// old did not have, or another verification.
+func (t *tap) identified(ctx context.Context, old, v chat.Visitor) {
+	if v.ExternalID != "" && (old.ExternalID != v.ExternalID || old.Verified != v.Verified) {
+		t.ev.Emit(ctx, chat.Event{Type: chat.EventVisitorIdentified, SiteKey: v.SiteKey, VisitorID: v.ID, Visitor: &v})
+	}
+}
+
 func (t *tap) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	if v.ExternalID == "" {
 		return t.Store.PutVisitor(ctx, v)
@@ -103,8 +123,6 @@ func (t *tap) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	if err := t.Store.PutVisitor(ctx, v); err != nil {
 		return err
 	}
-	if old.ExternalID != v.ExternalID || old.Verified != v.Verified {
-		t.ev.Emit(ctx, chat.Event{Type: chat.EventVisitorIdentified, SiteKey: v.SiteKey, VisitorID: v.ID, Visitor: &v})
-	}
+	t.identified(ctx, old, v)
 	return nil
 }

@@ -26,6 +26,7 @@ type appendReq struct {
 	m       chat.Message
 	flush   bool
 	visitor *chat.Visitor
+	update  *visitorUpdate
 	meta    *metaPut
 	done    chan appendRes // buffered: the writer never blocks on it
 }
@@ -227,6 +228,12 @@ func (s *Store) commitPuts(batch []*appendReq) {
 					}
 					continue
 				}
+				if r.update != nil {
+					if err := r.update.apply(tx); err != nil {
+						return err
+					}
+					continue
+				}
 				if err := tx.Bucket(bMeta).Put([]byte(r.meta.key), metaValue(r.meta.value)); err != nil {
 					return fmt.Errorf("put meta %s: %w", r.meta.key, err)
 				}
@@ -235,14 +242,20 @@ func (s *Store) commitPuts(batch []*appendReq) {
 		}))
 	}
 	for _, r := range batch {
-		if r.visitor != nil {
+		switch {
+		case r.visitor != nil:
 			s.cache.forgetVisitor(r.visitor.ID)
+		case r.update != nil:
+			s.cache.forgetVisitor(r.update.id)
 		}
 	}
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	for _, r := range batch {
 		res := appendRes{err: err} // PutVisitor and PutMeta wrap it
+		if err == nil && r.update != nil {
+			res.err = r.update.err
+		}
 		if cerr := r.ctx.Err(); cerr != nil {
 			// Nobody is waiting: the caller already returned ctx.Err().
 			res.err = cerr
