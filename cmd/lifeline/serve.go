@@ -95,7 +95,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Answer from the start: alive but not ready until everything below
 	// is (opening the store can take a while after a crash, and Redis may
 	// come up after the node).
-	front := newFront("opening the " + mode)
+	front := newFront("opening its store") // no paths or addresses for strangers
 	srv := &http.Server{
 		Handler:           front,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -116,7 +116,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 	if c.redis != "" {
-		front.setState("waiting for " + mode)
+		front.setState("waiting for Redis")
 		if err := waitForStore(ctx, st.store, log); err != nil {
 			log.Info("stopped while waiting for redis")
 			return nil

@@ -58,7 +58,7 @@ func TestNodeStartsBeforeRedis(t *testing.T) {
 		Error struct{ Code, Message string }
 	}
 	resp := getJSON(t, base, "/readyz", &ready)
-	if resp.StatusCode != http.StatusServiceUnavailable || ready.Error.Code != "starting" || !strings.Contains(ready.Error.Message, "waiting for redis") {
+	if resp.StatusCode != http.StatusServiceUnavailable || ready.Error.Code != "starting" || ready.Error.Message != "Lifeline is starting: waiting for Redis" {
 		t.Fatalf("/readyz while Redis is down = %d %+v, want 503 starting, waiting for redis", resp.StatusCode, ready.Error)
 	}
 	var api struct{ Error struct{ Code string } }
