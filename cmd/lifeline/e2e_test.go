@@ -754,11 +754,11 @@ func TestE2EInjectionRendersInert(t *testing.T) {
 	agent.WaitJS("the chat in the console", `document.querySelector('.convlist .item, .item') !== null`)
 	cClick(t, agent, ".item")
 	agent.WaitJS("the visitor's message as text", `document.querySelector('.transcript')?.textContent.includes("<img src=x onerror=\"window.__xss='msg'\">")`)
-	var claimable bool
-	agent.Eval(`document.querySelector('[data-action=claim]') !== null`, &claimable)
-	if claimable {
-		cClick(t, agent, "[data-action=claim]")
-	}
+	// The router gives the chat to this agent (online) at a moment of its
+	// own: claim it only if it still waits, in one step, so that the
+	// button cannot go between a look and a click.
+	agent.Eval(`(document.querySelector('[data-action=claim]')?.click(), true)`, nil)
+	agent.WaitJS("the chat assigned", `document.querySelector('[data-action=resolve]') !== null`)
 	agent.WaitJS("the sidebar with the name, attributes, context and error as text",
 		`(() => { const s = document.querySelector('.context')?.textContent ?? ''; return s.includes(`+jsq(name)+`) && s.includes(`+jsq(attr)+`) && s.includes(`+jsq(link)+`) && s.includes(`+jsq(ctxv)+`) && s.includes("Card declined <img"); })()`)
 	agent.Run(chromedp.SendKeys(chromedp.CSS(".composer textarea"), reply))
