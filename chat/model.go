@@ -198,6 +198,16 @@ func previewText(s string) string {
 	return cut + "…"
 }
 
+// SetLast records the conversation's last message: its sequence number
+// and preview (nil for none), moving UpdatedAt on to the message's time
+// if that is later.
+func (c *Conversation) SetLast(seq int64, last *MessagePreview) {
+	c.LastSeq, c.Last = seq, last
+	if last != nil && last.At.After(c.UpdatedAt) {
+		c.UpdatedAt = last.At
+	}
+}
+
 // Open reports whether the conversation still needs or has an agent.
 func (c Conversation) Open() bool { return c.Status != StatusResolved }
 

@@ -84,9 +84,9 @@ type Store interface {
 	// AppendMessage durably stores m at the next sequence number of its
 	// conversation and returns it with Seq set (and At set to now if zero).
 	// It also advances the conversation's LastSeq and UpdatedAt and makes
-	// the message its Last. If a
-	// message with the same ClientID is already in the conversation, it
-	// returns that stored message and created = false, storing nothing.
+	// the message its Last. If a message with the same ClientID is already
+	// in the conversation, it returns that stored message and created =
+	// false, storing nothing.
 	// ErrNotFound if the conversation does not exist; ErrInvalid if ClientID
 	// or ConversationID is empty.
 	AppendMessage(ctx context.Context, m Message) (stored Message, created bool, err error)

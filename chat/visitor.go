@@ -361,10 +361,7 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 		// (an assigned conversation's agent gets the message itself).
 		// A copy, so that conv itself stays on the stack.
 		queued := conv
-		queued.LastSeq, queued.Last = m.Seq, PreviewOf(m)
-		if m.At.After(queued.UpdatedAt) {
-			queued.UpdatedAt = m.At
-		}
+		queued.SetLast(m.Seq, PreviewOf(m))
 		h.publish(ctx, queueTopic, &event{Kind: evConversation, Conversation: &queued})
 	}
 	// Publish before acknowledging, and again for a retry: a node that dies

@@ -14,9 +14,10 @@ import (
 // appendScript appends a message atomically in the conversation's slot.
 // KEYS: {c:ID} hash, {c:ID}:m list, {c:ID}:cid hash, {c:ID}:s hash.
 // ARGV: client ID, message JSON (without seq), message time (RFC 3339),
-// the message's preview (JSON), kept as the conversation's last. Returns {-1} if the conversation is missing, {0, seq, json} if the
-// client ID was already stored, {1, seq} when stored now. The list length
-// always equals seq, so seq is gap-free and element i holds seq i+1.
+// the message's preview (JSON), kept as the conversation's last. Returns
+// {-1} if the conversation is missing, {0, seq, json} if the client ID
+// was already stored, {1, seq} when stored now. The list length always
+// equals seq, so seq is gap-free and element i holds seq i+1.
 var appendScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'v') == 0 then return {-1} end
 local s = redis.call('HGET', KEYS[3], ARGV[1])

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -57,17 +58,21 @@ func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 		return wrap(err, "index visitor %s", v.ID)
 	}
 	if oldErr == nil {
-		var stale []string
-		for _, k := range s.visitorIndexes(old) {
-			if !slices.Contains(add, k) {
-				stale = append(stale, k)
-			}
-		}
-		if err := s.unindexVisitor(ctx, v.ID, stale); err != nil {
-			return err
-		}
+		return s.unindexVisitor(ctx, v.ID, s.staleIndexes(old, v))
 	}
 	return nil
+}
+
+// staleIndexes returns the index keys old belongs to and v does not.
+func (s *Store) staleIndexes(old, v chat.Visitor) []string {
+	keep := s.visitorIndexes(v)
+	var stale []string
+	for _, k := range s.visitorIndexes(old) {
+		if !slices.Contains(keep, k) {
+			stale = append(stale, k)
+		}
+	}
+	return stale
 }
 
 // unindexVisitor removes id from the keys, then re-reads the visitor and
@@ -152,9 +157,8 @@ func (s *Store) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visi
 			if err := json.Unmarshal(b, &old); err != nil {
 				return fmt.Errorf("decode visitor %s: %w", id, err)
 			}
-			if err := json.Unmarshal(b, &cur); err != nil { // a copy sharing no map
-				return fmt.Errorf("decode visitor %s: %w", id, err)
-			}
+			cur = old
+			cur.Attributes = maps.Clone(old.Attributes) // fn may change them
 			if err := fn(&cur); err != nil {
 				return fnError{err}
 			}
@@ -176,14 +180,7 @@ func (s *Store) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visi
 		}, key)
 		switch {
 		case err == nil:
-			var stale []string
-			add := s.visitorIndexes(cur)
-			for _, k := range s.visitorIndexes(old) {
-				if !slices.Contains(add, k) {
-					stale = append(stale, k)
-				}
-			}
-			if err := s.unindexVisitor(ctx, id, stale); err != nil {
+			if err := s.unindexVisitor(ctx, id, s.staleIndexes(old, cur)); err != nil {
 				// The write is durable; a stale entry only costs a read
 				// that finds the visitor no longer matches.
 				s.log.Warn("redis store: unindex visitor", "visitor", id, "err", err)

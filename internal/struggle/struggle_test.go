@@ -83,6 +83,17 @@ func (f *fixture) node() *Service {
 	return s
 }
 
+// runningNode is another node that has loaded the demo site's detector
+// settings (the defaults), so that later changes reach it by reload.
+func (f *fixture) runningNode(t *testing.T) *Service {
+	t.Helper()
+	s := f.node()
+	if _, err := s.siteFor(context.Background(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func (f *fixture) visitor(t *testing.T, id string) chat.VisitorRef {
 	t.Helper()
 	if err := f.store.PutVisitor(context.Background(), chat.Visitor{ID: id, SiteKey: "demo", CreatedAt: f.clock.Now()}); err != nil {
@@ -554,10 +565,7 @@ func TestSlowJourneyReadHoldsUpOnlyItsVisitor(t *testing.T) {
 func TestRulesReachEveryShard(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	other := f.node()
-	if _, err := other.siteFor(ctx, "demo"); err != nil { // running the defaults
-		t.Fatal(err)
-	}
+	other := f.runningNode(t)
 	// One decline is enough under these rules; the defaults want two.
 	rules := `{"version":1,"threshold":5,"rules":[{"id":"pay-once","signal":"report","count":1,"window":"5m","weight":8,"match":{"message":["declined"]}}]}`
 	if _, err := f.svc.SetRules(ctx, "demo", []byte(rules), chat.Agent{Email: "pm@example.com"}); err != nil {
@@ -594,10 +602,7 @@ func TestRulesReachEveryShard(t *testing.T) {
 func TestPolicyChangeReachesOtherNodes(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	other := f.node()
-	if _, err := other.siteFor(ctx, "demo"); err != nil { // the default policy
-		t.Fatal(err)
-	}
+	other := f.runningNode(t)
 	closed := chat.OfferPolicy{Hours: &chat.BusinessHours{Days: map[string]string{}}}
 	if err := f.svc.SetPolicy(ctx, "demo", closed, chat.Agent{Email: "pm@example.com"}); err != nil {
 		t.Fatal(err)

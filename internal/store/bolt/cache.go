@@ -78,10 +78,7 @@ type cachedConv struct {
 // last message, as getConv returns it.
 func (e cachedConv) conversation() chat.Conversation {
 	c := e.rec
-	c.LastSeq, c.Last = e.lastSeq, e.last
-	if e.last != nil && e.last.At.After(c.UpdatedAt) {
-		c.UpdatedAt = e.last.At
-	}
+	c.SetLast(e.lastSeq, e.last)
 	return c
 }
 
