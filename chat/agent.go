@@ -114,16 +114,15 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 		h.agents[a.ID] = g
 	}
 	g.clients[c] = struct{}{}
-	view := AgentView{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role, Status: g.status, Capacity: g.capacity}
+	view := g.view(a)
 	h.mu.Unlock()
 	h.refreshPresence(ctx, g)
 
-	queue, err := h.store.Conversations(ctx, ConversationQuery{Statuses: []Status{StatusWaiting}, Limit: 500})
+	queue, err := h.waitingQueue(ctx)
 	if err != nil {
 		return err
 	}
-	sortQueue(queue)
-	assigned, err := h.store.Conversations(ctx, ConversationQuery{AgentID: a.ID, Statuses: []Status{StatusActive, StatusPending}, Limit: 500})
+	assigned, err := h.assignedTo(ctx, a.ID)
 	if err != nil {
 		return err
 	}
@@ -147,6 +146,22 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 	h.publishPresence(ctx)
 	h.kickRouter()
 	return nil
+}
+
+// waitingQueue returns the waiting conversations in the order agents see
+// them, as an agent's welcome carries them.
+func (h *Hub) waitingQueue(ctx context.Context) ([]Conversation, error) {
+	queue, err := h.store.Conversations(ctx, ConversationQuery{Statuses: []Status{StatusWaiting}, Limit: 500})
+	if err != nil {
+		return nil, err
+	}
+	sortQueue(queue)
+	return queue, nil
+}
+
+// assignedTo returns the open conversations assigned to an agent.
+func (h *Hub) assignedTo(ctx context.Context, agentID string) ([]Conversation, error) {
+	return h.store.Conversations(ctx, ConversationQuery{AgentID: agentID, Statuses: []Status{StatusActive, StatusPending}, Limit: 500})
 }
 
 func nonNil[T any](s []T) []T {

@@ -362,7 +362,7 @@ func (h *Hub) houseLoop() {
 			h.refreshPresence(h.ctx, g)
 		}
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.PresenceTTL/3)
-		h.attachAssigned(ctx)
+		h.attachAssigned(ctx, false)
 		cancel()
 	}
 }

@@ -44,6 +44,12 @@ type agentGroup struct {
 	clients  map[*client]struct{}
 }
 
+// view shows a as this node has them: their live status and capacity,
+// without the load. The caller holds Hub.mu.
+func (g *agentGroup) view(a Agent) AgentView {
+	return AgentView{ID: a.ID, Name: a.Name, Email: a.Email, Role: a.Role, Status: g.status, Capacity: g.capacity}
+}
+
 // attach joins c to the conversation's room and sends it every message after
 // the client's cursor, then live traffic.
 func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) error {
@@ -331,9 +337,8 @@ func (h *Hub) agentName(ctx context.Context, id string) string {
 
 // Resync catches this node's live state up with the Store after broker
 // traffic may have been lost, as when the broker reconnects to Redis after a
-// restart: every local room delivers what was stored since its mark, local
-// agents are attached to (and told about) conversations assigned to them
-// meanwhile, and the router re-reads the queue. It returns at once; calls
+// restart: every local socket is sent what it missed (see resyncOnce), and
+// the router re-reads the queue. It returns at once; calls
 // made while a resync is pending coalesce. Start arranges for it to run
 // after every resubscription of a broker that reports them.
 func (h *Hub) Resync() {
@@ -365,12 +370,67 @@ func (h *Hub) resyncLoop() {
 	}
 }
 
-// resyncOnce fills every local room from the store and attaches local
-// agents to their assigned conversations. It reports whether every read
-// succeeded.
+// resyncOnce brings this node's sockets up to date with the store after
+// broker traffic was lost. Messages come from each room's gap; everything
+// else announced only on the broker is sent again as it now stands:
+//   - each visitor's tabs follow a conversation started in another tab, and
+//     an erased visitor's sockets close;
+//   - each room's visitors are told the conversation's status, agent and
+//     feedback, and its agents get its notes;
+//   - each agent gets a fresh welcome (the queue, their conversations, their
+//     status and load), joins what was assigned to them meanwhile, and gets
+//     the agent list.
+//
+// It reports whether every read succeeded.
 func (h *Hub) resyncOnce() bool {
+	ok := h.resyncVisitors()
+	ok = h.resyncRooms() && ok
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
+	ok = h.attachAssigned(ctx, true) && ok
+	return h.resyncPresence(ctx) && ok
+}
+
+// resyncTimeout bounds the store reads of one visitor or room in a resync.
+const resyncTimeout = 5 * time.Second
+
+func (h *Hub) resyncVisitors() bool {
+	h.mu.Lock()
+	ids := make([]string, 0, len(h.visitors))
+	for id := range h.visitors {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
+	ok := true
+	for _, id := range ids {
+		if err := h.resyncVisitor(id); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("resync visitor", "visitor", id, "err", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (h *Hub) resyncVisitor(id string) error {
+	ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+	defer cancel()
+	_, err := h.store.Visitor(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		h.closeVisitorSockets(id) // erased meanwhile
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	list, err := h.store.Conversations(ctx, ConversationQuery{VisitorID: id, Limit: 1})
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	h.showTabs(h.visitorTabs(id), list[0], h.agentName(ctx, list[0].AgentID))
+	return nil
+}
+
+func (h *Hub) resyncRooms() bool {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
@@ -389,32 +449,115 @@ func (h *Hub) resyncOnce() bool {
 		}
 		r.mu.Lock()
 		err := h.fillGap(r)
+		if err == nil {
+			err = h.resendState(r)
+		}
 		r.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrNotFound) && h.ctx.Err() == nil {
 			h.log.Warn("resync", "err", err)
 			ok = false
 		}
 	}
-	return h.attachAssigned(ctx) && ok
+	return ok
+}
+
+// resendState tells the room's visitors the conversation as it stands and
+// sends its agents every note (they drop the ones they hold by id). The
+// caller holds r.mu, so the event of any later change is sent after it.
+func (h *Hub) resendState(r *room) error {
+	visitors, agents := false, false
+	for c := range r.clients {
+		visitors = visitors || c.kind == kindVisitor
+		agents = agents || c.kind == kindAgent
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
+	defer cancel()
+	if visitors {
+		conv, err := h.store.Conversation(ctx, r.id)
+		if err != nil {
+			return fmt.Errorf("resend state of %s: %w", r.id, err)
+		}
+		r.sendTo(kindVisitor, encode(conversationFrame{Type: TypeConversation, Conversation: visitorView(conv, h.agentName(ctx, conv.AgentID))}))
+	}
+	if agents {
+		notes, err := h.store.Notes(ctx, r.id)
+		if err != nil {
+			return fmt.Errorf("resend notes of %s: %w", r.id, err)
+		}
+		for i := range notes {
+			r.sendTo(kindAgent, encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
+		}
+	}
+	return nil
+}
+
+// resyncPresence re-announces this node's agents (a restarted Redis may
+// have lost them) and sends them the agent list as it now stands.
+func (h *Hub) resyncPresence(ctx context.Context) bool {
+	h.mu.Lock()
+	groups := make([]*agentGroup, 0, len(h.agents))
+	for _, g := range h.agents {
+		groups = append(groups, g)
+	}
+	h.mu.Unlock()
+	if len(groups) == 0 {
+		return true
+	}
+	for _, g := range groups {
+		h.refreshPresence(ctx, g)
+	}
+	views, err := h.Agents(ctx)
+	if err != nil {
+		if h.ctx.Err() == nil {
+			h.log.Warn("resync agent list", "err", err)
+		}
+		return false
+	}
+	frame := encode(presenceFrame{Type: TypePresence, Agents: views})
+	h.mu.Lock()
+	for _, g := range h.agents {
+		for c := range g.clients {
+			c.send(frame)
+		}
+	}
+	h.mu.Unlock()
+	return true
 }
 
 // attachAssigned tells local agents' sockets about conversations assigned
 // to them that they have not joined, and joins them. Assignments are
 // announced on the broker once, so one is missed when the announcement is
-// lost or the assigning node dies between storing and announcing it. It
+// lost or the assigning node dies between storing and announcing it. With
+// welcome, every socket is first sent a fresh welcome, as on its hello. It
 // reports whether every read succeeded.
-func (h *Hub) attachAssigned(ctx context.Context) bool {
-	h.mu.Lock()
-	agents := make(map[string][]*client, len(h.agents))
-	for id, g := range h.agents {
-		for c := range g.clients {
-			agents[id] = append(agents[id], c)
+func (h *Hub) attachAssigned(ctx context.Context, welcome bool) bool {
+	var queue []Conversation
+	if welcome {
+		var err error
+		if queue, err = h.waitingQueue(ctx); err != nil {
+			if h.ctx.Err() == nil {
+				h.log.Warn("resync queue", "err", err)
+			}
+			return false
 		}
+	}
+	type local struct {
+		view    AgentView
+		clients []*client
+	}
+	h.mu.Lock()
+	agents := make(map[string]*local, len(h.agents))
+	for id, g := range h.agents {
+		l := &local{view: g.view(g.agent)}
+		for c := range g.clients {
+			l.clients = append(l.clients, c)
+		}
+		agents[id] = l
 	}
 	h.mu.Unlock()
 	ok := true
-	for id, clients := range agents {
-		assigned, err := h.store.Conversations(ctx, ConversationQuery{AgentID: id, Statuses: []Status{StatusActive, StatusPending}, Limit: 500})
+	for id, l := range agents {
+		assigned, err := h.assignedTo(ctx, id)
 		if err != nil {
 			if h.ctx.Err() == nil {
 				h.log.Warn("assigned conversations", "agent", id, "err", err)
@@ -422,9 +565,16 @@ func (h *Hub) attachAssigned(ctx context.Context) bool {
 			ok = false
 			continue
 		}
+		if welcome {
+			l.view.Load = len(assigned)
+			frame := encode(agentWelcome{Type: TypeWelcome, Agent: l.view, Queue: nonNil(queue), Assigned: nonNil(assigned)})
+			for _, c := range l.clients {
+				c.send(frame)
+			}
+		}
 		for _, conv := range assigned {
 			var frame []byte
-			for _, c := range clients {
+			for _, c := range l.clients {
 				c.mu.Lock()
 				_, attached := c.rooms[conv.ID]
 				c.mu.Unlock()

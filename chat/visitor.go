@@ -302,25 +302,34 @@ func (h *Hub) onVisitorEvent(visitorID string, payload []byte) {
 			c.send(frame)
 		}
 	case evConversation:
-		conv := ev.Conversation
-		if conv == nil {
-			return
+		if ev.Conversation != nil {
+			h.showTabs(tabs, *ev.Conversation, ev.AgentName)
 		}
-		frame := encode(conversationFrame{Type: TypeConversation, Conversation: visitorView(*conv, ev.AgentName)})
-		for _, c := range tabs {
-			c.mu.Lock()
-			fresh := c.conv != conv.ID
-			c.conv = conv.ID
-			c.mu.Unlock()
-			if fresh {
-				c.send(frame)
-				h.spawn(func() {
-					if err := h.attach(h.ctx, c, conv.ID, true); err != nil {
-						h.log.Warn("attach visitor tab", "conv", conv.ID, "err", err)
-					}
-				})
+	}
+}
+
+// showTabs moves the visitor's tabs that are not on conv (it started in
+// another tab) onto it: each is told about it and attached to its room,
+// off the caller's goroutine because attaching reads the store.
+func (h *Hub) showTabs(tabs []*client, conv Conversation, agentName string) {
+	var frame []byte
+	for _, c := range tabs {
+		c.mu.Lock()
+		fresh := c.conv != conv.ID
+		c.conv = conv.ID
+		c.mu.Unlock()
+		if !fresh {
+			continue
+		}
+		if frame == nil {
+			frame = encode(conversationFrame{Type: TypeConversation, Conversation: visitorView(conv, agentName)})
+		}
+		c.send(frame)
+		h.spawn(func() {
+			if err := h.attach(h.ctx, c, conv.ID, true); err != nil {
+				h.log.Warn("attach visitor tab", "conv", conv.ID, "err", err)
 			}
-		}
+		})
 	}
 }
 
