@@ -198,8 +198,10 @@ func (p *chatPart) report(rep *Report, sending time.Duration) {
 
 // chatAgent is one agent socket.
 type chatAgent struct {
-	conn *conn
-	id   string
+	conn     *conn
+	id       string
+	welcomed chan struct{} // closed by read at the welcome
+	done     chan struct{} // closed when read returns
 
 	mu      sync.Mutex
 	claimed map[string]bool
@@ -242,15 +244,11 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		a := &chatAgent{conn: c, id: s.Agent.ID, claimed: make(map[string]bool)}
+		a := newChatAgent(c, s.Agent.ID)
 		p.agents[i] = a
-		if err := c.send(ctx, []byte(`{"type":"hello"}`)); err != nil {
-			return err
+		if err := a.hello(ctx, p); err != nil {
+			return fmt.Errorf("%s: %w", email, err)
 		}
-		if _, err := c.until(ctx, "welcome"); err != nil {
-			return err
-		}
-		p.r.wg.Go(func() { a.read(p) })
 		if err := c.send(ctx, presence); err != nil {
 			return err
 		}
@@ -258,10 +256,40 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 	return nil
 }
 
+func newChatAgent(c *conn, id string) *chatAgent {
+	return &chatAgent{conn: c, id: id, claimed: make(map[string]bool), welcomed: make(chan struct{}), done: make(chan struct{})}
+}
+
+// hello says hello and waits for the welcome. The socket is read from the
+// start: the node makes an agent available at its hello, so the router
+// may assign it a conversation (another load process's visitor's) before
+// the welcome is sent, and that claim counts.
+func (a *chatAgent) hello(ctx context.Context, p *chatPart) error {
+	p.r.wg.Go(func() { a.read(p) })
+	if err := a.conn.send(ctx, []byte(`{"type":"hello"}`)); err != nil {
+		return err
+	}
+	select {
+	case <-a.welcomed:
+		return nil
+	case <-a.done:
+		return errors.New("the socket closed before the welcome")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // read records claims and deliveries on an agent socket.
 func (a *chatAgent) read(p *chatPart) {
+	defer close(a.done)
 	a.conn.eachFrame(func(f *frame, now time.Time) {
 		switch f.Type {
+		case "welcome":
+			select {
+			case <-a.welcomed:
+			default:
+				close(a.welcomed)
+			}
 		case "conversation":
 			cv := f.Conversation
 			if cv.AgentID == a.id && cv.Status == "active" {

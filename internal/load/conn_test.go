@@ -225,3 +225,35 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// A conversation assigned to a load agent before its welcome (the node
+// makes an agent available at its hello) is counted as claimed.
+func TestAgentCountsClaimsBeforeWelcome(t *testing.T) {
+	srv := wsServer(t, func(ctx context.Context, ws *websocket.Conn) error {
+		if _, _, err := ws.Read(ctx); err != nil { // the hello
+			return err
+		}
+		for _, f := range []string{
+			`{"type":"conversation","conversation":{"id":"c1","agent_id":"a1","status":"active"}}`,
+			`{"type":"welcome","agent":{"id":"a1"},"queue":[],"assigned":[]}`,
+		} {
+			if err := ws.Write(ctx, websocket.MessageText, []byte(f)); err != nil {
+				return err
+			}
+		}
+		ws.Read(ctx) // until the client closes
+		return nil
+	})
+	p := &chatPart{r: &runner{}}
+	a := newChatAgent(dialTest(t, srv, "/ws"), "a1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.hello(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.claimedCount(); n != 1 {
+		t.Fatalf("claimed %d conversations at the welcome, want the 1 assigned before it", n)
+	}
+	a.conn.closeNow()
+	p.r.wg.Wait()
+}
