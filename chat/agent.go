@@ -50,9 +50,9 @@ func (h *Hub) handleAgent(ctx context.Context, c *client, data []byte) {
 	case TypeNote:
 		err = h.addNote(ctx, c.agent, in.ConversationID, in.Text)
 	case TypeTyping:
-		h.publish(ctx, convTopic(in.ConversationID), &event{Kind: evTyping, Author: &Author{Kind: AuthorAgent, ID: c.agent.ID, Name: c.agent.Name}, Typing: in.Typing})
+		h.publish(ctx, &event{Kind: evTyping, Author: &Author{Kind: AuthorAgent, ID: c.agent.ID, Name: c.agent.Name}, Typing: in.Typing}, convTopic(in.ConversationID))
 	case TypeRead:
-		h.publish(ctx, convTopic(in.ConversationID), &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorAgent)})
+		h.publish(ctx, &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorAgent)}, convTopic(in.ConversationID))
 	case TypeClaim:
 		err = h.claim(ctx, c, in.ConversationID)
 	case TypeTransfer:
@@ -234,7 +234,7 @@ func (h *Hub) agentMessage(ctx context.Context, c *client, in *Inbound) error {
 	// Publish before acknowledging, and again for a retry: a node that dies
 	// between storing and publishing has not acknowledged, so the client's
 	// retry (on any node) publishes. Rooms drop what they already delivered.
-	h.publish(ctx, convTopic(m.ConversationID), &event{Kind: evMessage, Message: &m})
+	h.publish(ctx, &event{Kind: evMessage, Message: &m}, convTopic(m.ConversationID))
 	c.send(encode(ackFrame{Type: TypeAck, ID: in.ID, ClientID: in.ClientID, ConversationID: m.ConversationID, Seq: m.Seq}))
 	return nil
 }
@@ -250,8 +250,7 @@ func (h *Hub) addNote(ctx context.Context, by Agent, convID, text string) error 
 	if err := h.store.AddNote(ctx, n); err != nil {
 		return err
 	}
-	h.publish(ctx, convTopic(convID), &event{Kind: evNote, Note: &n})
-	h.publish(ctx, queueTopic, &event{Kind: evNote, Note: &n})
+	h.publish(ctx, &event{Kind: evNote, Note: &n}, convTopic(convID), queueTopic)
 	return nil
 }
 

@@ -2,19 +2,32 @@ package chat
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
 
 // MemoryBroker is the single-node, in-process Broker. Handlers run
 // synchronously inside Publish, in publish order.
+//
+// Besides bytes it can carry the value a payload encodes (PublishValue,
+// SubscribeValue): the hub hands its events to its own rooms that way,
+// sparing an encode and a decode per message on a single node.
 type MemoryBroker struct {
 	mu       sync.RWMutex
 	closed   bool
 	nextID   uint64
-	subs     map[string]map[uint64]func([]byte)
+	subs     map[string][]memSub // copied on change, so Publish reads without copying
 	presence map[string]map[string]presenceEntry
 	now      func() time.Time
+}
+
+// memSub is one subscription: bytes from Subscribe, or value from
+// SubscribeValue.
+type memSub struct {
+	id    uint64
+	bytes func([]byte)
+	value func([]byte, any)
 }
 
 type presenceEntry struct {
@@ -27,58 +40,88 @@ var _ Broker = (*MemoryBroker)(nil)
 // NewMemoryBroker returns an empty in-process broker.
 func NewMemoryBroker() *MemoryBroker {
 	return &MemoryBroker{
-		subs:     make(map[string]map[uint64]func([]byte)),
+		subs:     make(map[string][]memSub),
 		presence: make(map[string]map[string]presenceEntry),
 		now:      time.Now,
 	}
 }
 
 // Publish calls every handler subscribed to topic before returning.
+// Handlers from SubscribeValue get the payload and no value.
 func (b *MemoryBroker) Publish(_ context.Context, topic string, payload []byte) error {
+	subs, err := b.subscribers(topic)
+	for _, s := range subs {
+		if s.value != nil {
+			s.value(payload, nil)
+		} else {
+			s.bytes(payload)
+		}
+	}
+	return err
+}
+
+// PublishValue is Publish for a payload this process holds as a value v:
+// handlers from SubscribeValue get v itself and no payload, the others the
+// bytes encode returns (called once, and only if such a handler exists).
+// Handlers run before PublishValue returns, like Publish's; they must not
+// change v or keep it.
+func (b *MemoryBroker) PublishValue(_ context.Context, topic string, v any, encode func() []byte) error {
+	subs, err := b.subscribers(topic)
+	var payload []byte
+	for _, s := range subs {
+		if s.value != nil {
+			s.value(nil, v)
+			continue
+		}
+		if payload == nil {
+			payload = encode()
+		}
+		s.bytes(payload)
+	}
+	return err
+}
+
+// subscribers returns topic's subscriptions. The slice is never changed in
+// place, so handlers may subscribe or cancel re-entrantly.
+func (b *MemoryBroker) subscribers(topic string) ([]memSub, error) {
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.closed {
-		b.mu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	hs := b.subs[topic]
-	// Copy under the lock so handlers may subscribe or cancel re-entrantly.
-	var buf [8]func([]byte)
-	list := buf[:0]
-	for _, h := range hs {
-		list = append(list, h)
-	}
-	b.mu.RUnlock()
-	for _, h := range list {
-		h(payload)
-	}
-	return nil
+	return b.subs[topic], nil
 }
 
 // Subscribe registers h for topic.
 func (b *MemoryBroker) Subscribe(_ context.Context, topic string, h func([]byte)) (func(), error) {
+	return b.subscribe(topic, memSub{bytes: h})
+}
+
+// SubscribeValue registers h for topic. h gets (nil, v) for what
+// PublishValue sent and (payload, nil) for what Publish sent.
+func (b *MemoryBroker) SubscribeValue(_ context.Context, topic string, h func(payload []byte, v any)) (func(), error) {
+	return b.subscribe(topic, memSub{value: h})
+}
+
+func (b *MemoryBroker) subscribe(topic string, s memSub) (func(), error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
 	b.nextID++
-	id := b.nextID
-	m := b.subs[topic]
-	if m == nil {
-		m = make(map[uint64]func([]byte))
-		b.subs[topic] = m
-	}
-	m[id] = h
+	s.id = b.nextID
+	b.subs[topic] = append(slices.Clip(b.subs[topic]), s)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			if m := b.subs[topic]; m != nil {
-				delete(m, id)
-				if len(m) == 0 {
-					delete(b.subs, topic)
-				}
+			subs := slices.DeleteFunc(slices.Clone(b.subs[topic]), func(x memSub) bool { return x.id == s.id })
+			if len(subs) == 0 {
+				delete(b.subs, topic)
+			} else if b.subs != nil {
+				b.subs[topic] = subs
 			}
 		})
 	}, nil

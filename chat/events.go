@@ -79,7 +79,7 @@ const evErased = "erased"
 // sockets must not keep acting for a visitor that no longer exists.
 func (h *Hub) DisconnectVisitor(ctx context.Context, visitorID string) {
 	h.closeVisitorSockets(visitorID)
-	h.publish(ctx, visitorTopic(visitorID), &event{Kind: evErased})
+	h.publish(ctx, &event{Kind: evErased}, visitorTopic(visitorID))
 }
 
 // closeVisitorSockets closes this node's sockets of the visitor.

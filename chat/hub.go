@@ -122,6 +122,7 @@ type Hub struct {
 	cfg      Config
 	store    Store
 	broker   Broker
+	values   valueBroker // broker, when it carries values (MemoryBroker)
 	log      *slog.Logger
 	metrics  Metrics
 	detector Detector
@@ -155,8 +156,9 @@ func NewHub(cfg Config) (*Hub, error) {
 	}
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	values, _ := cfg.Broker.(valueBroker)
 	return &Hub{
-		cfg: cfg, store: cfg.Store, broker: cfg.Broker, log: cfg.Logger, metrics: cfg.Metrics, detector: cfg.Detector, now: cfg.Now,
+		cfg: cfg, store: cfg.Store, broker: cfg.Broker, values: values, log: cfg.Logger, metrics: cfg.Metrics, detector: cfg.Detector, now: cfg.Now,
 		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 		clients: make(map[*client]struct{}), rooms: make(map[string]*room),
 		visitors: make(map[string]*visitorGroup), agents: make(map[string]*agentGroup),
@@ -367,6 +369,34 @@ func (h *Hub) houseLoop() {
 	}
 }
 
+// valueBroker is a Broker that can carry an event as a value to
+// subscribers in this process: see MemoryBroker.PublishValue.
+type valueBroker interface {
+	PublishValue(ctx context.Context, topic string, v any, encode func() []byte) error
+	SubscribeValue(ctx context.Context, topic string, h func(payload []byte, v any)) (func(), error)
+}
+
+// subscribe calls f with each event on topic: the publisher's own value
+// when the broker carries it, else decoded from the payload.
+func (h *Hub) subscribe(ctx context.Context, topic string, f func(*event)) (func(), error) {
+	if h.values != nil {
+		return h.values.SubscribeValue(ctx, topic, func(p []byte, v any) {
+			if ev, ok := v.(*event); ok {
+				f(ev)
+			} else {
+				h.dispatch(p, f)
+			}
+		})
+	}
+	return h.broker.Subscribe(ctx, topic, func(p []byte) { h.dispatch(p, f) })
+}
+
+func (h *Hub) dispatch(payload []byte, f func(*event)) {
+	if ev, ok := h.decodeEvent(payload); ok {
+		f(&ev)
+	}
+}
+
 // decodeEvent parses a broker payload.
 func (h *Hub) decodeEvent(payload []byte) (event, bool) {
 	// Straight to the method: json.Unmarshal would first scan the whole
@@ -383,7 +413,7 @@ func (h *Hub) decodeEvent(payload []byte) (event, bool) {
 // Offer sends a proactive offer to every socket of a visitor, on any node.
 // mode is "chat", or "message" when no agent can answer soon.
 func (h *Hub) Offer(ctx context.Context, visitorID, offerID, text, mode string) {
-	h.publish(ctx, visitorTopic(visitorID), &event{Kind: evOffer, Offer: &offerFrame{Type: TypeOffer, OfferID: offerID, Text: text, Mode: mode}})
+	h.publish(ctx, &event{Kind: evOffer, Offer: &offerFrame{Type: TypeOffer, OfferID: offerID, Text: text, Mode: mode}}, visitorTopic(visitorID))
 }
 
 // storeErrCode turns a store error into an error frame code. Anything that

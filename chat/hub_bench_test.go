@@ -138,7 +138,7 @@ func BenchmarkFanout(b *testing.B) {
 				seq++
 				m.Seq = seq
 				wg.Add(n)
-				h.publish(ctx, convTopic("conv-1"), &event{Kind: evMessage, Message: &m})
+				h.publish(ctx, &event{Kind: evMessage, Message: &m}, convTopic("conv-1"))
 			}
 			wg.Wait()
 			b.ReportMetric(float64(frames.Load())/b.Elapsed().Seconds(), "frames/s")

@@ -159,7 +159,7 @@ func (h *Hub) acquireRoom(ctx context.Context, convID string) (*room, error) {
 		h.rooms[convID] = r
 		r.refs++
 		h.mu.Unlock()
-		r.cancel, r.err = h.broker.Subscribe(ctx, convTopic(convID), func(p []byte) { h.onRoomEvent(r, p) })
+		r.cancel, r.err = h.subscribe(ctx, convTopic(convID), func(ev *event) { h.onRoomEvent(r, ev) })
 		if r.err == nil {
 			// Messages stored before the subscription are read from the
 			// store by whoever attaches, so start the mark at the tail.
@@ -207,11 +207,7 @@ func (h *Hub) releaseRoom(r *room) {
 }
 
 // onRoomEvent handles an event on a conversation topic.
-func (h *Hub) onRoomEvent(r *room, payload []byte) {
-	ev, ok := h.decodeEvent(payload)
-	if !ok {
-		return
-	}
+func (h *Hub) onRoomEvent(r *room, ev *event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch ev.Kind {
@@ -300,24 +296,35 @@ func (h *Hub) fillGap(r *room) error {
 	return nil
 }
 
-// publish sends an event on a topic. Failures are logged: the broker is a
-// hint and readers resync from the store.
-func (h *Hub) publish(ctx context.Context, topic string, ev *event) {
-	if err := h.broker.Publish(ctx, topic, encode(ev)); err != nil {
-		h.log.Warn("publish", "topic", topic, "kind", ev.Kind, "err", err)
+// publish sends an event on topics, encoded at most once. Subscribers in
+// this process may be handed ev itself (see MemoryBroker.PublishValue), so
+// they treat it as read-only. Failures are logged: the broker is a hint and
+// readers resync from the store.
+func (h *Hub) publish(ctx context.Context, ev *event, topics ...string) {
+	var payload []byte
+	encoded := func() []byte {
+		if payload == nil {
+			payload = encode(ev)
+		}
+		return payload
+	}
+	for _, topic := range topics {
+		var err error
+		if h.values != nil {
+			err = h.values.PublishValue(ctx, topic, ev, encoded)
+		} else {
+			err = h.broker.Publish(ctx, topic, encoded())
+		}
+		if err != nil {
+			h.log.Warn("publish", "topic", topic, "kind", ev.Kind, "err", err)
+		}
 	}
 }
 
 // publishConversation tells the conversation's room and every agent that it
 // changed.
 func (h *Hub) publishConversation(ctx context.Context, conv Conversation) {
-	ev := &event{Kind: evConversation, Conversation: &conv, AgentName: h.agentName(ctx, conv.AgentID)}
-	payload := encode(ev)
-	for _, topic := range []string{convTopic(conv.ID), queueTopic} {
-		if err := h.broker.Publish(ctx, topic, payload); err != nil {
-			h.log.Warn("publish conversation", "topic", topic, "conv", conv.ID, "err", err)
-		}
-	}
+	h.publish(ctx, &event{Kind: evConversation, Conversation: &conv, AgentName: h.agentName(ctx, conv.AgentID)}, convTopic(conv.ID), queueTopic)
 	h.kickRouter()
 }
 

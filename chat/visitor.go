@@ -80,11 +80,11 @@ func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
 		err = h.visitorMessage(ctx, c, &in, strings.TrimSpace(in.Email))
 	case TypeTyping:
 		if conv := c.currentConv(); conv != "" {
-			h.publish(ctx, convTopic(conv), &event{Kind: evTyping, Author: &Author{Kind: AuthorVisitor, ID: c.visitor}, Typing: in.Typing})
+			h.publish(ctx, &event{Kind: evTyping, Author: &Author{Kind: AuthorVisitor, ID: c.visitor}, Typing: in.Typing}, convTopic(conv))
 		}
 	case TypeRead:
 		if conv := c.currentConv(); conv != "" {
-			h.publish(ctx, convTopic(conv), &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorVisitor)})
+			h.publish(ctx, &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorVisitor)}, convTopic(conv))
 		}
 	case TypeIdentify:
 		err = h.visitorIdentify(ctx, c, in.Identity)
@@ -262,7 +262,7 @@ func (h *Hub) joinVisitorGroup(ctx context.Context, c *client) error {
 	h.visitors[c.visitor] = g
 	h.mu.Unlock()
 	id := c.visitor
-	cancel, err := h.broker.Subscribe(ctx, visitorTopic(id), func(p []byte) { h.onVisitorEvent(id, p) })
+	cancel, err := h.subscribe(ctx, visitorTopic(id), func(ev *event) { h.onVisitorEvent(id, ev) })
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
@@ -282,11 +282,7 @@ func (h *Hub) joinVisitorGroup(ctx context.Context, c *client) error {
 
 // onVisitorEvent handles events addressed to one visitor: offers, and a
 // conversation started in another tab.
-func (h *Hub) onVisitorEvent(visitorID string, payload []byte) {
-	ev, ok := h.decodeEvent(payload)
-	if !ok {
-		return
-	}
+func (h *Hub) onVisitorEvent(visitorID string, ev *event) {
 	tabs := h.visitorTabs(visitorID)
 	switch ev.Kind {
 	case evErased:
@@ -371,14 +367,14 @@ func (h *Hub) visitorMessage(ctx context.Context, c *client, in *Inbound, email 
 		// A copy, so that conv itself stays on the stack.
 		queued := conv
 		queued.SetLast(m.Seq, PreviewOf(m))
-		h.publish(ctx, queueTopic, &event{Kind: evConversation, Conversation: &queued})
+		h.publish(ctx, &event{Kind: evConversation, Conversation: &queued}, queueTopic)
 	}
 	// Publish before acknowledging, and again for a retry: a node that dies
 	// between storing and publishing has not acknowledged, so the client's
 	// retry (on any node) publishes. Rooms drop what they already delivered.
 	// The echo (when the room is on this node) and the ack leave together.
 	c.cork()
-	h.publish(ctx, convTopic(conv.ID), &event{Kind: evMessage, Message: &m})
+	h.publish(ctx, &event{Kind: evMessage, Message: &m}, convTopic(conv.ID))
 	c.send(encode(ackFrame{Type: TypeAck, ID: in.ID, ClientID: in.ClientID, ConversationID: conv.ID, Seq: m.Seq, Ref: conv.Ref}))
 	c.uncork()
 	return nil
@@ -467,7 +463,7 @@ func (h *Hub) startConversation(ctx context.Context, c *client, email string) (C
 	}
 	h.log.Info("conversation started", "conv", conv.ID, "ref", conv.Ref, "site", conv.SiteKey)
 	ev := &event{Kind: evConversation, Conversation: &conv}
-	h.publish(ctx, visitorTopic(c.visitor), ev)
+	h.publish(ctx, ev, visitorTopic(c.visitor))
 	h.publishConversation(ctx, conv)
 	return conv, nil
 }
