@@ -81,6 +81,16 @@ type Service struct {
 	subsMu sync.Mutex
 	subs   map[string]cachedSubs // by site
 
+	// active is false once a check found no site with a subscription:
+	// Emit then drops events at once, so a node without webhooks pays
+	// nothing per message. It starts true (not yet known); a subscription
+	// made on this node sets it at once, and watchActive sees those made
+	// on other nodes within subsCacheTTL. activeMu orders the two, and
+	// subsGen counts this node's subscription changes.
+	active   atomic.Bool
+	activeMu sync.Mutex
+	subsGen  uint64
+
 	delivered, retried, dead, dropped prometheus.Counter
 }
 
@@ -138,6 +148,7 @@ func New(o Options) *Service {
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dead_total", Help: "Webhook deliveries moved to the dead-letter list."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dropped_total", Help: "Events dropped because the webhook queue was full."}),
 	}
+	s.active.Store(true)
 	s.client = newClient(s.allow, o.Timeout, 3)
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.delivered, s.retried, s.dead, s.dropped)
@@ -239,7 +250,56 @@ func (s *Service) saveSubs(ctx context.Context, site string, list []Subscription
 	s.subsMu.Lock()
 	delete(s.subs, site)
 	s.subsMu.Unlock()
+	s.activeMu.Lock()
+	s.subsGen++
+	if len(list) > 0 {
+		s.active.Store(true)
+	}
+	s.activeMu.Unlock()
 	return nil
+}
+
+// watchActive runs checkActive now and every subsCacheTTL until ctx ends.
+func (s *Service) watchActive(ctx context.Context) {
+	t := time.NewTicker(subsCacheTTL)
+	defer t.Stop()
+	for {
+		s.checkActive(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maxActiveSites is the most sites checkActive reads one by one every
+// subsCacheTTL; with more, a node queues every event as if some site had
+// a subscription, and enqueue sorts them out.
+const maxActiveSites = 1000
+
+// checkActive sets active to whether any site has a subscription, reading
+// sites until it finds one. A site it cannot read counts as having one,
+// and so does a change made on this node meanwhile.
+func (s *Service) checkActive(ctx context.Context) {
+	s.activeMu.Lock()
+	gen := s.subsGen
+	s.activeMu.Unlock()
+	found := false
+	sites, err := s.o.Store.Sites(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.o.Logger.Warn("webhook sites", "err", err)
+	}
+	if err != nil || len(sites) > maxActiveSites {
+		found = true
+	}
+	for i := 0; i < len(sites) && !found; i++ {
+		list, err := s.Subscriptions(ctx, sites[i].Key)
+		found = err != nil || len(list) > 0
+	}
+	s.activeMu.Lock()
+	s.active.Store(found || s.subsGen != gen)
+	s.activeMu.Unlock()
 }
 
 // subsCacheTTL is how long a node uses its copy of a site's subscriptions.
@@ -264,9 +324,10 @@ func (s *Service) cachedSubscriptions(ctx context.Context, site string) ([]Subsc
 }
 
 // Emit queues e for delivery without blocking; when the queue is full the
-// event is dropped and counted.
+// event is dropped and counted. While no site has a subscription it drops
+// e at once.
 func (s *Service) Emit(_ context.Context, e chat.Event) {
-	if s.stopped.Load() {
+	if s.stopped.Load() || !s.active.Load() {
 		return
 	}
 	select {
@@ -285,6 +346,7 @@ func (s *Service) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	jobs := make(chan chat.OutboxItem)
 	s.wg.Go(func() { s.enqueueLoop(ctx) })
+	s.wg.Go(func() { s.watchActive(ctx) })
 	s.wg.Go(func() { s.dispatchLoop(ctx, jobs) })
 	for range s.o.Workers {
 		s.wg.Go(func() {

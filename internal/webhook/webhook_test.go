@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -361,5 +362,80 @@ func TestGuardRefusesLocalAddresses(t *testing.T) {
 		}
 		c.CloseIdleConnections()
 		redir.Close()
+	}
+}
+
+// While no site has a subscription, Emit drops events at once instead of
+// queueing them; a subscription made on this node counts at once, one
+// made on another node at its next check, and removing the last one
+// counts at the next check. Before the first check nothing is known and
+// events are queued.
+func TestEmitDropsWhileNoSiteSubscribes(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st)
+	if err := st.PutSite(ctx, chat.Site{Key: "blog"}); err != nil {
+		t.Fatal(err)
+	}
+	s, other := New(fastOptions(st)), New(fastOptions(st))
+	// emit emits one event on svc and checks how many are queued since.
+	emit := func(svc *Service, want int, when string) {
+		t.Helper()
+		svc.Emit(ctx, event(chat.EventMessageCreated))
+		if n := len(svc.events); n != want {
+			t.Fatalf("%s: %d events queued, want %d", when, n, want)
+		}
+	}
+	emit(s, 1, "before the first check")
+	s.checkActive(ctx)
+	emit(s, 1, "with no subscriptions")
+	sub, err := s.Subscribe(ctx, "blog", "http://127.0.0.1:1/hook", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emit(s, 2, "after subscribing on this node")
+	other.checkActive(ctx)
+	emit(other, 1, "on another node after its check")
+	if err := s.Unsubscribe(ctx, "blog", sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	emit(s, 3, "after unsubscribing, before a check")
+	s.checkActive(ctx)
+	emit(s, 3, "after the last subscription went and a check")
+}
+
+// metaHook is a store that calls after once, just after a Meta read.
+type metaHook struct {
+	chat.Store
+	after func(key string)
+}
+
+func (m *metaHook) Meta(ctx context.Context, key string) ([]byte, error) {
+	v, err := m.Store.Meta(ctx, key)
+	if f := m.after; f != nil {
+		m.after = nil
+		f(key)
+	}
+	return v, err
+}
+
+// A subscription made on this node while a check is reading the sites
+// (after it read that site) is not undone by the check's answer.
+func TestSubscribeDuringCheckStaysActive(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st)
+	hooked := &metaHook{Store: st}
+	s := New(fastOptions(hooked))
+	hooked.after = func(key string) {
+		if _, err := s.Subscribe(ctx, strings.TrimPrefix(key, "webhooks/"), "http://127.0.0.1:1/hook", "", nil); err != nil {
+			t.Error(err)
+		}
+	}
+	s.checkActive(ctx)
+	if !s.active.Load() {
+		t.Fatal("the check that raced a subscription left the node inactive")
 	}
 }
