@@ -352,17 +352,11 @@ func (h *Hub) houseLoop() {
 				stale = append(stale, c)
 			}
 		}
-		agents := make([]*agentGroup, 0, len(h.agents))
-		for _, g := range h.agents {
-			agents = append(agents, g)
-		}
 		h.mu.Unlock()
 		for _, c := range stale {
 			c.close(CloseGoingAway, "idle timeout")
 		}
-		for _, g := range agents {
-			h.refreshPresence(h.ctx, g)
-		}
+		h.refreshAllPresence(h.ctx)
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.PresenceTTL/3)
 		h.attachAssigned(ctx, false)
 		cancel()

@@ -121,11 +121,6 @@ type agentWelcome struct {
 	Assigned []Conversation `json:"assigned"`
 }
 
-type presenceFrame struct {
-	Type   string      `json:"type"`
-	Agents []AgentView `json:"agents"`
-}
-
 var pongFrame = []byte(`{"type":"pong"}`)
 
 // encode marshals an outbound frame. Outbound types contain nothing that can

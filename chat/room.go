@@ -321,10 +321,10 @@ func (h *Hub) publish(ctx context.Context, ev *event, topics ...string) {
 	}
 }
 
-// publishConversation tells the conversation's room and every agent that it
-// changed.
-func (h *Hub) publishConversation(ctx context.Context, conv Conversation) {
-	h.publish(ctx, &event{Kind: evConversation, Conversation: &conv, AgentName: h.agentName(ctx, conv.AgentID)}, convTopic(conv.ID), queueTopic)
+// publishConversation tells the conversation's room, every agent and the
+// topics in also that it changed.
+func (h *Hub) publishConversation(ctx context.Context, conv Conversation, also ...string) {
+	h.publish(ctx, &event{Kind: evConversation, Conversation: &conv, AgentName: h.agentName(ctx, conv.AgentID)}, append(also, convTopic(conv.ID), queueTopic)...)
 	h.kickRouter()
 }
 
@@ -499,36 +499,10 @@ func (h *Hub) resendState(r *room) error {
 }
 
 // resyncPresence re-announces this node's agents (a restarted Redis may
-// have lost them) and sends them the agent list as it now stands.
+// have lost them) and sends every node's agents the list as it now stands.
 func (h *Hub) resyncPresence(ctx context.Context) bool {
-	h.mu.Lock()
-	groups := make([]*agentGroup, 0, len(h.agents))
-	for _, g := range h.agents {
-		groups = append(groups, g)
-	}
-	h.mu.Unlock()
-	if len(groups) == 0 {
-		return true
-	}
-	for _, g := range groups {
-		h.refreshPresence(ctx, g)
-	}
-	views, err := h.Agents(ctx)
-	if err != nil {
-		if h.ctx.Err() == nil {
-			h.log.Warn("resync agent list", "err", err)
-		}
-		return false
-	}
-	frame := encode(presenceFrame{Type: TypePresence, Agents: views})
-	h.mu.Lock()
-	for _, g := range h.agents {
-		for c := range g.clients {
-			c.send(frame)
-		}
-	}
-	h.mu.Unlock()
-	return true
+	h.refreshAllPresence(ctx)
+	return h.publishPresence(ctx)
 }
 
 // attachAssigned tells local agents' sockets about conversations assigned

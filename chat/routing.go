@@ -307,12 +307,13 @@ func (h *Hub) Agents(ctx context.Context) ([]AgentView, error) {
 	return out, nil
 }
 
-// publishPresence sends every node the current agent list.
-func (h *Hub) publishPresence(ctx context.Context) {
+// publishPresence sends every node the current agent list, reporting
+// whether it could.
+func (h *Hub) publishPresence(ctx context.Context) bool {
 	views, err := h.Agents(ctx)
 	if err != nil {
 		h.log.Warn("presence list", "err", err)
-		return
+		return false
 	}
 	payload := encode(struct {
 		Kind   string      `json:"k"`
@@ -320,6 +321,21 @@ func (h *Hub) publishPresence(ctx context.Context) {
 	}{evPresence, views})
 	if err := h.broker.Publish(ctx, presenceTopic, payload); err != nil {
 		h.log.Warn("publish presence", "err", err)
+		return false
+	}
+	return true
+}
+
+// refreshAllPresence (re)announces every local agent.
+func (h *Hub) refreshAllPresence(ctx context.Context) {
+	h.mu.Lock()
+	groups := make([]*agentGroup, 0, len(h.agents))
+	for _, g := range h.agents {
+		groups = append(groups, g)
+	}
+	h.mu.Unlock()
+	for _, g := range groups {
+		h.refreshPresence(ctx, g)
 	}
 }
 

@@ -462,9 +462,8 @@ func (h *Hub) startConversation(ctx context.Context, c *client, email string) (C
 		return Conversation{}, err
 	}
 	h.log.Info("conversation started", "conv", conv.ID, "ref", conv.Ref, "site", conv.SiteKey)
-	ev := &event{Kind: evConversation, Conversation: &conv}
-	h.publish(ctx, ev, visitorTopic(c.visitor))
-	h.publishConversation(ctx, conv)
+	// The visitor's other tabs follow it (see onVisitorEvent).
+	h.publishConversation(ctx, conv, visitorTopic(c.visitor))
 	return conv, nil
 }
 
