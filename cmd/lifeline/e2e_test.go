@@ -361,6 +361,10 @@ func TestE2EWidgetChatSurvivesKill9(t *testing.T) {
 	wClick(t, vis, ".l")
 	vis.WaitJS("the panel open", w(".p")+`.hidden === false`)
 	wSend(t, vis, "Hello, my card keeps failing")
+	// The agent hears of the conversation as it starts, before the message
+	// is stored: answering only after the widget has its ack keeps the
+	// visitor's message first (seq 1), as the rest of the test expects.
+	waitBubbles(t, vis, "Hello, my card keeps failing")
 	conv := ag.conversation()
 	ag.say(conv.ID, "a-1", "Hi! Let me have a look.")
 	waitBubbles(t, vis, "Hello, my card keeps failing", "Hi! Let me have a look.")
