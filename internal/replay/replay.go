@@ -228,8 +228,8 @@ func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, s
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%d visits, %d events, %d labelled episodes; rules: %s (%d), threshold %g\n\n",
 		rep.Visits, rep.Events, o.Episodes, rulesName, nRules, rep.Threshold)
-	fmt.Fprintf(bw, "overall: precision %.3f  recall %.3f  F1 %.3f  PR-AUC %.3f  TTD median %v  p90 %v  offers/1000 visits %.1f\n\n",
-		o.Precision, o.Recall, o.F1, o.PRAUC, o.TTDMedian, o.TTDP90, o.OffersPer1000)
+	fmt.Fprintf(bw, "overall: precision %s  recall %s  F1 %.3f  PR-AUC %.3f  TTD median %s  p90 %s  offers/1000 visits %.1f\n\n",
+		ratio(o.Alerts, o.Precision), ratio(o.Episodes, o.Recall), o.F1, o.PRAUC, ttd(o.Detected, o.TTDMedian), ttd(o.Detected, o.TTDP90), o.OffersPer1000)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rule\tsignal\tfindings\tprecision\trecall\tF1\tPR-AUC\tTTD med\tTTD p90\tper 1000\t")
 	for _, r := range rep.Rules {
@@ -237,14 +237,14 @@ func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, s
 		if r.Shadow {
 			name += " (shadow)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.1f\t\n", name, r.Signal, r.Alerts, r.Precision, r.Recall, r.F1, r.PRAUC, ttd(r.Detected, r.TTDMedian), ttd(r.Detected, r.TTDP90), r.OffersPer1000)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.3f\t%.3f\t%s\t%s\t%.1f\t\n", name, r.Signal, r.Alerts, ratio(r.Alerts, r.Precision), ratio(r.Episodes, r.Recall), r.F1, r.PRAUC, ttd(r.Detected, r.TTDMedian), ttd(r.Detected, r.TTDP90), r.OffersPer1000)
 	}
 	tw.Flush()
 	fmt.Fprintln(bw)
 	tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "struggle\tepisodes\tdetected\trecall\tTTD med\t")
 	for _, l := range rep.Labels {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%s\t\n", l.Label, l.Episodes, l.Detected, l.Recall, ttd(l.Detected, l.TTDMedian))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t\n", l.Label, l.Episodes, l.Detected, ratio(l.Episodes, l.Recall), ttd(l.Detected, l.TTDMedian))
 	}
 	tw.Flush()
 	if sweep {
@@ -256,11 +256,21 @@ func writeText(w io.Writer, rulesName string, nRules int, rep backtest.Report, s
 			if s.Threshold == rep.Threshold {
 				mark = " *"
 			}
-			fmt.Fprintf(tw, "%g%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.1f\t\n", s.Threshold, mark, s.Precision, s.Recall, s.F1, ttd(s.Detected, s.TTDMedian), ttd(s.Detected, s.TTDP90), s.OffersPer1000)
+			fmt.Fprintf(tw, "%g%s\t%s\t%s\t%.3f\t%s\t%s\t%.1f\t\n", s.Threshold, mark, ratio(s.Alerts, s.Precision), ratio(s.Episodes, s.Recall), s.F1, ttd(s.Detected, s.TTDMedian), ttd(s.Detected, s.TTDP90), s.OffersPer1000)
 		}
 		tw.Flush()
 	}
 	return bw.Flush()
+}
+
+// ratio writes a precision or recall, or "-" when it has no denominator
+// (no findings, or no episodes): 0.000 there would read as a measured
+// failure.
+func ratio(of int, v float64) string {
+	if of == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", v)
 }
 
 // ttd writes a time to detect, or "-" when nothing was detected.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifelinehq/lifeline/detect"
+	"github.com/lifelinehq/lifeline/detect/backtest"
 	"github.com/lifelinehq/lifeline/internal/leaktest"
 )
 
@@ -122,5 +124,51 @@ func TestReplayErrors(t *testing.T) {
 	_, stderr, err := run(t, "-h")
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "lifeline replay [--rules FILE]") {
 		t.Errorf("replay -h = %v, usage:\n%s", err, stderr)
+	}
+}
+
+// TestTextLeavesUndefinedRatiosBlank: a rule with no findings has no
+// precision, and a label with no episodes no recall; the report says "-"
+// rather than a 0.000 that reads as a measured failure.
+func TestTextLeavesUndefinedRatiosBlank(t *testing.T) {
+	found := backtest.Metrics{Alerts: 4, TruePositives: 3, Episodes: 5, Detected: 3, Precision: 0.75, Recall: 0.6}
+	silent := backtest.Metrics{Episodes: 5}
+	rep := backtest.Report{
+		Visits: 10, Threshold: 8, Overall: found,
+		Rules: []backtest.RuleMetrics{
+			{Rule: "fires", Signal: detect.RepeatedError, Metrics: found},
+			{Rule: "silent", Signal: detect.RageClick, Metrics: silent},
+		},
+		Labels: []backtest.LabelMetrics{{Label: "unseen"}},
+		Sweep:  []backtest.SweepRow{{Threshold: 99, Metrics: silent}},
+	}
+	var out bytes.Buffer
+	if err := writeText(&out, "test", 2, rep, true); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	row := func(prefix string) []string {
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == prefix {
+				return f
+			}
+		}
+		t.Fatalf("no row %q in:\n%s", prefix, out.String())
+		return nil
+	}
+	if f := row("fires"); f[3] != "0.750" || f[4] != "0.600" {
+		t.Errorf("rule with findings: %q", f)
+	}
+	if f := row("silent"); f[3] != "-" || f[4] != "0.000" || f[7] != "-" {
+		t.Errorf("rule without findings: precision %q recall %q TTD %q, want - 0.000 -", f[3], f[4], f[7])
+	}
+	if f := row("unseen"); f[3] != "-" {
+		t.Errorf("label without episodes: recall %q, want -", f[3])
+	}
+	if f := row("99"); f[1] != "-" {
+		t.Errorf("sweep row without findings: precision %q, want -", f[1])
+	}
+	if !strings.Contains(out.String(), "overall: precision 0.750  recall 0.600") {
+		t.Errorf("overall line:\n%s", out.String())
 	}
 }

@@ -350,19 +350,21 @@ export class DetectorsPage implements Page {
   }
 
   private drawReport(r: Report): void {
-    const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+    // A precision without findings, or a recall without episodes, is
+    // undefined, not 0 %.
+    const pct = (x: number, of: number) => (of ? `${(100 * x).toFixed(1)} %` : "–");
     const sec = (x: number) => (x ? `${x.toFixed(1)} s` : "–");
     const o = r.overall;
     replace(this.report,
       h("div", { class: "kpis" },
-        kpi("Precision", pct(o.precision)), kpi("Recall", pct(o.recall)), kpi("F1", o.f1.toFixed(2)),
+        kpi("Precision", pct(o.precision, o.alerts)), kpi("Recall", pct(o.recall, o.episodes)), kpi("F1", o.f1.toFixed(2)),
         kpi("Time to detect (median)", sec(o.ttd_median_s)), kpi("TTD p90", sec(o.ttd_p90_s)), kpi("Offers / 1000 visits", o.offers_per_1000.toFixed(1))),
       h("p", { class: "hint" }, `${r.visits} sessions, ${r.events} events, threshold ${r.threshold}.`),
       r.sweep?.length ? sweepChart(r.sweep, r.threshold) : null,
       h("table", { class: "grid" },
         h("thead", null, h("tr", null, ["Rule", "Signal", "Alerts", "Precision", "Recall", "TTD median"].map((t) => h("th", null, t)))),
         h("tbody", null, r.rules.map((x) => h("tr", null, h("td", null, x.rule, x.shadow ? h("span", { class: "hint" }, " shadow") : null), h("td", null, x.signal),
-          h("td", { class: "num" }, String(x.alerts)), h("td", { class: "num" }, pct(x.precision)), h("td", { class: "num" }, pct(x.recall)), h("td", { class: "num" }, sec(x.ttd_median_s)))))),
+          h("td", { class: "num" }, String(x.alerts)), h("td", { class: "num" }, pct(x.precision, x.alerts)), h("td", { class: "num" }, pct(x.recall, x.episodes)), h("td", { class: "num" }, sec(x.ttd_median_s)))))),
     );
   }
 
@@ -376,13 +378,15 @@ function kpi(label: string, value: string): HTMLElement {
 }
 
 /** sweepChart draws precision and recall against the threshold as an SVG line chart. */
-function sweepChart(rows: { threshold: number; precision: number; recall: number }[], current: number): HTMLElement {
+function sweepChart(rows: { threshold: number; precision: number; recall: number; alerts: number }[], current: number): HTMLElement {
   const W = 560, H = 220, L = 44, R = 16, T = 14, B = 34;
   const xs = rows.map((r) => r.threshold);
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const x = (v: number) => L + ((v - x0) / (x1 - x0 || 1)) * (W - L - R);
   const y = (v: number) => T + (1 - v) * (H - T - B);
-  const line = (key: "precision" | "recall") => rows.map((r) => `${x(r.threshold).toFixed(1)},${y(r[key]).toFixed(1)}`).join(" ");
+  // Thresholds too high for any offer have no precision: its line stops.
+  const have = (key: "precision" | "recall") => (key === "recall" ? rows : rows.filter((r) => r.alerts > 0));
+  const line = (key: "precision" | "recall") => have(key).map((r) => `${x(r.threshold).toFixed(1)},${y(r[key]).toFixed(1)}`).join(" ");
   const grid = [0, 0.25, 0.5, 0.75, 1];
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": "Precision and recall by threshold" },
     grid.map((g) => [
@@ -394,7 +398,7 @@ function sweepChart(rows: { threshold: number; precision: number; recall: number
     current >= x0 && current <= x1 ? s("line", { x1: x(current), x2: x(current), y1: T, y2: H - B, class: "current" }) : null,
     s("polyline", { points: line("precision"), class: "precision", fill: "none" }),
     s("polyline", { points: line("recall"), class: "recall", fill: "none" }),
-    rows.map((r) => [s("circle", { cx: x(r.threshold), cy: y(r.precision), r: 3, class: "precision" }), s("circle", { cx: x(r.threshold), cy: y(r.recall), r: 3, class: "recall" })]),
+    (["precision", "recall"] as const).map((key) => have(key).map((r) => s("circle", { cx: x(r.threshold), cy: y(r[key]), r: 3, class: key }))),
   );
   return h("figure", { class: "sweep" }, svg as unknown as HTMLElement,
     h("figcaption", null, h("span", { class: "key precision" }, "Precision"), h("span", { class: "key recall" }, "Recall"), h("span", { class: "key current" }, "Current threshold")));
