@@ -108,7 +108,7 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 	g := h.agents[a.ID]
 	if g == nil {
 		g = &agentGroup{agent: a, status: "online", capacity: a.EffectiveCapacity(), clients: make(map[*client]struct{})}
-		if a.Role == RoleAnalyst {
+		if a.Role == RoleAnalyst || a.Away {
 			g.status = "away" // analysts never take conversations
 		}
 		h.agents[a.ID] = g
@@ -186,10 +186,8 @@ func (h *Hub) agentPresence(ctx context.Context, c *client, status string, capac
 	if g == nil {
 		return nil
 	}
-	if capacity > 0 {
-		if err := h.setCapacity(ctx, c.agent.ID, capacity); err != nil {
-			return err
-		}
+	if err := h.savePresence(ctx, c.agent.ID, status == "away", capacity); err != nil {
+		return err
 	}
 	h.refreshPresence(ctx, g)
 	h.publishPresence(ctx)
@@ -197,15 +195,21 @@ func (h *Hub) agentPresence(ctx context.Context, c *client, status string, capac
 	return nil
 }
 
-func (h *Hub) setCapacity(ctx context.Context, agentID string, capacity int) error {
+// savePresence keeps the status and capacity (when given) an agent chose
+// on their record, so that their next socket, after a reload, a reconnect
+// or on another node, starts with them.
+func (h *Hub) savePresence(ctx context.Context, agentID string, away bool, capacity int) error {
 	a, err := h.store.Agent(ctx, agentID)
 	if err != nil {
 		return err
 	}
-	if a.Capacity == capacity {
+	if a.Away == away && (capacity <= 0 || a.Capacity == capacity) {
 		return nil
 	}
-	a.Capacity = capacity
+	a.Away = away
+	if capacity > 0 {
+		a.Capacity = capacity
+	}
 	return h.store.UpdateAgent(ctx, a)
 }
 

@@ -89,7 +89,11 @@ type Agent struct {
 	Disabled     bool   `json:"disabled"`
 	// Capacity is how many active conversations the agent takes at once.
 	// Zero means DefaultCapacity.
-	Capacity  int       `json:"capacity"`
+	Capacity int `json:"capacity"`
+	// Away is the availability the agent chose last. Their sockets connect
+	// away while it is set, so a reload or a dropped connection does not
+	// put an agent who stepped away back in the router's rotation.
+	Away      bool      `json:"away,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

@@ -357,7 +357,7 @@ func testAgent(t *testing.T, s chat.Store) {
 	b := chat.Agent{ID: newID("agent"), Email: newID("bob") + "@example.com", Role: chat.RoleAgent, CreatedAt: now()}
 	noErr(t, "CreateAgent(b)", s.CreateAgent(ctx, b))
 	oldEmail := b.Email
-	b.Email, b.Name, b.Role, b.Disabled, b.Capacity, b.PasswordHash = newID("bobby")+"@example.com", "Bobby", chat.RoleAnalyst, true, 7, []byte("new")
+	b.Email, b.Name, b.Role, b.Disabled, b.Capacity, b.Away, b.PasswordHash = newID("bobby")+"@example.com", "Bobby", chat.RoleAnalyst, true, 7, true, []byte("new")
 	noErr(t, "UpdateAgent", s.UpdateAgent(ctx, b))
 	got, err = s.Agent(ctx, b.ID)
 	noErr(t, "Agent after update", err)
