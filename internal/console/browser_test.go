@@ -326,6 +326,17 @@ func TestConsoleAgentFlow(t *testing.T) {
 	// Reload: the session survives and the transcript is whole, once.
 	p.Navigate(n.URL + "/console/c/" + convID)
 	p.WaitJS("reloaded", `document.querySelectorAll('.transcript .msg[data-seq]').length === 5 && document.querySelector('.conn.open') !== null`)
+	// Still away after the reload, and shown in the warning colour so that
+	// the connection's green dot beside it does not read as online.
+	var presence struct {
+		Value, Status, Color, Warn string
+	}
+	p.WaitJS("presence from the welcome", `document.querySelector('select.presence').dataset.status === 'away'`)
+	p.Eval(`(() => { const s = document.querySelector('select.presence'); const probe = document.createElement('span'); probe.style.color = 'var(--warn)'; document.body.append(probe);
+		const r = { value: s.value, status: s.dataset.status, color: getComputedStyle(s).color, warn: getComputedStyle(probe).color }; probe.remove(); return r; })()`, &presence)
+	if presence.Value != "away" || presence.Color != presence.Warn {
+		t.Errorf("presence after reload: %+v, want away in the warning colour", presence)
+	}
 	checkNoDuplicates(t, seqsShown(p))
 
 	// Resolve.

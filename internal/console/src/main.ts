@@ -136,7 +136,17 @@ function start(me: Agent): void {
   route();
 }
 
-presenceSel.addEventListener("change", () => socket?.send({ type: "presence", status: presenceSel.value }));
+presenceSel.addEventListener("change", () => {
+  showPresence(presenceSel.value);
+  socket?.send({ type: "presence", status: presenceSel.value });
+});
+
+/** showPresence colours the presence choice, so that "Away" beside the
+ * connection's green dot does not read as online. */
+function showPresence(status: string): void {
+  presenceSel.value = status;
+  presenceSel.dataset.status = status;
+}
 capacityIn.addEventListener("change", () => {
   const n = Number(capacityIn.value);
   if (n >= 1 && n <= 50) socket?.send({ type: "presence", status: presenceSel.value, capacity: n });
@@ -144,6 +154,7 @@ capacityIn.addEventListener("change", () => {
 
 function connState(s: SocketState, retryIn?: number): void {
   connBox.className = "conn " + s;
+  connBox.title = s === "open" ? "Connected" : "";
   let text = "";
   if (s === "connecting") text = "Connecting…";
   if (s === "waiting") text = `Offline — retrying in ${Math.ceil((retryIn ?? 0) / 1000)} s`;
@@ -156,7 +167,7 @@ function connState(s: SocketState, retryIn?: number): void {
 }
 
 function updateLoad(a: Agent): void {
-  if (a.status === "online" || a.status === "away") presenceSel.value = a.status;
+  if (a.status === "online" || a.status === "away") showPresence(a.status);
   if (a.capacity) capacityIn.value = String(a.capacity);
   loadBox.textContent = `${a.load ?? state.mine().length}/${a.capacity}`;
 }
