@@ -143,7 +143,7 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 			return err
 		}
 	}
-	h.publishPresence(ctx)
+	h.publishPresence(ctx, nil)
 	h.kickRouter()
 	return nil
 }
@@ -174,6 +174,7 @@ func nonNil[T any](s []T) []T {
 func (h *Hub) agentPresence(ctx context.Context, c *client, status string, capacity int) error {
 	h.mu.Lock()
 	g := h.agents[c.agent.ID]
+	var chose *presenceChoice
 	if g != nil {
 		if c.agent.Role != RoleAnalyst {
 			g.status = status
@@ -181,6 +182,7 @@ func (h *Hub) agentPresence(ctx context.Context, c *client, status string, capac
 		if capacity > 0 {
 			g.capacity = capacity
 		}
+		chose = &presenceChoice{ID: c.agent.ID, Status: g.status, Capacity: g.capacity}
 	}
 	h.mu.Unlock()
 	if g == nil {
@@ -190,7 +192,7 @@ func (h *Hub) agentPresence(ctx context.Context, c *client, status string, capac
 		return err
 	}
 	h.refreshPresence(ctx, g)
-	h.publishPresence(ctx)
+	h.publishPresence(ctx, chose)
 	h.kickRouter()
 	return nil
 }

@@ -327,7 +327,7 @@ func (h *Hub) unregister(c *client) {
 		if err := h.broker.RemovePresence(ctx, agentsSet, c.agent.ID); err != nil {
 			h.log.Warn("remove agent presence", "agent", c.agent.ID, "err", err)
 		}
-		h.publishPresence(ctx)
+		h.publishPresence(ctx, nil)
 		h.kickRouter()
 	}
 }

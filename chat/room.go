@@ -502,7 +502,7 @@ func (h *Hub) resendState(r *room) error {
 // have lost them) and sends every node's agents the list as it now stands.
 func (h *Hub) resyncPresence(ctx context.Context) bool {
 	h.refreshAllPresence(ctx)
-	return h.publishPresence(ctx)
+	return h.publishPresence(ctx, nil)
 }
 
 // attachAssigned tells local agents' sockets about conversations assigned

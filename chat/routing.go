@@ -16,6 +16,16 @@ type presenceInfo struct {
 	Node     string `json:"node"`
 }
 
+// presenceChoice is the availability an agent chose on one node. It
+// travels with the agent list, so that the agent's sockets on other nodes
+// (another tab behind the load balancer) follow it instead of announcing
+// the old status again.
+type presenceChoice struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Capacity int    `json:"capacity"`
+}
+
 func (h *Hub) kickRouter() {
 	select {
 	case h.kick <- struct{}{}:
@@ -248,6 +258,7 @@ func (h *Hub) onNodeEvent(payload []byte) {
 		// The payload is {"k":"presence","agents":[...]}: reuse its tail.
 		var p struct {
 			Agents json.RawMessage `json:"agents"`
+			Chose  *presenceChoice `json:"chose"`
 		}
 		if json.Unmarshal(payload, &p) != nil || p.Agents == nil {
 			return
@@ -256,6 +267,14 @@ func (h *Hub) onNodeEvent(payload []byte) {
 		frame = append(frame, p.Agents...)
 		frame = append(frame, '}')
 		h.mu.Lock()
+		if ch := p.Chose; ch != nil && (ch.Status == "online" || ch.Status == "away") {
+			if g := h.agents[ch.ID]; g != nil && g.agent.Role != RoleAnalyst {
+				g.status = ch.Status
+				if ch.Capacity > 0 {
+					g.capacity = ch.Capacity
+				}
+			}
+		}
 		for _, g := range h.agents {
 			for c := range g.clients {
 				c.send(frame)
@@ -307,18 +326,19 @@ func (h *Hub) Agents(ctx context.Context) ([]AgentView, error) {
 	return out, nil
 }
 
-// publishPresence sends every node the current agent list, reporting
-// whether it could.
-func (h *Hub) publishPresence(ctx context.Context) bool {
+// publishPresence sends every node the current agent list, with the
+// choice an agent just made if any, reporting whether it could.
+func (h *Hub) publishPresence(ctx context.Context, chose *presenceChoice) bool {
 	views, err := h.Agents(ctx)
 	if err != nil {
 		h.log.Warn("presence list", "err", err)
 		return false
 	}
 	payload := encode(struct {
-		Kind   string      `json:"k"`
-		Agents []AgentView `json:"agents"`
-	}{evPresence, views})
+		Kind   string          `json:"k"`
+		Agents []AgentView     `json:"agents"`
+		Chose  *presenceChoice `json:"chose,omitempty"`
+	}{evPresence, views, chose})
 	if err := h.broker.Publish(ctx, presenceTopic, payload); err != nil {
 		h.log.Warn("publish presence", "err", err)
 		return false

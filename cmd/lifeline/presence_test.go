@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/client"
+	"github.com/lifelinehq/lifeline/internal/redistest"
 )
 
 // An agent who steps away stays away through a reload or a dropped
@@ -44,27 +46,7 @@ func TestAwaySurvivesReconnect(t *testing.T) {
 	}
 	gone(first)
 
-	welcome := func() (*client.Conn, chat.AgentView) {
-		t.Helper()
-		c, err := session.DialAgent(ctx)
-		if err != nil {
-			t.Fatalf("dial agent: %v", err)
-		}
-		t.Cleanup(func() { c.CloseNow() })
-		if err := c.Send(ctx, map[string]any{"type": "hello"}); err != nil {
-			t.Fatal(err)
-		}
-		f, err := c.Until(ctx, "welcome", nil)
-		if err != nil {
-			t.Fatalf("agent welcome: %v", err)
-		}
-		var w struct{ Agent chat.AgentView }
-		if err := json.Unmarshal(f.Raw, &w); err != nil {
-			t.Fatal(err)
-		}
-		return c, w.Agent
-	}
-	ag, view := welcome()
+	ag, view := agentHello(t, ctx, session)
 	if view.Status != "away" || view.Capacity != 3 {
 		t.Fatalf("welcome after reconnecting: status %q capacity %d, want away and 3", view.Status, view.Capacity)
 	}
@@ -110,7 +92,76 @@ func TestAwaySurvivesReconnect(t *testing.T) {
 		t.Fatalf("after going online: %+v, want %s assigned", c, waiting.ID)
 	}
 	gone(ag)
-	if _, view = welcome(); view.Status != "online" || view.Capacity != 3 {
+	if _, view = agentHello(t, ctx, session); view.Status != "online" || view.Capacity != 3 {
 		t.Fatalf("welcome after going online and reconnecting: status %q capacity %d, want online and 3", view.Status, view.Capacity)
+	}
+}
+
+// agentHello opens another agent socket for session and returns it with
+// the agent as its welcome shows them.
+func agentHello(t *testing.T, ctx context.Context, session *client.Session) (*client.Conn, chat.AgentView) {
+	t.Helper()
+	c, err := session.DialAgent(ctx)
+	if err != nil {
+		t.Fatalf("dial agent: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	if err := c.Send(ctx, map[string]any{"type": "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Until(ctx, "welcome", nil)
+	if err != nil {
+		t.Fatalf("agent welcome: %v", err)
+	}
+	var w struct{ Agent chat.AgentView }
+	if err := json.Unmarshal(f.Raw, &w); err != nil {
+		t.Fatal(err)
+	}
+	return c, w.Agent
+}
+
+// An agent with consoles on two nodes (two tabs behind a load balancer)
+// who steps away in one is away on both: the other node takes the choice
+// from the presence event, so its next socket, and its own presence
+// refreshes, say away rather than the status it had before.
+func TestAwayFollowsAcrossNodes(t *testing.T) {
+	rs := redistest.Server(t)
+	ctx := testCtx(t)
+	addrA, addrB := freePort(t), freePort(t)
+	startProc(t, addrA, redisNodeArgs(rs.URL())...)
+	startProc(t, addrB, redisNodeArgs(rs.URL())...)
+	onA, err := client.Login(ctx, "http://"+addrA, adminEmail, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB, err := client.Login(ctx, "http://"+addrB, adminEmail, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tabA, view := agentHello(t, ctx, onA)
+	tabB, _ := agentHello(t, ctx, onB)
+	if view.Status != "online" {
+		t.Fatalf("first welcome: status %q, want online", view.Status)
+	}
+
+	if err := tabA.Send(ctx, map[string]any{"type": "presence", "status": "away", "capacity": 4}); err != nil {
+		t.Fatal(err)
+	}
+	// Node B has handled the event once tab B shows the agent away.
+	for {
+		f, err := tabB.Until(ctx, "presence", nil)
+		if err != nil {
+			t.Fatalf("tab B waiting for the agent away: %v", err)
+		}
+		var p struct{ Agents []chat.AgentView }
+		if err := json.Unmarshal(f.Raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Agents) == 1 && p.Agents[0].Status == "away" {
+			break
+		}
+	}
+	if _, view = agentHello(t, ctx, onB); view.Status != "away" || view.Capacity != 4 {
+		t.Fatalf("another socket on node B: status %q capacity %d, want away and 4", view.Status, view.Capacity)
 	}
 }
