@@ -150,17 +150,7 @@ func agentConn(t *testing.T, ctx context.Context, base, email, password string) 
 	if err != nil {
 		t.Fatalf("login %s: %v", email, err)
 	}
-	c, err := s.DialAgent(ctx)
-	if err != nil {
-		t.Fatalf("dial agent: %v", err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	if err := c.Send(ctx, map[string]any{"type": "hello"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Until(ctx, "welcome", nil); err != nil {
-		t.Fatalf("agent welcome: %v", err)
-	}
+	c, _ := agentHello(t, ctx, s)
 	return s, c
 }
 
