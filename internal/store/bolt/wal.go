@@ -193,15 +193,7 @@ func decodeGroup(body []byte, gen uint64) ([]pendingMsg, error) {
 
 // write logs one group durably: one write, one fdatasync.
 func (w *wal) write(msgs []pendingMsg) error {
-	b := append(w.buf[:0], make([]byte, walHeader)...)
-	for _, m := range msgs {
-		b = appendLogged(b, m)
-	}
-	binary.LittleEndian.PutUint32(b, uint32(len(b)))
-	binary.LittleEndian.PutUint64(b[8:], w.id)
-	binary.LittleEndian.PutUint64(b[16:], w.gen)
-	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
-	w.buf = b
+	b := w.record(msgs)
 	f := w.files[w.active]
 	if _, err := f.WriteAt(b, w.off); err != nil {
 		return fmt.Errorf("write message log: %w", err)
@@ -216,6 +208,21 @@ func (w *wal) write(msgs []pendingMsg) error {
 	}
 	w.off += int64(len(b))
 	return nil
+}
+
+// record encodes one group as a record of the current generation, in
+// w's buffer (valid until the next call).
+func (w *wal) record(msgs []pendingMsg) []byte {
+	b := append(w.buf[:0], make([]byte, walHeader)...)
+	for _, m := range msgs {
+		b = appendLogged(b, m)
+	}
+	binary.LittleEndian.PutUint32(b, uint32(len(b)))
+	binary.LittleEndian.PutUint64(b[8:], w.id)
+	binary.LittleEndian.PutUint64(b[16:], w.gen)
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
+	w.buf = b
+	return b
 }
 
 // rotate starts the next generation in the other file and returns the
