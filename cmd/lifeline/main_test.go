@@ -250,6 +250,12 @@ func TestChatRoundTrip(t *testing.T) {
 	if requests < 3 || groups < 1 || groups > requests {
 		t.Errorf("store groups %v answering %v requests, want at least 1 and 3, groups ≤ requests", groups, requests)
 	}
+	// Each group of appends was one timed write to the message log; the
+	// hello's visitor put, at least, a timed B+tree transaction.
+	logSyncs, treeSyncs := metricValue(t, n.URL, `lifeline_store_sync_seconds_count{kind="log"}`), metricValue(t, n.URL, `lifeline_store_sync_seconds_count{kind="tree"}`)
+	if logSyncs < 1 || logSyncs > groups || treeSyncs < 1 {
+		t.Errorf("store syncs: %v of the log (groups %v), %v of the tree; want 1 to groups, and at least 1", logSyncs, groups, treeSyncs)
+	}
 
 	// Resolve; the visitor says it did not help; the conversation reopens.
 	if err := ag.Send(ctx, map[string]any{"type": "resolve", "conversation_id": conv}); err != nil {

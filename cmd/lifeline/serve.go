@@ -146,6 +146,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	m := metrics.New()
 	if b, ok := st.store.(*bolt.Store); ok {
 		m.StoreGroups(func() (uint64, uint64) { s := b.Stats(); return s.Commits, s.Appends })
+		b.ObserveSyncs(m.StoreSync)
 	}
 	var recorder *struggle.Recorder
 	if sample > 0 {

@@ -20,6 +20,7 @@ type Metrics struct {
 	frames       *prometheus.CounterVec
 	messages     prometheus.Counter
 	ackLatency   prometheus.Histogram
+	storeSync    *prometheus.HistogramVec
 	errors       *prometheus.CounterVec
 	queue        prometheus.Gauge
 	slow         prometheus.Counter
@@ -48,6 +49,10 @@ func New() *Metrics {
 			Name: "lifeline_ack_latency_seconds", Help: "Time from a message frame's arrival to its durable ack.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 		}),
+		storeSync: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lifeline_store_sync_seconds", Help: "Durable writes of the embedded store: kind log (a group of appends, write and fdatasync), tree (a B+tree transaction with its fsyncs).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+		}, []string{"kind"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifeline_error_frames_total", Help: "Error frames sent, by code.",
 		}, []string{"code"}),
@@ -108,9 +113,10 @@ func (m *Metrics) HandshakeRejected(reason string) { m.httpRejected.WithLabelVal
 // how many groups its writers committed and how many requests (appends,
 // visitor and meta puts) those groups answered. Their ratio is the mean
 // group size; each group costs one fdatasync (appends) or one bbolt
-// commit (puts) whatever it holds.
+// commit (puts) whatever it holds. It also registers the durations that
+// StoreSync records.
 func (m *Metrics) StoreGroups(stats func() (groups, requests uint64)) {
-	m.reg.MustRegister(
+	m.reg.MustRegister(m.storeSync,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "lifeline_store_groups_total", Help: "Group commits by the embedded store's writers.",
 		}, func() float64 { g, _ := stats(); return float64(g) }),
@@ -118,6 +124,12 @@ func (m *Metrics) StoreGroups(stats func() (groups, requests uint64)) {
 			Name: "lifeline_store_group_requests_total", Help: "Writes answered by the embedded store's group commits.",
 		}, func() float64 { _, r := stats(); return float64(r) }),
 	)
+}
+
+// StoreSync records one durable write of the embedded store (see
+// bolt.Store.ObserveSyncs).
+func (m *Metrics) StoreSync(kind string, d time.Duration) {
+	m.storeSync.WithLabelValues(kind).Observe(d.Seconds())
 }
 
 // Detection holds the struggle detector's metrics; it implements

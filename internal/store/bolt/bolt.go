@@ -148,6 +148,7 @@ type Store struct {
 
 	commits atomic.Uint64
 	appends atomic.Uint64
+	syncs   atomic.Pointer[func(kind string, d time.Duration)] // see ObserveSyncs
 
 	cache *recordCache // decoded conversations and visitors; see cache.go
 
@@ -302,6 +303,29 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load()}
 }
 
+// ObserveSyncs has fn told the duration of every durable write from now
+// on: kind "log" for a group of appends written to the message log and
+// fdatasynced, "tree" for a B+tree write transaction with its two fsyncs
+// (visitor and meta puts, record updates, checkpoints). Slow ones are
+// the disk holding up every acknowledgement. fn runs on the writers'
+// goroutines and must be quick.
+func (s *Store) ObserveSyncs(fn func(kind string, d time.Duration)) { s.syncs.Store(&fn) }
+
+// synced tells the observer, if any, how long a durable write took.
+func (s *Store) synced(kind string, start time.Time) {
+	if fn := s.syncs.Load(); fn != nil {
+		(*fn)(kind, time.Since(start))
+	}
+}
+
+// dbUpdate runs fn in a bbolt write transaction, timed for ObserveSyncs.
+func (s *Store) dbUpdate(fn func(*bbolt.Tx) error) error {
+	start := time.Now()
+	err := s.db.Update(fn)
+	s.synced("tree", start)
+	return err
+}
+
 // Ping reports ErrClosed after Close, the error that stopped the message
 // log, if any, and otherwise whether a read transaction can start.
 func (s *Store) Ping(context.Context) error {
@@ -368,7 +392,7 @@ func (s *Store) updateKnown(fn func(*bbolt.Tx) error, forget func()) error {
 	if s.done.Load() {
 		return chat.ErrClosed
 	}
-	err := closedErr(s.db.Update(fn))
+	err := closedErr(s.dbUpdate(fn))
 	if forget != nil {
 		forget()
 	}

@@ -87,7 +87,7 @@ func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64) error {
 	ids := slices.Sorted(maps.Keys(byConv))
 	var k []byte
 	for {
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.dbUpdate(func(tx *bbolt.Tx) error {
 			convs, msgs := tx.Bucket(bConvs), tx.Bucket(bMessages)
 			for n := 0; len(ids) > 0 && n < s.ckptChunk; ids = ids[1:] {
 				id := ids[0]

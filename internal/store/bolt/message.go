@@ -217,7 +217,7 @@ func (s *Store) commitPuts(batch []*appendReq) {
 	}
 	var err error
 	if pending > 0 {
-		err = closedErr(s.db.Update(func(tx *bbolt.Tx) error {
+		err = closedErr(s.dbUpdate(func(tx *bbolt.Tx) error {
 			for _, r := range batch {
 				if r.ctx.Err() != nil {
 					continue
@@ -357,7 +357,10 @@ func (s *Store) commitMessages(g *group, batch []*appendReq) {
 		}
 	}
 	if err == nil && len(g.fresh) > 0 {
-		if err = s.wal.write(g.fresh); err != nil {
+		start := time.Now()
+		err = s.wal.write(g.fresh)
+		s.synced("log", start)
+		if err != nil {
 			err = fmt.Errorf("%w: %w", errLogFailed, err)
 			s.logErr.Store(&err)
 			s.log.Error("message log failed: appends refused until a restart", "err", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -507,4 +508,39 @@ func FuzzReadWAL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// ObserveSyncs hears of every durable write: appends as writes of the
+// log, records and checkpoints as B+tree transactions.
+func TestObserveSyncs(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	s.ObserveSyncs(func(kind string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d < 0 {
+			t.Errorf("%s sync took %v", kind, d)
+		}
+		seen[kind]++
+	})
+	count := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(seen)
+	}
+	createConv(t, s, "a")
+	if got := count(); got["tree"] != 1 || got["log"] != 0 {
+		t.Fatalf("after creating a conversation: %v, want one tree write", got)
+	}
+	appendN(t, s, "a", 1, 3)
+	if got := count(); got["log"] < 1 || got["log"] > 3 {
+		t.Fatalf("after three appends one at a time: %v, want one to three log writes", got)
+	}
+	if err := s.Close(); err != nil { // the last checkpoint
+		t.Fatal(err)
+	}
+	if got := count(); got["tree"] < 2 || len(got) != 2 {
+		t.Fatalf("after closing: %v, want the checkpoint's tree write too, and no other kinds", got)
+	}
 }
