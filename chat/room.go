@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -390,32 +391,62 @@ func (h *Hub) resyncLoop() {
 //
 // It reports whether every read succeeded.
 func (h *Hub) resyncOnce() bool {
-	ok := h.resyncVisitors()
-	ok = h.resyncRooms() && ok
+	start := h.now()
+	visitors, ok := h.resyncVisitors()
+	rooms, roomsOK := h.resyncRooms()
+	ok = roomsOK && ok
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
 	ok = h.attachAssigned(ctx, true) && ok
-	return h.resyncPresence(ctx) && ok
+	ok = h.resyncPresence(ctx) && ok
+	h.log.Info("resynced after lost broker traffic", "visitors", visitors, "rooms", rooms, "took", h.now().Sub(start).Round(time.Millisecond), "complete", ok)
+	return ok
 }
 
 // resyncTimeout bounds the store reads of one visitor or room in a resync.
 const resyncTimeout = 5 * time.Second
 
-func (h *Hub) resyncVisitors() bool {
+// resyncWidth is how many visitors or rooms a resync reads from the store
+// at once. One at a time, a node's 10,000 visitors on Redis took 10,000
+// round trips end to end.
+const resyncWidth = 16
+
+// inParallel calls fn for every item, resyncWidth at a time, and reports
+// whether every call did its part.
+func inParallel[T any](items []T, fn func(T) bool) bool {
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(resyncWidth, len(items)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(items)); i = next.Add(1) - 1 {
+				if !fn(items[i]) {
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return !failed.Load()
+}
+
+// resyncVisitors resends every local visitor's state, returning how many
+// there were and whether every read succeeded.
+func (h *Hub) resyncVisitors() (int, bool) {
 	h.mu.Lock()
 	ids := make([]string, 0, len(h.visitors))
 	for id := range h.visitors {
 		ids = append(ids, id)
 	}
 	h.mu.Unlock()
-	ok := true
-	for _, id := range ids {
-		if err := h.resyncVisitor(id); err != nil && h.ctx.Err() == nil {
+	return len(ids), inParallel(ids, func(id string) bool {
+		err := h.resyncVisitor(id)
+		if err != nil && h.ctx.Err() == nil {
 			h.log.Warn("resync visitor", "visitor", id, "err", err)
-			ok = false
+			return false
 		}
-	}
-	return ok
+		return true
+	})
 }
 
 func (h *Hub) resyncVisitor(id string) error {
@@ -437,22 +468,23 @@ func (h *Hub) resyncVisitor(id string) error {
 	return nil
 }
 
-func (h *Hub) resyncRooms() bool {
+// resyncRooms fills every ready room's gap and resends its state,
+// returning how many rooms there were and whether every read succeeded.
+func (h *Hub) resyncRooms() (int, bool) {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
 	}
 	h.mu.Unlock()
-	ok := true
-	for _, r := range rooms {
+	return len(rooms), inParallel(rooms, func(r *room) bool {
 		select {
 		case <-r.ready:
 		default:
-			continue // still subscribing: whoever attaches reads the store
+			return true // still subscribing: whoever attaches reads the store
 		}
 		if r.err != nil {
-			continue
+			return true
 		}
 		r.mu.Lock()
 		err := h.fillGap(r)
@@ -462,10 +494,10 @@ func (h *Hub) resyncRooms() bool {
 		r.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrNotFound) && h.ctx.Err() == nil {
 			h.log.Warn("resync", "err", err)
-			ok = false
+			return false
 		}
-	}
-	return ok
+		return true
+	})
 }
 
 // resendState tells the room's visitors the conversation as it stands and

@@ -78,3 +78,33 @@ func TestWorkersStartReturnsAtOnceAndHandsTheWorkerBack(t *testing.T) {
 		t.Fatalf("run after start: ran %v, %d idle workers, want 1", x == 1, p.idleCount())
 	}
 }
+
+// inParallel calls fn once for every item, however many there are, and
+// reports a failure of any call.
+func TestInParallel(t *testing.T) {
+	for _, n := range []int{0, 1, resyncWidth - 1, resyncWidth, 1000} {
+		items := make([]int, n)
+		for i := range items {
+			items[i] = i
+		}
+		var mu sync.Mutex
+		seen := make(map[int]int, n)
+		ok := inParallel(items, func(i int) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[i]++
+			return i != 7
+		})
+		if len(seen) != n {
+			t.Errorf("%d items: %d called", n, len(seen))
+		}
+		for i, k := range seen {
+			if k != 1 {
+				t.Errorf("%d items: item %d called %d times", n, i, k)
+			}
+		}
+		if want := n <= 7; ok != want {
+			t.Errorf("%d items (item 7 fails): ok = %v, want %v", n, ok, want)
+		}
+	}
+}
