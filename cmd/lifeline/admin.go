@@ -31,6 +31,11 @@ func withState(ctx context.Context, name string, args []string, getenv func(stri
 	if err := c.validate(); err != nil {
 		return err
 	}
+	// An admin command's output is its result; the store's open and close
+	// lines are there only when a log level is asked for.
+	if !flagGiven(fs, "log-level") && getenv(envName("log-level")) == "" {
+		c.logLevel = "warn"
+	}
 	st, err := openState(&c, c.logger(stderr))
 	if err != nil {
 		return err
@@ -133,6 +138,13 @@ func agentCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return usageError{fmt.Errorf("unknown agent subcommand %q\n\n%s", sub, agentUsage)}
 }
 
+// flagGiven reports whether the command line set the named flag.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
 func agentArg(ctx context.Context, st *state, fs *flag.FlagSet) (chat.Agent, error) {
 	if fs.NArg() != 1 {
 		return chat.Agent{}, usageError{errors.New("give exactly one agent email")}
@@ -147,7 +159,7 @@ func agentArg(ctx context.Context, st *state, fs *flag.FlagSet) (chat.Agent, err
 // readPassword reads one line from stdin; it is never a flag, so it does not
 // end up in shell history or process listings.
 func readPassword(stdin io.Reader, stdout io.Writer) (string, error) {
-	fmt.Fprint(stdout, "Password (8 or more characters): ")
+	fmt.Fprintf(stdout, "Password (%d or more characters): ", auth.MinPasswordLen)
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && (!errors.Is(err, io.EOF) || line == "") {
 		return "", errors.New("read the password from standard input: nothing given")

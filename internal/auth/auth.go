@@ -162,7 +162,9 @@ func (s *Service) AddAgent(ctx context.Context, email, name string, role chat.Ro
 		ID: uuid.NewString(), Email: email, Name: name, Role: role,
 		PasswordHash: hash, CreatedAt: s.o.Now().UTC(),
 	}
-	if err := s.store.CreateAgent(ctx, a); err != nil {
+	if err := s.store.CreateAgent(ctx, a); errors.Is(err, chat.ErrConflict) {
+		return chat.Agent{}, fmt.Errorf("an agent with email %s already exists: %w", email, chat.ErrConflict)
+	} else if err != nil {
 		return chat.Agent{}, fmt.Errorf("add agent %s: %w", email, err)
 	}
 	return a, nil

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// The agent and site commands, run in-process on one data directory:
+// what they print, what they refuse and why, and quiet logs unless a log
+// level is asked for.
+func TestAdminCommands(t *testing.T) {
+	data := t.TempDir()
+	env := map[string]string{}
+	cli := func(stdin string, args ...string) (stdout, stderr string, err error) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if len(args) > 1 { // the data directory follows the subcommand
+			args = append(args[:2:2], append([]string{"--data", data}, args[2:]...)...)
+		}
+		err = run(context.Background(), args,
+			func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	ok := func(stdin string, args ...string) string {
+		t.Helper()
+		out, errOut, err := cli(stdin, args...)
+		if err != nil {
+			t.Fatalf("lifeline %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		if errOut != "" {
+			t.Errorf("lifeline %s wrote to stderr without a log level asked for:\n%s", strings.Join(args, " "), errOut)
+		}
+		return out
+	}
+	refused := func(want string, code int, stdin string, args ...string) {
+		t.Helper()
+		_, _, err := cli(stdin, args...)
+		if err == nil || !strings.Contains(err.Error(), want) || exitCode(err) != code {
+			t.Errorf("lifeline %s = %v (exit %d), want an error saying %q (exit %d)", strings.Join(args, " "), err, exitCode(err), want, code)
+		}
+	}
+
+	out := ok("", "site", "add", "--key", "shop", "--origins", "shop.example.com", "--public-url", "https://chat.example.com")
+	for _, want := range []string{"site shop added", "allowed origins: shop.example.com", "identity secret: ", `<script async src="https://chat.example.com/widget.js" data-site="shop"></script>`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("site add printed:\n%s\nwant %q", out, want)
+		}
+	}
+	if out := ok("", "site", "list"); !strings.Contains(out, "shop.example.com") {
+		t.Errorf("site list:\n%s", out)
+	}
+	refused("must be a host like shop.example.com", 1, "", "site", "add", "--origins", "not a host!")
+	refused("site needs a subcommand", 2, "", "site")
+
+	// The prompt names the length the check enforces.
+	out, _, err := cli("short\n", "agent", "add", "--email", "sam@example.com")
+	if err == nil || !strings.Contains(err.Error(), "at least 10 characters") || !strings.Contains(out, "Password (10 or more characters)") {
+		t.Errorf("a short password: prompt %q, error %v; want the prompt and the check to agree on 10", out, err)
+	}
+	refused("not an email address", 1, "long enough password\n", "agent", "add", "--email", "sam")
+	refused("nothing given", 1, "", "agent", "add", "--email", "sam@example.com")
+	refused("agent add needs --email", 2, "", "agent", "add")
+
+	if out := ok("long enough password\n", "agent", "add", "--email", "Sam@Example.com", "--name", "Sam", "--role", "admin"); !strings.Contains(out, "added sam@example.com (admin)") {
+		t.Errorf("agent add printed %q", out)
+	}
+	refused("an agent with email sam@example.com already exists", 1, "another good password\n", "agent", "add", "--email", "SAM@example.com")
+	ok("", "agent", "disable", "sam@example.com")
+	if out := ok("", "agent", "list"); !strings.Contains(out, "sam@example.com") || !strings.Contains(out, "disabled") {
+		t.Errorf("agent list after disabling:\n%s", out)
+	}
+	ok("a new long password\n", "agent", "passwd", "sam@example.com")
+	refused(`no agent with email "nobody@example.com"`, 1, "", "agent", "disable", "nobody@example.com")
+
+	// Asked for, the logs are there.
+	env["LIFELINE_LOG_LEVEL"] = "info"
+	if _, errOut, err := cli("", "site", "list"); err != nil || !strings.Contains(errOut, "bolt store open") {
+		t.Errorf("site list with LIFELINE_LOG_LEVEL=info: stderr %q, %v; want the store's log lines", errOut, err)
+	}
+}
