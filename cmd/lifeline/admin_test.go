@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The agent and site commands, run in-process on one data directory:
+// The agent, site and visitor commands, run in-process on one data directory:
 // what they print, what they refuse and why, and quiet logs unless a log
 // level is asked for.
 func TestAdminCommands(t *testing.T) {
@@ -73,6 +73,12 @@ func TestAdminCommands(t *testing.T) {
 	}
 	ok("a new long password\n", "agent", "passwd", "sam@example.com")
 	refused(`no agent with email "nobody@example.com"`, 1, "", "agent", "disable", "nobody@example.com")
+
+	refused(`no visitor with ID "nosuch"`, 1, "", "visitor", "export", "nosuch")
+	refused(`no visitor with ID "nosuch"`, 1, "", "visitor", "erase", "nosuch")
+	if out := ok("", "visitor", "find", "--site", "shop", "--email", "nobody@example.com"); out != "" {
+		t.Errorf("visitor find with no match printed %q", out)
+	}
 
 	// Asked for, the logs are there.
 	env["LIFELINE_LOG_LEVEL"] = "info"

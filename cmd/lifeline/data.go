@@ -97,7 +97,7 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 			}
 			exp, err := service(st).Export(ctx, id)
 			if err != nil {
-				return err
+				return noVisitor(id, err)
 			}
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
@@ -111,7 +111,7 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 			}
 			out, err := service(st).Erase(ctx, id, privacy.Actor{ID: "cli", Email: "lifeline visitor erase"})
 			if err != nil {
-				return err
+				return noVisitor(id, err)
 			}
 			fmt.Fprintf(stdout, "erased visitor %s: %d conversations, %d messages, %d recorded sessions\n",
 				id, out.Conversations, out.Messages, out.RecordingLines)
@@ -119,6 +119,14 @@ func visitorCmd(ctx context.Context, args []string, getenv func(string) string, 
 		})
 	}
 	return usageError{fmt.Errorf("unknown visitor subcommand %q\n\n%s", sub, visitorUsage)}
+}
+
+// noVisitor words an unknown visitor ID for the command line.
+func noVisitor(id string, err error) error {
+	if errors.Is(err, chat.ErrNotFound) {
+		return fmt.Errorf("no visitor with ID %q (lifeline visitor find looks one up by email or user ID)", id)
+	}
+	return err
 }
 
 const backupUsage = `Usage:
