@@ -5,7 +5,10 @@
 // live elsewhere (internal/store/bolt, internal/redis) and are chosen by cmd.
 package chat
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Contract errors. Every Store and Broker returns these (possibly wrapped) so
 // callers can test them with errors.Is; the conformance suites in chattest
@@ -20,6 +23,18 @@ var (
 	ErrCapacity = errors.New("chat: agent at capacity")
 	// ErrClosed means the Store, Broker or Hub has been closed.
 	ErrClosed = errors.New("chat: closed")
-	// ErrInvalid means an argument failed validation.
+	// ErrInvalid means an argument failed validation. Errors wrapping it
+	// say what was wrong after it, as "…: chat: invalid argument: what".
 	ErrInvalid = errors.New("chat: invalid argument")
 )
+
+// Problem returns what a validation error says was wrong, for the person
+// who gave the input: the text after ErrInvalid, without the operation
+// and record IDs wrapped around it. Other errors keep their whole text.
+func Problem(err error) string {
+	msg, mark := err.Error(), ErrInvalid.Error()+": "
+	if _, what, ok := strings.Cut(msg, mark); ok && errors.Is(err, ErrInvalid) {
+		return strings.ReplaceAll(what, mark, "") // joined problems each carry it
+	}
+	return msg
+}

@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -218,5 +219,23 @@ func TestRecordIDsAreTimeOrdered(t *testing.T) {
 			t.Fatalf("ID %q made after %q sorts before it", id, prev)
 		}
 		prev = id
+	}
+}
+
+func TestProblem(t *testing.T) {
+	invalid := func(what string) error { return fmt.Errorf("%w: %s", ErrInvalid, what) }
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{invalid("a password needs at least 10 characters"), "a password needs at least 10 characters"},
+		{fmt.Errorf("update conversation c1: %w", invalid("status \"x\" is not valid")), `status "x" is not valid`},
+		{errors.Join(invalid("email: missing"), invalid("name: too long")), "email: missing\nname: too long"},
+		{fmt.Errorf("get c1: %w", ErrNotFound), "get c1: chat: not found"},
+		{errors.New("text that mentions chat: invalid argument: but is not one"), "text that mentions chat: invalid argument: but is not one"},
+	} {
+		if got := Problem(tc.err); got != tc.want {
+			t.Errorf("Problem(%q) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

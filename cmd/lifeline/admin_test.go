@@ -3,8 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/lifelinehq/lifeline/chat"
+	"github.com/lifelinehq/lifeline/internal/auth"
+	"github.com/lifelinehq/lifeline/internal/client"
 )
 
 // The agent, site and visitor commands, run in-process on one data directory:
@@ -84,5 +91,45 @@ func TestAdminCommands(t *testing.T) {
 	env["LIFELINE_LOG_LEVEL"] = "info"
 	if _, errOut, err := cli("", "site", "list"); err != nil || !strings.Contains(errOut, "bolt store open") {
 		t.Errorf("site list with LIFELINE_LOG_LEVEL=info: stderr %q, %v; want the store's log lines", errOut, err)
+	}
+}
+
+// The API's validation errors say what was wrong in the words a person
+// needs, without the store's sentinel or record IDs around them, and the
+// CLI prints them the same way.
+func TestValidationErrorsSayWhatIsWrong(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	ctx := testCtx(t)
+	admin, err := client.Login(ctx, n.URL, adminEmail, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		body         map[string]any
+		status       int
+		code, answer string
+	}{
+		{map[string]any{"email": "bad", "password": testPassword}, 400, "invalid", `"bad" is not an email address`},
+		{map[string]any{"email": "z@example.com", "password": "short"}, 400, "invalid", "a password needs at least 10 characters"},
+		{map[string]any{"email": "z@example.com", "password": testPassword, "role": "boss"}, 400, "invalid", `role "boss" is not admin, agent or analyst`},
+		{map[string]any{"email": adminEmail, "password": testPassword}, 409, "conflict", "the record changed or already exists"},
+	} {
+		err := admin.Do(ctx, "POST", "/api/v1/agents", tc.body, nil)
+		var se *client.StatusError
+		if !errors.As(err, &se) {
+			t.Fatalf("POST /api/v1/agents %v = %v, want an HTTP error", tc.body, err)
+		}
+		var got struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal([]byte(se.Body), &got) != nil || se.Status != tc.status || got.Error.Code != tc.code || got.Error.Message != tc.answer {
+			t.Errorf("POST /api/v1/agents %v = %d %s, want %d %s %q", tc.body, se.Status, se.Body, tc.status, tc.code, tc.answer)
+		}
+	}
+
+	// The CLI's message for the same mistake.
+	_, err = auth.New(nil, auth.Options{}).HashPassword("short")
+	if got := chat.Problem(fmt.Errorf("lifeline agent add: %w", err)); got != "a password needs at least 10 characters" {
+		t.Errorf("the CLI prints %q", got)
 	}
 }

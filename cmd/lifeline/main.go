@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/load"
 	"github.com/lifelinehq/lifeline/internal/replay"
 )
@@ -35,7 +36,7 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "lifeline:", err)
+			fmt.Fprintln(os.Stderr, "lifeline:", chat.Problem(err))
 		}
 		os.Exit(exitCode(err))
 	}

@@ -129,7 +129,7 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, chat.ErrCapacity):
 		httpjson.Error(w, http.StatusConflict, "capacity", "the agent is at capacity")
 	case errors.Is(err, chat.ErrInvalid):
-		httpjson.Error(w, http.StatusBadRequest, "invalid", err.Error())
+		httpjson.Error(w, http.StatusBadRequest, "invalid", chat.Problem(err))
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody is listening.
 	default:
