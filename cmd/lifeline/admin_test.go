@@ -133,3 +133,26 @@ func TestValidationErrorsSayWhatIsWrong(t *testing.T) {
 		t.Errorf("the CLI prints %q", got)
 	}
 }
+
+// lifeline --help (and help, -h) lists the commands; serve -h lists the
+// node's flags; an unknown command is a usage error with the list.
+func TestHelpListsTheCommands(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "-h"}, {"nonsense"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
+		text := out.String() + errOut.String()
+		if err != nil {
+			text += err.Error()
+		}
+		want, code := "lifeline agent add|list", 0
+		switch args[0] {
+		case "serve":
+			want, code = "-max-conns-per-ip", 2
+		case "nonsense":
+			code = 2
+		}
+		if !strings.Contains(text, want) || (err == nil) != (code == 0) || (err != nil && exitCode(err) != code) {
+			t.Errorf("lifeline %s: %v (exit %d), output:\n%s\nwant %q and exit %d", strings.Join(args, " "), err, exitCode(err), text, want, code)
+		}
+	}
+}
