@@ -109,7 +109,9 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 	if g == nil {
 		g = &agentGroup{agent: a, status: "online", capacity: a.EffectiveCapacity(), clients: make(map[*client]struct{})}
 		if a.Role == RoleAnalyst || a.Away {
-			g.status = "away" // analysts never take conversations
+			// Analysts never take conversations; others start as they
+			// last chose (see savePresence).
+			g.status = "away"
 		}
 		h.agents[a.ID] = g
 	}

@@ -306,7 +306,8 @@ func (s *Store) Stats() Stats {
 // ObserveSyncs has fn told the duration of every durable write from now
 // on: kind "log" for a group of appends written to the message log and
 // fdatasynced, "tree" for a B+tree write transaction with its two fsyncs
-// (visitor and meta puts, record updates, checkpoints). Slow ones are
+// (visitor and meta puts, record updates, checkpoints), from asking for
+// bbolt's write lock to the commit's end. Slow ones are
 // the disk holding up every acknowledgement. fn runs on the writers'
 // goroutines and must be quick.
 func (s *Store) ObserveSyncs(fn func(kind string, d time.Duration)) { s.syncs.Store(&fn) }
