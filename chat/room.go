@@ -29,6 +29,10 @@ type room struct {
 	mu        sync.Mutex
 	clients   map[*client]struct{}
 	delivered int64
+	// visitorRead is the furthest seq the visitor has reported read while
+	// this room existed, for agents who attach later (a reloaded console
+	// shows "Seen" without waiting for the visitor to read again).
+	visitorRead int64
 }
 
 // visitorGroup is one visitor's sockets on this node (tabs).
@@ -123,6 +127,9 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 		}
 		for i := range notes {
 			c.replay(encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
+		}
+		if r.visitorRead > 0 {
+			c.replay(encode(readFrame{Type: TypeRead, ConversationID: convID, Seq: r.visitorRead, Reader: string(AuthorVisitor)}))
 		}
 	}
 	return nil
@@ -255,6 +262,7 @@ func (h *Hub) onRoomEvent(r *room, ev *event) {
 	case evRead:
 		frame := encode(readFrame{Type: TypeRead, ConversationID: r.id, Seq: ev.Seq, Reader: ev.Reader})
 		if ev.Reader == string(AuthorVisitor) {
+			r.visitorRead = max(r.visitorRead, min(ev.Seq, r.delivered))
 			r.sendTo(kindAgent, frame)
 		} else {
 			r.sendTo(kindVisitor, frame)
