@@ -326,6 +326,8 @@ func TestConsoleAgentFlow(t *testing.T) {
 	// Reload: the session survives and the transcript is whole, once.
 	p.Navigate(n.URL + "/console/c/" + convID)
 	p.WaitJS("reloaded", `document.querySelectorAll('.transcript .msg[data-seq]').length === 5 && document.querySelector('.conn.open') !== null`)
+	// The visitor's read mark comes back with the conversation.
+	p.WaitJS("seen after the reload", `document.querySelector('.transcript .receipt')?.textContent === 'Seen'`)
 	// Still away after the reload, and shown in the warning colour so that
 	// the connection's green dot beside it does not read as online.
 	var presence struct {
