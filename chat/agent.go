@@ -128,8 +128,7 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 	if err != nil {
 		return err
 	}
-	view.Load = len(assigned)
-	c.send(encode(agentWelcome{Type: TypeWelcome, Agent: view, Queue: nonNil(queue), Assigned: nonNil(assigned)}))
+	c.send(welcomeFrame(view, queue, assigned))
 	for id, seq := range in.Resume {
 		c.mu.Lock()
 		c.cursors[id] = seq
@@ -148,6 +147,13 @@ func (h *Hub) agentHello(ctx context.Context, c *client, in *Inbound) error {
 	h.publishPresence(ctx, nil)
 	h.kickRouter()
 	return nil
+}
+
+// welcomeFrame is an agent's welcome: who they are on this node, with
+// their load, the queue and the conversations assigned to them.
+func welcomeFrame(view AgentView, queue, assigned []Conversation) []byte {
+	view.Load = len(assigned)
+	return encode(agentWelcome{Type: TypeWelcome, Agent: view, Queue: nonNil(queue), Assigned: nonNil(assigned)})
 }
 
 // waitingQueue returns the waiting conversations in the order agents see

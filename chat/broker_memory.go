@@ -117,10 +117,13 @@ func (b *MemoryBroker) subscribe(topic string, s memSub) (func(), error) {
 		once.Do(func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
+			if b.closed {
+				return // Close dropped every subscription
+			}
 			subs := slices.DeleteFunc(slices.Clone(b.subs[topic]), func(x memSub) bool { return x.id == s.id })
 			if len(subs) == 0 {
 				delete(b.subs, topic)
-			} else if b.subs != nil {
+			} else {
 				b.subs[topic] = subs
 			}
 		})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -442,10 +444,7 @@ func inParallel[T any](items []T, fn func(T) bool) bool {
 // there were and whether every read succeeded.
 func (h *Hub) resyncVisitors() (int, bool) {
 	h.mu.Lock()
-	ids := make([]string, 0, len(h.visitors))
-	for id := range h.visitors {
-		ids = append(ids, id)
-	}
+	ids := slices.Collect(maps.Keys(h.visitors))
 	h.mu.Unlock()
 	return len(ids), inParallel(ids, func(id string) bool {
 		err := h.resyncVisitor(id)
@@ -480,10 +479,7 @@ func (h *Hub) resyncVisitor(id string) error {
 // returning how many rooms there were and whether every read succeeded.
 func (h *Hub) resyncRooms() (int, bool) {
 	h.mu.Lock()
-	rooms := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
-	}
+	rooms := slices.Collect(maps.Values(h.rooms))
 	h.mu.Unlock()
 	return len(rooms), inParallel(rooms, func(r *room) bool {
 		select {
@@ -587,8 +583,7 @@ func (h *Hub) attachAssigned(ctx context.Context, welcome bool) bool {
 			continue
 		}
 		if welcome {
-			l.view.Load = len(assigned)
-			frame := encode(agentWelcome{Type: TypeWelcome, Agent: l.view, Queue: nonNil(queue), Assigned: nonNil(assigned)})
+			frame := welcomeFrame(l.view, queue, assigned)
 			for _, c := range l.clients {
 				c.send(frame)
 			}

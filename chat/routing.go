@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -349,10 +350,7 @@ func (h *Hub) publishPresence(ctx context.Context, chose *presenceChoice) bool {
 // refreshAllPresence (re)announces every local agent.
 func (h *Hub) refreshAllPresence(ctx context.Context) {
 	h.mu.Lock()
-	groups := make([]*agentGroup, 0, len(h.agents))
-	for _, g := range h.agents {
-		groups = append(groups, g)
-	}
+	groups := slices.Collect(maps.Values(h.agents))
 	h.mu.Unlock()
 	for _, g := range groups {
 		h.refreshPresence(ctx, g)
