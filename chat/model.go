@@ -139,6 +139,11 @@ type Conversation struct {
 	// Feedback is the answer to "Did this solve it?": "", "yes" or "no".
 	Feedback string `json:"feedback,omitempty"`
 	LastSeq  int64  `json:"last_seq"`
+	// VisitorRead is the furthest message the visitor reported seeing (a
+	// `read` frame's seq), never past LastSeq. The hub writes it a little
+	// after the frame (Config.ReadMarkInterval), so agents who join later,
+	// on any node, show "Seen".
+	VisitorRead int64 `json:"visitor_read,omitempty"`
 	// Last is the last message, shortened, for lists such as the queue;
 	// nil before the first. Stores derive it from the messages: records
 	// written with it set do not keep it.

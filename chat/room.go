@@ -130,11 +130,24 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 		for i := range notes {
 			c.replay(encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
 		}
-		if r.visitorRead > 0 {
-			c.replay(encode(readFrame{Type: TypeRead, ConversationID: convID, Seq: r.visitorRead, Reader: string(AuthorVisitor)}))
+		conv, err := h.store.Conversation(ctx, convID)
+		if err != nil {
+			h.log.Warn("read conversation for an agent", "conv", convID, "err", err)
+		}
+		if m := h.visitorMark(r, conv.VisitorRead); m > 0 {
+			c.replay(encode(readFrame{Type: TypeRead, ConversationID: convID, Seq: m, Reader: string(AuthorVisitor)}))
 		}
 	}
 	return nil
+}
+
+// visitorMark returns the furthest read mark of r's visitor this node
+// knows: the room's, one not yet stored, or stored (the record's, from any
+// node), never past the room's last message; the room keeps it. The caller
+// holds r.mu.
+func (h *Hub) visitorMark(r *room, stored int64) int64 {
+	r.visitorRead = max(r.visitorRead, min(max(stored, h.marks.get(r.id)), r.delivered))
+	return r.visitorRead
 }
 
 // detach removes c from the room.
@@ -513,13 +526,16 @@ func (h *Hub) resendState(r *room) error {
 		visitors = visitors || c.kind == kindVisitor
 		agents = agents || c.kind == kindAgent
 	}
+	if !visitors && !agents {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, resyncTimeout)
 	defer cancel()
+	conv, err := h.store.Conversation(ctx, r.id)
+	if err != nil {
+		return fmt.Errorf("resend state of %s: %w", r.id, err)
+	}
 	if visitors {
-		conv, err := h.store.Conversation(ctx, r.id)
-		if err != nil {
-			return fmt.Errorf("resend state of %s: %w", r.id, err)
-		}
 		r.sendTo(kindVisitor, encode(conversationFrame{Type: TypeConversation, Conversation: visitorView(conv, h.agentName(ctx, conv.AgentID))}))
 	}
 	if agents {
@@ -529,6 +545,9 @@ func (h *Hub) resendState(r *room) error {
 		}
 		for i := range notes {
 			r.sendTo(kindAgent, encode(noteFrame{Type: TypeNote, Note: &notes[i]}))
+		}
+		if m := h.visitorMark(r, conv.VisitorRead); m > 0 {
+			r.sendTo(kindAgent, encode(readFrame{Type: TypeRead, ConversationID: r.id, Seq: m, Reader: string(AuthorVisitor)}))
 		}
 	}
 	return nil

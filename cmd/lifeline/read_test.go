@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifelinehq/lifeline/chat"
 	"github.com/lifelinehq/lifeline/internal/client"
+	"github.com/lifelinehq/lifeline/internal/redistest"
 )
 
 // An agent whose console reconnects (a reload) still sees how far the
@@ -16,6 +18,58 @@ func TestVisitorReadMarkReachesAReconnectedAgent(t *testing.T) {
 	ctx := testCtx(t)
 	session, ag := agentConn(t, ctx, n.URL, adminEmail, testPassword) // online: the router assigns
 	v, _ := visitor(t, ctx, n.URL, "", 0)
+	conv, seq := readReply(t, ctx, v, ag)
+
+	ag.CloseNow()
+	again, view := agentHello(t, ctx, session)
+	if view.Status != "online" {
+		t.Fatalf("reconnected agent is %s", view.Status)
+	}
+	wantMark(t, ctx, again, conv, seq, "after reconnecting")
+}
+
+// The mark is stored with the conversation, so it outlives the node: after
+// kill -9 and a restart the console still shows "Seen".
+func TestVisitorReadMarkSurvivesKill9(t *testing.T) {
+	dir, addr := t.TempDir(), freePort(t)
+	base := "http://" + addr
+	p := startProc(t, addr, "--data", dir)
+	ctx := testCtx(t)
+	session, ag := agentConn(t, ctx, base, adminEmail, testPassword)
+	v, _ := visitor(t, ctx, base, "", 0)
+	conv, seq := readReply(t, ctx, v, ag)
+	waitStoredMark(t, ctx, session, conv, seq)
+
+	p.kill()
+	startProc(t, addr, "--data", dir)
+	_, again := agentConn(t, ctx, base, adminEmail, testPassword)
+	wantMark(t, ctx, again, conv, seq, "after kill -9 and a restart")
+}
+
+// A node that held no socket of the conversation when the visitor read
+// (here, the agent's second console, on another node) reads the mark from
+// the record.
+func TestVisitorReadMarkReachesAnotherNode(t *testing.T) {
+	rs := redistest.Server(t)
+	addrA, addrB := freePort(t), freePort(t)
+	startProc(t, addrA, redisNodeArgs(rs.URL())...)
+	startProc(t, addrB, redisNodeArgs(rs.URL())...)
+	ctx := testCtx(t)
+	onA, ag := agentConn(t, ctx, "http://"+addrA, adminEmail, testPassword)
+	v, _ := visitor(t, ctx, "http://"+addrA, "", 0)
+	conv, seq := readReply(t, ctx, v, ag)
+	waitStoredMark(t, ctx, onA, conv, seq)
+
+	_, onB := agentConn(t, ctx, "http://"+addrB, adminEmail, testPassword)
+	wantMark(t, ctx, onB, conv, seq, "on another node")
+}
+
+// readReply has the visitor write, the assigned agent ag reply and the
+// visitor read the reply, then send a bogus mark past the last message:
+// both marks are forwarded live, but only the first is kept. It returns
+// the conversation and the reply's seq.
+func readReply(t *testing.T, ctx context.Context, v, ag *client.Conn) (string, int64) {
+	t.Helper()
 	if err := v.Send(ctx, map[string]any{"type": "message", "client_id": "v1", "text": "hello?"}); err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +91,6 @@ func TestVisitorReadMarkReachesAReconnectedAgent(t *testing.T) {
 	if _, err := untilFrame(ctx, v, "message", func(f client.Frame) bool { m, _ := f.ChatMessage(); return m.Seq == reply.Seq }); err != nil {
 		t.Fatalf("visitor waiting for the reply: %v", err)
 	}
-	// The visitor reads the reply; a bogus mark past the last message is
-	// forwarded live but not remembered beyond what was delivered.
 	for _, seq := range []int64{reply.Seq, reply.Seq + 100} {
 		if err := v.Send(ctx, map[string]any{"type": "read", "seq": seq}); err != nil {
 			t.Fatal(err)
@@ -47,20 +99,37 @@ func TestVisitorReadMarkReachesAReconnectedAgent(t *testing.T) {
 			t.Fatalf("agent waiting for the visitor's read mark %d: %v", seq, err)
 		}
 	}
+	return conv, reply.Seq
+}
 
-	ag.CloseNow()
-	again, view := agentHello(t, ctx, session)
-	if view.Status != "online" {
-		t.Fatalf("reconnected agent is %s", view.Status)
+// waitStoredMark waits up to 10 s for the conversation's record to hold
+// the visitor's mark seq: the node writes marks about once a second.
+func waitStoredMark(t *testing.T, ctx context.Context, s *client.Session, conv string, seq int64) {
+	t.Helper()
+	var got struct{ Conversation chat.Conversation }
+	for range 100 {
+		if err := s.Do(ctx, "GET", "/api/v1/conversations/"+conv, nil, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Conversation.VisitorRead == seq {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	t.Fatalf("stored visitor_read is %d after 10 s, want %d (the bogus mark must not be kept)", got.Conversation.VisitorRead, seq)
+}
+
+// wantMark waits up to 10 s for the visitor's read mark seq of conv on c.
+func wantMark(t *testing.T, ctx context.Context, c *client.Conn, conv string, seq int64, when string) {
+	t.Helper()
 	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	f, err := again.Until(wait, "read", nil)
+	f, err := c.Until(wait, "read", nil)
 	if err != nil {
-		t.Fatalf("the reconnected agent got no read mark: %v", err)
+		t.Fatalf("no read mark %s: %v", when, err)
 	}
-	if f.ConversationID != conv || f.Seq != reply.Seq || f.Reader != "visitor" {
-		t.Fatalf("read mark after reconnecting: conversation %s seq %d reader %q, want %s %d visitor", f.ConversationID, f.Seq, f.Reader, conv, reply.Seq)
+	if f.ConversationID != conv || f.Seq != seq || f.Reader != "visitor" {
+		t.Fatalf("read mark %s: conversation %s seq %d reader %q, want %s %d visitor", when, f.ConversationID, f.Seq, f.Reader, conv, seq)
 	}
 }
 

@@ -1,0 +1,93 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// readMarks holds the visitors' read marks until markLoop writes them to
+// their conversations. A read frame comes about once per agent message; a
+// store update each would cost a durable write per message, so marks are
+// soft state: live at once over the broker, stored within
+// Config.ReadMarkInterval, and a node that dies loses at most that much.
+type readMarks struct {
+	mu      sync.Mutex
+	pending map[string]int64 // conversation ID → furthest mark not yet stored
+}
+
+// note records that the visitor has seen conv up to seq.
+func (m *readMarks) note(conv string, seq int64) {
+	if seq <= 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending == nil {
+		m.pending = make(map[string]int64)
+	}
+	m.pending[conv] = max(m.pending[conv], seq)
+}
+
+// get returns the mark of conv not yet stored, or 0.
+func (m *readMarks) get(conv string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pending[conv]
+}
+
+// take empties the pending marks and returns them.
+func (m *readMarks) take() map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.pending
+	m.pending = nil
+	return p
+}
+
+// errMarkKnown stops an update whose mark the record already has.
+var errMarkKnown = errors.New("read mark already stored")
+
+// markLoop writes the pending read marks every ReadMarkInterval, and once
+// more when the hub shuts down.
+func (h *Hub) markLoop() {
+	tick := time.NewTicker(h.cfg.ReadMarkInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			h.storeMarks(ctx)
+			cancel()
+			return
+		case <-tick.C:
+			h.storeMarks(h.ctx)
+		}
+	}
+}
+
+// storeMarks writes each pending mark to its conversation, never past its
+// last message nor back. A mark that fails to store waits for the next
+// round; one of a conversation that is gone (erased) is dropped.
+func (h *Hub) storeMarks(ctx context.Context) {
+	failed, last := 0, error(nil)
+	for conv, seq := range h.marks.take() {
+		_, err := h.store.UpdateConversation(ctx, conv, func(c *Conversation) error {
+			s := min(seq, c.LastSeq)
+			if s <= c.VisitorRead {
+				return errMarkKnown
+			}
+			c.VisitorRead = s
+			return nil
+		})
+		if err == nil || errors.Is(err, errMarkKnown) || errors.Is(err, ErrNotFound) {
+			continue
+		}
+		h.marks.note(conv, seq)
+		failed, last = failed+1, err
+	}
+	if failed > 0 && ctx.Err() == nil {
+		h.log.Warn("store read marks", "failed", failed, "err", last)
+	}
+}

@@ -1,0 +1,82 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+// markStore keeps conversations in a map; only UpdateConversation is
+// called by storeMarks (the embedded nil Store panics on anything else).
+type markStore struct {
+	Store
+	convs   map[string]Conversation
+	fail    error
+	updates int
+}
+
+func (s *markStore) UpdateConversation(_ context.Context, id string, fn func(*Conversation) error) (Conversation, error) {
+	if s.fail != nil {
+		return Conversation{}, s.fail
+	}
+	c, ok := s.convs[id]
+	if !ok {
+		return Conversation{}, fmt.Errorf("update %s: %w", id, ErrNotFound)
+	}
+	if err := fn(&c); err != nil {
+		return Conversation{}, err
+	}
+	s.updates++
+	s.convs[id] = c
+	return c, nil
+}
+
+// Marks are written once per conversation per round, at their furthest,
+// never past the last message and never back; a failed write is kept for
+// the next round and a conversation that is gone drops its mark.
+func TestStoreMarks(t *testing.T) {
+	st := &markStore{convs: map[string]Conversation{
+		"a": {ID: "a", LastSeq: 10},
+		"b": {ID: "b", LastSeq: 4},
+	}}
+	h := &Hub{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx := context.Background()
+	read := func(id string) int64 { return st.convs[id].VisitorRead }
+
+	for _, seq := range []int64{3, 5, 4, 0, -1} {
+		h.marks.note("a", seq)
+	}
+	h.marks.note("b", 9)    // past b's last message
+	h.marks.note("gone", 2) // erased meanwhile
+	if got := h.marks.get("a"); got != 5 {
+		t.Fatalf("pending mark of a is %d, want 5", got)
+	}
+	h.storeMarks(ctx)
+	if read("a") != 5 || read("b") != 4 || st.updates != 2 {
+		t.Fatalf("after a round: a=%d b=%d with %d updates, want 5, 4 and 2", read("a"), read("b"), st.updates)
+	}
+	if h.marks.get("gone") != 0 {
+		t.Fatal("the mark of a conversation that is gone was kept")
+	}
+
+	h.marks.note("a", 2)
+	h.storeMarks(ctx)
+	if read("a") != 5 || st.updates != 2 {
+		t.Fatalf("an older mark: a=%d with %d updates, want 5 and still 2", read("a"), st.updates)
+	}
+
+	st.fail = errors.New("store down")
+	h.marks.note("a", 7)
+	h.storeMarks(ctx)
+	if read("a") != 5 || h.marks.get("a") != 7 {
+		t.Fatalf("a failed write: stored %d, pending %d, want 5 and 7", read("a"), h.marks.get("a"))
+	}
+	st.fail = nil
+	h.storeMarks(ctx)
+	if read("a") != 7 || h.marks.get("a") != 0 {
+		t.Fatalf("the retry: stored %d, pending %d, want 7 and 0", read("a"), h.marks.get("a"))
+	}
+}
