@@ -53,6 +53,7 @@ func (h *Hub) handleAgent(ctx context.Context, c *client, data []byte) {
 		h.publish(ctx, &event{Kind: evTyping, Author: &Author{Kind: AuthorAgent, ID: c.agent.ID, Name: c.agent.Name}, Typing: in.Typing}, convTopic(in.ConversationID))
 	case TypeRead:
 		h.publish(ctx, &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorAgent)}, convTopic(in.ConversationID))
+		h.marks.note(in.ConversationID, true, in.Seq)
 	case TypeClaim:
 		err = h.claim(ctx, c, in.ConversationID)
 	case TypeTransfer:

@@ -144,6 +144,9 @@ type Conversation struct {
 	// after the frame (Config.ReadMarkInterval), so agents who join later,
 	// on any node, show "Seen".
 	VisitorRead int64 `json:"visitor_read,omitempty"`
+	// AgentRead is the same for the agents: the furthest message any
+	// agent reported seeing. The widget shows "Seen" from it.
+	AgentRead int64 `json:"agent_read,omitempty"`
 	// Last is the last message, shortened, for lists such as the queue;
 	// nil before the first. Stores derive it from the messages: records
 	// written with it set do not keep it.

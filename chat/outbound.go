@@ -43,6 +43,8 @@ type VisitorConversation struct {
 	Agent    *Named `json:"agent,omitempty"`
 	Feedback string `json:"feedback,omitempty"`
 	LastSeq  int64  `json:"last_seq"`
+	// AgentRead is how far support has read (Conversation.AgentRead).
+	AgentRead int64 `json:"agent_read,omitempty"`
 }
 
 // Named is a display name.
@@ -194,7 +196,7 @@ const (
 )
 
 func visitorView(c Conversation, agentName string) *VisitorConversation {
-	v := &VisitorConversation{ID: c.ID, Ref: c.Ref, Status: c.Status, Feedback: c.Feedback, LastSeq: c.LastSeq}
+	v := &VisitorConversation{ID: c.ID, Ref: c.Ref, Status: c.Status, Feedback: c.Feedback, LastSeq: c.LastSeq, AgentRead: c.AgentRead}
 	if agentName != "" {
 		v.Agent = &Named{Name: agentName}
 	}

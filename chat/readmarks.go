@@ -7,38 +7,46 @@ import (
 	"time"
 )
 
-// readMarks holds the visitors' read marks until markLoop writes them to
-// their conversations. A read frame comes about once per agent message; a
-// store update each would cost a durable write per message, so marks are
-// soft state: live at once over the broker, stored within
-// Config.ReadMarkInterval, and a node that dies loses at most that much.
+// readMarks holds the read marks heard on this node until markLoop writes
+// them to their conversations. A read frame comes about once per message
+// of the other side; a store update each would cost a durable write per
+// message, so marks are soft state: live at once over the broker, stored
+// within Config.ReadMarkInterval, and a node that dies loses at most that.
 type readMarks struct {
 	mu      sync.Mutex
-	pending map[string]int64 // conversation ID → furthest mark not yet stored
+	pending map[markKey]int64 // furthest mark not yet stored
 }
 
-// note records that the visitor has seen conv up to seq.
-func (m *readMarks) note(conv string, seq int64) {
+// markKey names one side's mark of a conversation: the visitor's, or the
+// agents' (any agent's: "support has seen it").
+type markKey struct {
+	conv  string
+	agent bool
+}
+
+// note records that the reader has seen conv up to seq.
+func (m *readMarks) note(conv string, agent bool, seq int64) {
 	if seq <= 0 {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pending == nil {
-		m.pending = make(map[string]int64)
+		m.pending = make(map[markKey]int64)
 	}
-	m.pending[conv] = max(m.pending[conv], seq)
+	k := markKey{conv, agent}
+	m.pending[k] = max(m.pending[k], seq)
 }
 
-// get returns the mark of conv not yet stored, or 0.
-func (m *readMarks) get(conv string) int64 {
+// get returns the reader's mark of conv not yet stored, or 0.
+func (m *readMarks) get(conv string, agent bool) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.pending[conv]
+	return m.pending[markKey{conv, agent}]
 }
 
 // take empties the pending marks and returns them.
-func (m *readMarks) take() map[string]int64 {
+func (m *readMarks) take() map[markKey]int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.pending
@@ -72,19 +80,23 @@ func (h *Hub) markLoop() {
 // round; one of a conversation that is gone (erased) is dropped.
 func (h *Hub) storeMarks(ctx context.Context) {
 	failed, last := 0, error(nil)
-	for conv, seq := range h.marks.take() {
-		_, err := h.store.UpdateConversation(ctx, conv, func(c *Conversation) error {
+	for k, seq := range h.marks.take() {
+		_, err := h.store.UpdateConversation(ctx, k.conv, func(c *Conversation) error {
+			mark := &c.VisitorRead
+			if k.agent {
+				mark = &c.AgentRead
+			}
 			s := min(seq, c.LastSeq)
-			if s <= c.VisitorRead {
+			if s <= *mark {
 				return errMarkKnown
 			}
-			c.VisitorRead = s
+			*mark = s
 			return nil
 		})
 		if err == nil || errors.Is(err, errMarkKnown) || errors.Is(err, ErrNotFound) {
 			continue
 		}
-		h.marks.note(conv, seq)
+		h.marks.note(k.conv, k.agent, seq)
 		failed, last = failed+1, err
 	}
 	if failed > 0 && ctx.Err() == nil {

@@ -47,36 +47,37 @@ func TestStoreMarks(t *testing.T) {
 	read := func(id string) int64 { return st.convs[id].VisitorRead }
 
 	for _, seq := range []int64{3, 5, 4, 0, -1} {
-		h.marks.note("a", seq)
+		h.marks.note("a", false, seq)
 	}
-	h.marks.note("b", 9)    // past b's last message
-	h.marks.note("gone", 2) // erased meanwhile
-	if got := h.marks.get("a"); got != 5 {
+	h.marks.note("a", true, 8)     // the agents' mark, apart
+	h.marks.note("b", false, 9)    // past b's last message
+	h.marks.note("gone", false, 2) // erased meanwhile
+	if got := h.marks.get("a", false); got != 5 {
 		t.Fatalf("pending mark of a is %d, want 5", got)
 	}
 	h.storeMarks(ctx)
-	if read("a") != 5 || read("b") != 4 || st.updates != 2 {
-		t.Fatalf("after a round: a=%d b=%d with %d updates, want 5, 4 and 2", read("a"), read("b"), st.updates)
+	if read("a") != 5 || st.convs["a"].AgentRead != 8 || read("b") != 4 || st.updates != 3 {
+		t.Fatalf("after a round: a=%d (agents %d) b=%d with %d updates, want 5 (8), 4 and 3", read("a"), st.convs["a"].AgentRead, read("b"), st.updates)
 	}
-	if h.marks.get("gone") != 0 {
+	if h.marks.get("gone", false) != 0 {
 		t.Fatal("the mark of a conversation that is gone was kept")
 	}
 
-	h.marks.note("a", 2)
+	h.marks.note("a", false, 2)
 	h.storeMarks(ctx)
-	if read("a") != 5 || st.updates != 2 {
-		t.Fatalf("an older mark: a=%d with %d updates, want 5 and still 2", read("a"), st.updates)
+	if read("a") != 5 || st.updates != 3 {
+		t.Fatalf("an older mark: a=%d with %d updates, want 5 and still 3", read("a"), st.updates)
 	}
 
 	st.fail = errors.New("store down")
-	h.marks.note("a", 7)
+	h.marks.note("a", false, 7)
 	h.storeMarks(ctx)
-	if read("a") != 5 || h.marks.get("a") != 7 {
-		t.Fatalf("a failed write: stored %d, pending %d, want 5 and 7", read("a"), h.marks.get("a"))
+	if read("a") != 5 || h.marks.get("a", false) != 7 {
+		t.Fatalf("a failed write: stored %d, pending %d, want 5 and 7", read("a"), h.marks.get("a", false))
 	}
 	st.fail = nil
 	h.storeMarks(ctx)
-	if read("a") != 7 || h.marks.get("a") != 0 {
-		t.Fatalf("the retry: stored %d, pending %d, want 7 and 0", read("a"), h.marks.get("a"))
+	if read("a") != 7 || h.marks.get("a", false) != 0 {
+		t.Fatalf("the retry: stored %d, pending %d, want 7 and 0", read("a"), h.marks.get("a", false))
 	}
 }

@@ -146,7 +146,7 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 // node), never past the room's last message; the room keeps it. The caller
 // holds r.mu.
 func (h *Hub) visitorMark(r *room, stored int64) int64 {
-	r.visitorRead = max(r.visitorRead, min(max(stored, h.marks.get(r.id)), r.delivered))
+	r.visitorRead = max(r.visitorRead, min(max(stored, h.marks.get(r.id, false)), r.delivered))
 	return r.visitorRead
 }
 

@@ -85,7 +85,7 @@ func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
 	case TypeRead:
 		if conv := c.currentConv(); conv != "" {
 			h.publish(ctx, &event{Kind: evRead, Seq: in.Seq, Reader: string(AuthorVisitor)}, convTopic(conv))
-			h.marks.note(conv, in.Seq)
+			h.marks.note(conv, false, in.Seq)
 		}
 	case TypeIdentify:
 		err = h.visitorIdentify(ctx, c, in.Identity)

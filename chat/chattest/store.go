@@ -667,11 +667,11 @@ func testUpdateConversation(t *testing.T, s chat.Store) {
 	c := mustCreate(t, s, conv(newID("site"), t0))
 
 	want := c
-	want.Priority, want.Explanation, want.Email, want.Feedback, want.VisitorRead = 2, "Coupon rejected twice", "ava@example.com", "yes", 7
+	want.Priority, want.Explanation, want.Email, want.Feedback, want.VisitorRead, want.AgentRead = 2, "Coupon rejected twice", "ava@example.com", "yes", 7, 6
 	want.Status, want.AgentID, want.UpdatedAt, want.AssignedAt = chat.StatusPending, newID("agent"), t0.Add(time.Second), t0.Add(time.Second)
 	got, err := s.UpdateConversation(ctx, c.ID, func(cur *chat.Conversation) error {
 		sameAs(t, "UpdateConversation fn argument", *cur, c, normConv)
-		cur.Priority, cur.Explanation, cur.Email, cur.Feedback, cur.VisitorRead = want.Priority, want.Explanation, want.Email, want.Feedback, want.VisitorRead
+		cur.Priority, cur.Explanation, cur.Email, cur.Feedback, cur.VisitorRead, cur.AgentRead = want.Priority, want.Explanation, want.Email, want.Feedback, want.VisitorRead, want.AgentRead
 		cur.Status, cur.AgentID, cur.UpdatedAt, cur.AssignedAt = want.Status, want.AgentID, want.UpdatedAt, want.AssignedAt
 		return nil
 	})

@@ -38,7 +38,7 @@ func TestVisitorReadMarkSurvivesKill9(t *testing.T) {
 	session, ag := agentConn(t, ctx, base, adminEmail, testPassword)
 	v, _ := visitor(t, ctx, base, "", 0)
 	conv, seq := readReply(t, ctx, v, ag)
-	waitStoredMark(t, ctx, session, conv, seq)
+	waitStoredMark(t, ctx, session, conv, false, seq)
 
 	p.kill()
 	startProc(t, addr, "--data", dir)
@@ -58,10 +58,34 @@ func TestVisitorReadMarkReachesAnotherNode(t *testing.T) {
 	onA, ag := agentConn(t, ctx, "http://"+addrA, adminEmail, testPassword)
 	v, _ := visitor(t, ctx, "http://"+addrA, "", 0)
 	conv, seq := readReply(t, ctx, v, ag)
-	waitStoredMark(t, ctx, onA, conv, seq)
+	waitStoredMark(t, ctx, onA, conv, false, seq)
 
 	_, onB := agentConn(t, ctx, "http://"+addrB, adminEmail, testPassword)
 	wantMark(t, ctx, onB, conv, seq, "on another node")
+}
+
+// The agents' mark reaches the visitor live, and from the record when the
+// widget reconnects, so it shows "Seen" under the visitor's message.
+func TestAgentReadMarkReachesTheVisitor(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	ctx := testCtx(t)
+	session, ag := agentConn(t, ctx, n.URL, adminEmail, testPassword)
+	v, w := visitor(t, ctx, n.URL, "", 0)
+	ack := firstMessage(t, ctx, v, ag)
+	if err := ag.Send(ctx, map[string]any{"type": "read", "conversation_id": ack.ConversationID, "seq": ack.Seq}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := untilFrame(ctx, v, "read", func(f client.Frame) bool { return f.Reader == "agent" && f.Seq == ack.Seq }); err != nil {
+		t.Fatalf("visitor waiting for the agent's read mark: %v", err)
+	}
+	waitStoredMark(t, ctx, session, ack.ConversationID, true, ack.Seq)
+
+	v.CloseNow()
+	_, again := visitor(t, ctx, n.URL, w.Token, ack.Seq)
+	conv, err := again.Conv()
+	if err != nil || conv.ID != ack.ConversationID || conv.AgentRead != ack.Seq {
+		t.Fatalf("welcome after reconnecting: conversation %s agent_read %d (%v), want %s %d", conv.ID, conv.AgentRead, err, ack.ConversationID, ack.Seq)
+	}
 }
 
 // readReply has the visitor write, the assigned agent ag reply and the
@@ -70,17 +94,7 @@ func TestVisitorReadMarkReachesAnotherNode(t *testing.T) {
 // the conversation and the reply's seq.
 func readReply(t *testing.T, ctx context.Context, v, ag *client.Conn) (string, int64) {
 	t.Helper()
-	if err := v.Send(ctx, map[string]any{"type": "message", "client_id": "v1", "text": "hello?"}); err != nil {
-		t.Fatal(err)
-	}
-	ack, err := v.Until(ctx, "ack", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv := ack.ConversationID
-	if _, err := ag.Until(ctx, "message", nil); err != nil {
-		t.Fatalf("agent waiting for the visitor's message: %v", err)
-	}
+	conv := firstMessage(t, ctx, v, ag).ConversationID
 	if err := ag.Send(ctx, map[string]any{"type": "message", "conversation_id": conv, "client_id": "a1", "text": "Hi, how can I help?"}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,21 +116,45 @@ func readReply(t *testing.T, ctx context.Context, v, ag *client.Conn) (string, i
 	return conv, reply.Seq
 }
 
+// firstMessage has the visitor v start a conversation that the agent ag
+// is assigned, and returns the visitor's ack.
+func firstMessage(t *testing.T, ctx context.Context, v, ag *client.Conn) client.Frame {
+	t.Helper()
+	if err := v.Send(ctx, map[string]any{"type": "message", "client_id": "v1", "text": "hello?"}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := v.Until(ctx, "ack", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.Until(ctx, "message", nil); err != nil {
+		t.Fatalf("agent waiting for the visitor's message: %v", err)
+	}
+	return ack
+}
+
 // waitStoredMark waits up to 10 s for the conversation's record to hold
-// the visitor's mark seq: the node writes marks about once a second.
-func waitStoredMark(t *testing.T, ctx context.Context, s *client.Session, conv string, seq int64) {
+// the visitor's (or with agent, the agents') mark seq: the node writes
+// marks about once a second.
+func waitStoredMark(t *testing.T, ctx context.Context, s *client.Session, conv string, agent bool, seq int64) {
 	t.Helper()
 	var got struct{ Conversation chat.Conversation }
+	mark := func() int64 {
+		if agent {
+			return got.Conversation.AgentRead
+		}
+		return got.Conversation.VisitorRead
+	}
 	for range 100 {
 		if err := s.Do(ctx, "GET", "/api/v1/conversations/"+conv, nil, &got); err != nil {
 			t.Fatal(err)
 		}
-		if got.Conversation.VisitorRead == seq {
+		if mark() == seq {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("stored visitor_read is %d after 10 s, want %d (the bogus mark must not be kept)", got.Conversation.VisitorRead, seq)
+	t.Fatalf("stored mark (agents: %v) is %d after 10 s, want %d (a bogus mark must not be kept)", agent, mark(), seq)
 }
 
 // wantMark waits up to 10 s for the visitor's read mark seq of conv on c.
