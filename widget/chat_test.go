@@ -1,6 +1,7 @@
 package widget
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -40,6 +41,11 @@ func TestChat(t *testing.T) {
 	p.Eval(shadow("textarea")+`.value = ''; `+shadow("textarea")+`.dispatchEvent(new Event('input'))`, nil)
 	shot(p, "panel")
 
+	// Support's read receipt: "Seen" under the visitor's last message.
+	fake.Send(map[string]any{"type": "read", "conversation_id": "c1", "seq": 2, "reader": "agent"})
+	p.WaitJS("Seen under the visitor's message", receiptUnder("Hello, I can't pay"))
+	shot(p, "receipt")
+
 	// The node dies before the next message is durable.
 	fake.HoldAcks(true)
 	typeInto(t, p, "textarea", "Are you still there?")
@@ -68,6 +74,10 @@ func TestChat(t *testing.T) {
 			t.Errorf("%q shown %d times, want once: %q", s, n, texts)
 		}
 	}
+	// A newer message of the visitor's is not seen yet; then it is.
+	p.WaitJS("no receipt for an unread message", `(r => !r || r.hidden)(`+shadow("[part=receipt]")+`)`)
+	fake.Send(map[string]any{"type": "read", "conversation_id": "c1", "seq": 4, "reader": "agent"})
+	p.WaitJS("Seen under the newer message", receiptUnder("Are you still there?"))
 
 	// A reload keeps the conversation and resumes after the last seq.
 	open(t, p, f.srv.URL+"/t/page")
@@ -79,6 +89,7 @@ func TestChat(t *testing.T) {
 	if texts, _ := bubbles(p); len(texts) != 4 {
 		t.Errorf("after reload the transcript is %q, want the 4 messages", texts)
 	}
+	p.WaitJS("Seen kept over the reload", receiptUnder("Are you still there?"))
 
 	// A second tab of the same visitor shows new messages once.
 	q := p.NewTab()
@@ -179,4 +190,10 @@ func TestLeaveMessage(t *testing.T) {
 		t.Errorf("leave_message = %v", m)
 	}
 	p.WaitJS("the thank-you note", shadow("[part=leave]")+`.textContent.includes('ava@example.com')`)
+}
+
+// receiptUnder is JavaScript that is true while the widget shows "Seen"
+// right under the message with text.
+func receiptUnder(text string) string {
+	return fmt.Sprintf(`(() => { const r = %s; return !!r && !r.hidden && r.textContent === 'Seen' && r.previousElementSibling.textContent === %q; })()`, shadow("[part=receipt]"), text)
 }

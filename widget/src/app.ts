@@ -22,6 +22,7 @@ interface Conv {
   status?: string;
   agent?: { name?: string };
   feedback?: unknown;
+  agent_read?: number;
 }
 
 /** What survives reloads, per site, in localStorage. */
@@ -33,6 +34,8 @@ interface State {
   conv?: Conv;
   consent?: boolean;
   decl?: number;
+  /** ar: the last message support has seen (their read receipt). */
+  ar?: number;
 }
 
 type Stub = ((...a: unknown[]) => unknown) & { q?: ArrayLike<unknown>[]; loaded?: boolean };
@@ -66,7 +69,7 @@ let rawFetch: typeof fetch;
 let bc: BroadcastChannel | null = null;
 const nodes: Record<string, HTMLElement> = {};
 
-const save = (): void => store.set(key, { tok: st.tok, seq: st.seq, msgs: st.msgs.slice(-100), out: st.out, conv: st.conv, consent: st.consent, decl: st.decl });
+const save = (): void => store.set(key, { tok: st.tok, seq: st.seq, msgs: st.msgs.slice(-100), out: st.out, conv: st.conv, consent: st.consent, decl: st.decl, ar: st.ar });
 
 // ---------------------------------------------------------------- the UI
 
@@ -89,6 +92,7 @@ const sendBtn = h('button', { class: 'pri', type: 'submit', part: 'send' });
 const composer = h('form', { class: 'c', part: 'composer' }, input, sendBtn);
 const form = h('form', { class: 'f', part: 'leave', hidden: '' });
 const seenBox = h('div', { class: 'f', part: 'seen', hidden: '', tabindex: '-1' });
+const receiptEl = h('div', { class: 'n v', part: 'receipt', hidden: '' });
 const panel = h(
   'div',
   { class: 'p', part: 'panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'llt', hidden: '' },
@@ -162,6 +166,7 @@ function note(text: string): void {
 function render(m: Msg): void {
   const id = m.cid || 's' + m.seq;
   let el = nodes[id];
+  receiptEl.remove(); // not a message: render places messages by their siblings
   if (!el) {
     el = nodes[id] = h('div', { class: 'm' + (m.who === 'visitor' ? ' v' : ''), part: 'message ' + (m.who === 'visitor' ? 'visitor' : 'agent') });
     el.textContent = m.text;
@@ -186,6 +191,18 @@ function render(m: Msg): void {
   }
   el.classList.toggle('q', !!m.q);
   el.title = m.q ? S.sending : '';
+  receipt();
+}
+
+/** receipt shows "Seen" under the visitor's last message once support has
+ * read it. */
+function receipt(): void {
+  let last: Msg | undefined;
+  for (const m of st.msgs) if (m.who === 'visitor' && m.seq && (!last || m.seq > (last.seq as number))) last = m;
+  const el = last && (st.ar || 0) >= (last.seq as number) ? nodes[last.cid || 's' + last.seq] : undefined;
+  receiptEl.hidden = !el;
+  receiptEl.textContent = S.read;
+  if (el && el.parentNode) log.insertBefore(receiptEl, el.nextSibling);
 }
 
 function setUnread(n: number): void {
@@ -420,6 +437,7 @@ function setConv(c: unknown): void {
     // transcript goes (messages still queued stay).
     st.seq = 0;
     readSeq = 0;
+    st.ar = 0;
     st.msgs = st.msgs.filter((m) => m.q);
     for (const k in nodes) delete nodes[k];
     log.replaceChildren(hi, typing, fb);
@@ -427,8 +445,18 @@ function setConv(c: unknown): void {
   }
   st.conv = c as unknown as Conv;
   if (c.status !== 'waiting') queueText = '';
+  agentRead(c.agent_read);
   save();
   label();
+}
+
+/** agentRead takes a read receipt of support's, which only moves forward. */
+function agentRead(seq: unknown): void {
+  const n = Number(seq) || 0;
+  if (n <= (st.ar || 0)) return;
+  st.ar = n;
+  save();
+  receipt();
 }
 
 function frame(f: Obj): void {
@@ -477,6 +505,9 @@ function frame(f: Obj): void {
       status();
       break;
     }
+    case 'read':
+      if (f.reader === 'agent') agentRead(f.seq);
+      break;
     case 'typing':
       typing.hidden = !f.typing;
       clearTimeout(agentTypingT);
@@ -682,7 +713,7 @@ export function boot(): void {
   allowParams(((el && el.getAttribute('data-allow-params')) || '').split(/[\s,]+/).filter(Boolean));
   key = 'lifeline:' + site;
   const saved = store.get(key) as Partial<State>;
-  st = { seq: Number(saved.seq) || 0, msgs: Array.isArray(saved.msgs) ? saved.msgs : [], out: Array.isArray(saved.out) ? saved.out : [], tok: saved.tok, conv: saved.conv, consent: saved.consent, decl: saved.decl };
+  st = { seq: Number(saved.seq) || 0, msgs: Array.isArray(saved.msgs) ? saved.msgs : [], out: Array.isArray(saved.out) ? saved.out : [], tok: saved.tok, conv: saved.conv, consent: saved.consent, decl: saved.decl, ar: Number(saved.ar) || 0 };
   rawFetch = W.fetch;
   defineElement();
   buildUI();

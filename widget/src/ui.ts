@@ -23,6 +23,7 @@ export const S: Record<string, string> = {
   you: 'You',
   team: 'Support',
   sending: 'Sending…',
+  read: 'Seen',
   solved: 'Did this solve it?',
   yes: 'Yes, thanks',
   no: 'No',
