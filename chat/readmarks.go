@@ -77,7 +77,8 @@ func (h *Hub) markLoop() {
 
 // storeMarks writes each pending mark to its conversation, never past its
 // last message nor back. A mark that fails to store waits for the next
-// round; one of a conversation that is gone (erased) is dropped.
+// round; one of a conversation that is gone (erased), or that no store
+// could hold (an agent's frame naming no real conversation), is dropped.
 func (h *Hub) storeMarks(ctx context.Context) {
 	failed, last := 0, error(nil)
 	for k, seq := range h.marks.take() {
@@ -93,7 +94,7 @@ func (h *Hub) storeMarks(ctx context.Context) {
 			*mark = s
 			return nil
 		})
-		if err == nil || errors.Is(err, errMarkKnown) || errors.Is(err, ErrNotFound) {
+		if err == nil || errors.Is(err, errMarkKnown) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
 			continue
 		}
 		h.marks.note(k.conv, k.agent, seq)

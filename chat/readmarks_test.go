@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,9 @@ type markStore struct {
 func (s *markStore) UpdateConversation(_ context.Context, id string, fn func(*Conversation) error) (Conversation, error) {
 	if s.fail != nil {
 		return Conversation{}, s.fail
+	}
+	if strings.ContainsRune(id, 0) {
+		return Conversation{}, fmt.Errorf("update %q: %w", id, ErrInvalid)
 	}
 	c, ok := s.convs[id]
 	if !ok {
@@ -52,6 +56,7 @@ func TestStoreMarks(t *testing.T) {
 	h.marks.note("a", true, 8)     // the agents' mark, apart
 	h.marks.note("b", false, 9)    // past b's last message
 	h.marks.note("gone", false, 2) // erased meanwhile
+	h.marks.note("x\x00", true, 3) // an ID no store can hold
 	if got := h.marks.get("a", false); got != 5 {
 		t.Fatalf("pending mark of a is %d, want 5", got)
 	}
@@ -59,8 +64,8 @@ func TestStoreMarks(t *testing.T) {
 	if read("a") != 5 || st.convs["a"].AgentRead != 8 || read("b") != 4 || st.updates != 3 {
 		t.Fatalf("after a round: a=%d (agents %d) b=%d with %d updates, want 5 (8), 4 and 3", read("a"), st.convs["a"].AgentRead, read("b"), st.updates)
 	}
-	if h.marks.get("gone", false) != 0 {
-		t.Fatal("the mark of a conversation that is gone was kept")
+	if h.marks.get("gone", false) != 0 || h.marks.get("x\x00", true) != 0 {
+		t.Fatal("the mark of a conversation that is gone, or of a bad ID, was kept")
 	}
 
 	h.marks.note("a", false, 2)
