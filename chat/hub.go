@@ -51,10 +51,6 @@ type Config struct {
 	// RouteInterval is how often the router re-checks the queue even
 	// without a local change (other nodes, expired presence). Defaults to 2 s.
 	RouteInterval time.Duration
-	// ReadMarkInterval is how often the visitors' read marks are written
-	// to their conversations: a conversation's marks since the last write
-	// cost one update. Defaults to 1 s.
-	ReadMarkInterval time.Duration
 	// Now returns the current time. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -92,9 +88,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.RouteInterval <= 0 {
 		c.RouteInterval = 2 * time.Second
-	}
-	if c.ReadMarkInterval <= 0 {
-		c.ReadMarkInterval = time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -151,7 +144,7 @@ type Hub struct {
 
 	handle  handleStats // recent handling times for the wait estimate
 	workers workers     // run sockets' frames; see ServeVisitor
-	marks   readMarks   // visitors' read marks waiting for markLoop
+	marks   readMarks   // read marks waiting for markLoop
 }
 
 // NewHub returns a hub; it does nothing until Start.

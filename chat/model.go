@@ -140,9 +140,9 @@ type Conversation struct {
 	Feedback string `json:"feedback,omitempty"`
 	LastSeq  int64  `json:"last_seq"`
 	// VisitorRead is the furthest message the visitor reported seeing (a
-	// `read` frame's seq), never past LastSeq. The hub writes it a little
-	// after the frame (Config.ReadMarkInterval), so agents who join later,
-	// on any node, show "Seen".
+	// `read` frame's seq), never past LastSeq. The hub writes it within a
+	// second of the frame, so agents who join later, on any node, show
+	// "Seen".
 	VisitorRead int64 `json:"visitor_read,omitempty"`
 	// AgentRead is the same for the agents: the furthest message any
 	// agent reported seeing. The widget shows "Seen" from it.

@@ -11,7 +11,7 @@ import (
 // them to their conversations. A read frame comes about once per message
 // of the other side; a store update each would cost a durable write per
 // message, so marks are soft state: live at once over the broker, stored
-// within Config.ReadMarkInterval, and a node that dies loses at most that.
+// within markInterval, and a node that dies loses at most that.
 type readMarks struct {
 	mu      sync.Mutex
 	pending map[markKey]int64 // furthest mark not yet stored
@@ -54,13 +54,17 @@ func (m *readMarks) take() map[markKey]int64 {
 	return p
 }
 
+// markInterval is how often markLoop writes the marks: a conversation's
+// marks since the last write cost one update.
+const markInterval = time.Second
+
 // errMarkKnown stops an update whose mark the record already has.
 var errMarkKnown = errors.New("read mark already stored")
 
-// markLoop writes the pending read marks every ReadMarkInterval, and once
+// markLoop writes the pending read marks every markInterval, and once
 // more when the hub shuts down.
 func (h *Hub) markLoop() {
-	tick := time.NewTicker(h.cfg.ReadMarkInterval)
+	tick := time.NewTicker(markInterval)
 	defer tick.Stop()
 	for {
 		select {
