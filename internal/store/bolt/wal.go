@@ -145,7 +145,7 @@ func openWAL(path string, id, done uint64, noSync bool) (_ *wal, _ []loggedGen, 
 // off for both files.
 func (w *wal) openFile(name string) (*os.File, error) {
 	if w.direct {
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o600)
+		f, err := openLogFile(name, syscall.O_DIRECT)
 		if !errors.Is(err, syscall.EINVAL) {
 			return f, err
 		}
@@ -156,7 +156,14 @@ func (w *wal) openFile(name string) (*os.File, error) {
 			}
 		}
 	}
-	return os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	return openLogFile(name, 0)
+}
+
+// openLogFile opens (creating) a log file for writing with the extra
+// flags. A variable so that a test can play a file system that refuses
+// O_DIRECT, which none at hand does.
+var openLogFile = func(name string, flags int) (*os.File, error) {
+	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|flags, 0o600)
 }
 
 // clearDirect turns O_DIRECT off on an open file.

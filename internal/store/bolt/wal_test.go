@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -604,5 +605,48 @@ func TestDirectLog(t *testing.T) {
 				t.Fatalf("%s: message %d is seq %d with %d bytes, want seq %d with %d", name, k, got.Seq, len(got.Text), m.Seq, len(m.Text))
 			}
 		}
+	}
+}
+
+// A file system that refuses O_DIRECT for the second log file puts the
+// first one, already open with it, back on the page cache too, and the
+// log works as before.
+func TestLogWithoutDirect(t *testing.T) {
+	open := openLogFile
+	t.Cleanup(func() { openLogFile = open })
+	openLogFile = func(name string, flags int) (*os.File, error) {
+		if flags&syscall.O_DIRECT != 0 && strings.HasSuffix(name, ".wal1") {
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EINVAL}
+		}
+		return open(name, flags)
+	}
+	path := filepath.Join(t.TempDir(), "db")
+	w, _, err := openWAL(path, 42, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if w.direct {
+		t.Fatal("O_DIRECT still on after the second file refused it")
+	}
+	for i, f := range w.files {
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_GETFL, 0)
+		if errno != 0 || flags&syscall.O_DIRECT != 0 {
+			t.Fatalf("file %d: flags %#x (%v), want no O_DIRECT", i, flags, errno)
+		}
+	}
+	m := chat.Message{ConversationID: "c", Seq: 1, ClientID: "k1", Author: chat.Author{Kind: chat.AuthorVisitor, ID: "v"}, Text: "hello", At: time.Unix(1, 0).UTC()}
+	if err := w.write([]pendingMsg{{m: m, enc: encodeMessage(m)}}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(WALFiles(path)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lg, err := readWAL(raw, 42); err != nil || len(lg.msgs) != 1 || lg.msgs[0].m.Text != "hello" {
+		t.Fatalf("read back %+v, %v; want the one message", lg.msgs, err)
+	}
+	if fi, err := os.Stat(WALFiles(path)[0]); err != nil || fi.Size()%walBlock == 0 {
+		t.Fatalf("log file size %v (%v): want the record's own length, written through the page cache", fi.Size(), err)
 	}
 }
