@@ -35,7 +35,8 @@ import (
 // earlier use of the file left behind. The ID, random per store file,
 // keeps a log from being replayed into another store.
 //
-// Where the file system allows it the files are written with O_DIRECT:
+// On Linux, where the file system allows it, the files are written with
+// O_DIRECT (wal_linux.go):
 // each group rewrites the block that holds the log's end, with the
 // records already there, and zeros after its own (a record of length 0
 // ends the reading). Going around the page cache, a write and its
@@ -97,7 +98,7 @@ type loggedGen struct {
 // a generation above all of them, in file 0.
 func openWAL(path string, id, done uint64, noSync bool) (_ *wal, _ []loggedGen, err error) {
 	// Without syncs (tests) the page cache is faster.
-	w := &wal{id: id, noSync: noSync, limit: walLimit, keep: walKeep, direct: !noSync}
+	w := &wal{id: id, noSync: noSync, limit: walLimit, keep: walKeep, direct: !noSync && oDirect != 0}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -145,7 +146,7 @@ func openWAL(path string, id, done uint64, noSync bool) (_ *wal, _ []loggedGen, 
 // off for both files.
 func (w *wal) openFile(name string) (*os.File, error) {
 	if w.direct {
-		f, err := openLogFile(name, syscall.O_DIRECT)
+		f, err := openLogFile(name, oDirect)
 		if !errors.Is(err, syscall.EINVAL) {
 			return f, err
 		}
@@ -164,26 +165,6 @@ func (w *wal) openFile(name string) (*os.File, error) {
 // O_DIRECT, which none at hand does.
 var openLogFile = func(name string, flags int) (*os.File, error) {
 	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|flags, 0o600)
-}
-
-// clearDirect turns O_DIRECT off on an open file.
-func clearDirect(f *os.File) error {
-	raw, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	err = raw.Control(func(fd uintptr) {
-		flags, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
-		if e != 0 {
-			ferr = e
-			return
-		}
-		if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_SETFL, flags&^syscall.O_DIRECT); e != 0 {
-			ferr = e
-		}
-	})
-	return errors.Join(err, ferr)
 }
 
 // readWAL decodes the records of one file's latest use: those of the
@@ -283,7 +264,7 @@ func (w *wal) write(msgs []pendingMsg) error {
 		}
 	}
 	if !w.noSync {
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		if err := fdatasync(f); err != nil {
 			return fmt.Errorf("sync message log: %w", err)
 		}
 	}
