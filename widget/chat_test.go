@@ -192,6 +192,31 @@ func TestLeaveMessage(t *testing.T) {
 	p.WaitJS("the thank-you note", shadow("[part=leave]")+`.textContent.includes('ava@example.com')`)
 }
 
+// TestReadReceiptStaysPut: once "Seen" is shown, a new agent message
+// leaves it where it is. The transcript is a live region: a receipt taken
+// out and put back would be read out again with every message.
+func TestReadReceiptStaysPut(t *testing.T) {
+	f := newFixture(t)
+	fake := f.fake
+	p := browsertest.New(t)
+	open(t, p, f.srv.URL+"/t/page")
+	click(t, p, ".l")
+	typeInto(t, p, "textarea", "Is my order on its way?")
+	p.WaitJS("the message acknowledged", shadow(".m.v")+` && !`+shadow(".m.v")+`.classList.contains('q')`)
+	fake.Send(map[string]any{"type": "read", "conversation_id": "c1", "seq": 1, "reader": "agent"})
+	p.WaitJS("Seen under the message", receiptUnder("Is my order on its way?"))
+	p.Eval(`window.receiptAdded = 0; new MutationObserver(ms => { for (const m of ms) for (const n of m.addedNodes) if (n === `+shadow("[part=receipt]")+`) window.receiptAdded++; }).observe(`+shadow("[part=transcript]")+`, {childList: true})`, nil)
+	fake.SetStatus("active")
+	fake.AgentSay("It left the warehouse this morning.")
+	p.WaitJS("the agent's reply", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].length === 2`)
+	var added int
+	p.Eval(`window.receiptAdded`, &added)
+	if added != 0 {
+		t.Errorf("the receipt was inserted %d times while the agent's reply came in, want 0", added)
+	}
+	p.WaitJS("Seen still under the visitor's message", receiptUnder("Is my order on its way?"))
+}
+
 // receiptUnder is JavaScript that is true while the widget shows "Seen"
 // right under the message with text.
 func receiptUnder(text string) string {

@@ -92,7 +92,7 @@ const sendBtn = h('button', { class: 'pri', type: 'submit', part: 'send' });
 const composer = h('form', { class: 'c', part: 'composer' }, input, sendBtn);
 const form = h('form', { class: 'f', part: 'leave', hidden: '' });
 const seenBox = h('div', { class: 'f', part: 'seen', hidden: '', tabindex: '-1' });
-const receiptEl = h('div', { class: 'n v', part: 'receipt', hidden: '' });
+const receiptEl = h('div', { class: 'rc', part: 'receipt', hidden: '' });
 const panel = h(
   'div',
   { class: 'p', part: 'panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'llt', hidden: '' },
@@ -166,7 +166,6 @@ function note(text: string): void {
 function render(m: Msg): void {
   const id = m.cid || 's' + m.seq;
   let el = nodes[id];
-  receiptEl.remove(); // not a message: render places messages by their siblings
   if (!el) {
     el = nodes[id] = h('div', { class: 'm' + (m.who === 'visitor' ? ' v' : ''), part: 'message ' + (m.who === 'visitor' ? 'visitor' : 'agent') });
     el.textContent = m.text;
@@ -181,7 +180,8 @@ function render(m: Msg): void {
         }
       }
     }
-    const prev = before.previousElementSibling;
+    let prev = before.previousElementSibling;
+    if (prev === receiptEl) prev = prev.previousElementSibling; // not a message
     const who = m.who === 'visitor' ? S.you : m.name || S.team;
     if (!prev || !prev.classList.contains('m') || prev.classList.contains('v') !== (m.who === 'visitor')) {
       log.insertBefore(h('div', { class: 'n' + (m.who === 'visitor' ? ' v' : ''), text: who }), before);
@@ -195,14 +195,15 @@ function render(m: Msg): void {
 }
 
 /** receipt shows "Seen" under the visitor's last message once support has
- * read it. */
+ * read it. It moves only when that message changes: the transcript is a
+ * live region, and every insertion would be read out again. */
 function receipt(): void {
   let last: Msg | undefined;
   for (const m of st.msgs) if (m.who === 'visitor' && m.seq && (!last || m.seq > (last.seq as number))) last = m;
   const el = last && (st.ar || 0) >= (last.seq as number) ? nodes[last.cid || 's' + last.seq] : undefined;
   receiptEl.hidden = !el;
-  receiptEl.textContent = S.read;
-  if (el && el.parentNode) log.insertBefore(receiptEl, el.nextSibling);
+  if (receiptEl.textContent !== S.read) receiptEl.textContent = S.read;
+  if (el && el.parentNode && el.nextSibling !== receiptEl) log.insertBefore(receiptEl, el.nextSibling);
 }
 
 function setUnread(n: number): void {

@@ -30,6 +30,7 @@ svg{width:20px;height:20px;fill:currentColor;display:block}
 .m.q{opacity:.65}
 .n{font-size:12px;color:#5b6475;margin:8px 4px 0}
 .n.v{align-self:flex-end}
+.rc{font-size:12px;color:#5b6475;margin:0 4px;align-self:flex-end}
 .st{align-self:center;font-size:12.5px;color:#3e4758;background:#eaedf2;padding:6px 12px;border-radius:999px;text-align:center;margin:6px 0}
 .ty{align-self:flex-start;display:flex;gap:4px;padding:12px 14px;background:#fff;border:1px solid #e4e7ec;border-radius:16px 16px 16px 5px}
 .ty i{width:6px;height:6px;border-radius:50%;background:#8a93a3;animation:bl 1.2s infinite}
