@@ -142,11 +142,11 @@ func (h *Hub) attach(ctx context.Context, c *client, convID string, own bool) er
 }
 
 // visitorMark returns the furthest read mark of r's visitor this node
-// knows: the room's, one not yet stored, or stored (the record's, from any
-// node), never past the room's last message; the room keeps it. The caller
-// holds r.mu.
-func (h *Hub) visitorMark(r *room, stored int64) int64 {
-	r.visitorRead = max(r.visitorRead, min(max(stored, h.marks.get(r.id, false)), r.delivered))
+// knows: the room's, one not yet stored, or seen (a live frame's, or the
+// record's, from any node), never past the room's last message; the room
+// keeps it. The caller holds r.mu.
+func (h *Hub) visitorMark(r *room, seen int64) int64 {
+	r.visitorRead = max(r.visitorRead, min(max(seen, h.marks.get(r.id, false)), r.delivered))
 	return r.visitorRead
 }
 
@@ -277,7 +277,7 @@ func (h *Hub) onRoomEvent(r *room, ev *event) {
 	case evRead:
 		frame := encode(readFrame{Type: TypeRead, ConversationID: r.id, Seq: ev.Seq, Reader: ev.Reader})
 		if ev.Reader == string(AuthorVisitor) {
-			r.visitorRead = max(r.visitorRead, min(ev.Seq, r.delivered))
+			h.visitorMark(r, ev.Seq)
 			r.sendTo(kindAgent, frame)
 		} else {
 			r.sendTo(kindVisitor, frame)

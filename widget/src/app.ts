@@ -451,12 +451,12 @@ function setConv(c: unknown): void {
   label();
 }
 
-/** agentRead takes a read receipt of support's, which only moves forward. */
+/** agentRead takes a read receipt of support's, which only moves forward;
+ * the caller saves. */
 function agentRead(seq: unknown): void {
   const n = Number(seq) || 0;
   if (n <= (st.ar || 0)) return;
   st.ar = n;
-  save();
   receipt();
 }
 
@@ -507,7 +507,10 @@ function frame(f: Obj): void {
       break;
     }
     case 'read':
-      if (f.reader === 'agent') agentRead(f.seq);
+      if (f.reader === 'agent') {
+        agentRead(f.seq);
+        save();
+      }
       break;
     case 'typing':
       typing.hidden = !f.typing;

@@ -242,26 +242,8 @@ func decodeGroup(body []byte, gen uint64) ([]pendingMsg, error) {
 func (w *wal) write(msgs []pendingMsg) error {
 	b := w.record(msgs)
 	f := w.files[w.active]
-	if w.direct {
-		at, out := w.blocks(b)
-		_, err := f.WriteAt(out, at)
-		if errors.Is(err, syscall.EINVAL) {
-			// A file system that took the flag but not the write: the page
-			// cache from now on, this group included.
-			err = w.buffered()
-		}
-		if err != nil {
-			return fmt.Errorf("write message log: %w", err)
-		}
-		if w.direct {
-			end := len(w.tail) + len(b)
-			w.tail = append(w.tail[:0], out[end&^(walBlock-1):end]...)
-		}
-	}
-	if !w.direct {
-		if _, err := f.WriteAt(b, w.off); err != nil {
-			return fmt.Errorf("write message log: %w", err)
-		}
+	if err := w.put(f, b); err != nil {
+		return fmt.Errorf("write message log: %w", err)
 	}
 	if !w.noSync {
 		if err := fdatasync(f); err != nil {
@@ -273,6 +255,30 @@ func (w *wal) write(msgs []pendingMsg) error {
 	}
 	w.off += int64(len(b))
 	return nil
+}
+
+// put writes record b at the log's end: as whole blocks while w.direct,
+// else through the page cache.
+func (w *wal) put(f *os.File, b []byte) error {
+	if w.direct {
+		at, out := w.blocks(b)
+		_, err := f.WriteAt(out, at)
+		if err == nil {
+			end := len(w.tail) + len(b)
+			w.tail = append(w.tail[:0], out[end&^(walBlock-1):end]...)
+			return nil
+		}
+		if !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		// A file system that took the flag but not the write: the page
+		// cache from now on, this group included.
+		if err := w.buffered(); err != nil {
+			return err
+		}
+	}
+	_, err := f.WriteAt(b, w.off)
+	return err
 }
 
 // blocks lays record b out for an O_DIRECT write at the log's end: the
