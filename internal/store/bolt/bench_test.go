@@ -147,3 +147,30 @@ func BenchmarkPutVisitorParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStartConversationParallel is 64 goroutines per CPU starting
+// conversations at once, as a burst of visitors asking for help does:
+// each conversation is created, then assigned to one of 20 agents. Both
+// writes join the put writer's group commits.
+func BenchmarkStartConversationParallel(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"), bolt.Options{})
+	defer s.Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	elapsed := parallel64(b, func(pb *testing.PB) {
+		for pb.Next() {
+			n := next.Add(1)
+			c := chat.Conversation{ID: uuid.Must(uuid.NewV7()).String(), Ref: fmt.Sprint("LF-", n), SiteKey: "bench",
+				VisitorID: fmt.Sprint("v", n), Status: chat.StatusWaiting, CreatedAt: time.Now()}
+			if err := s.CreateConversation(ctx, c); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.Assign(ctx, c.ID, fmt.Sprint("agent-", n%20), 0, time.Now()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "conversations/s")
+}

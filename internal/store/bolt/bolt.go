@@ -123,8 +123,8 @@ type Stats struct {
 	// stored in one transaction.
 	Commits uint64
 	// Appends is how many AppendMessage, PutVisitor and PutMeta calls
-	// those commits answered, including idempotent repeats and calls
-	// answered with ErrNotFound.
+	// and group changes (change.go) those commits answered, including
+	// idempotent repeats and calls answered with ErrNotFound or refused.
 	Appends uint64
 }
 
@@ -168,9 +168,10 @@ type Store struct {
 	// and runs again (viewPending).
 	released atomic.Uint64
 
-	// batchHook, if set (by tests, before the first append), is called by
-	// the writer with the size of each group before it commits.
-	batchHook func(n int)
+	// batchHook and putHook, if set (by tests, before the writer's next
+	// request), are called by the append writer and the put writer with
+	// the size of each group before it commits.
+	batchHook, putHook func(n int)
 	// ckptChunk is how many messages one checkpoint transaction stores
 	// at most (defaultCkptChunk; smaller in tests). pieceHook, if set by
 	// a test, is called after each transaction of a checkpoint but its

@@ -77,8 +77,11 @@ func writeConv(tx *bbolt.Tx, old *chat.Conversation, c chat.Conversation) error 
 	return put(tx, bConvs, []byte(c.ID), c)
 }
 
-// CreateConversation stores a new conversation with LastSeq 0.
-func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error {
+// CreateConversation stores a new conversation with LastSeq 0. It joins
+// the put writer's group commit (change.go). It does not give up when ctx
+// ends: a caller must not be told that a conversation it will never hear
+// of again was not created.
+func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation) error {
 	if c.ID == "" || c.Ref == "" || c.SiteKey == "" || c.VisitorID == "" ||
 		hasNUL(c.ID, c.SiteKey, c.VisitorID, c.AgentID) {
 		return fmt.Errorf("create conversation %q: empty ID, ref, site or visitor, or NUL: %w", c.ID, chat.ErrInvalid)
@@ -87,13 +90,13 @@ func (s *Store) CreateConversation(_ context.Context, c chat.Conversation) error
 		return fmt.Errorf("create conversation %s: status %q: %w", c.ID, c.Status, chat.ErrInvalid)
 	}
 	c.LastSeq = 0
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
+	err := s.changeInGroup(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
 		if tx.Bucket(bConvs).Get([]byte(c.ID)) != nil {
-			return fmt.Errorf("ID taken: %w", chat.ErrConflict)
+			return refuse(fmt.Errorf("ID taken: %w", chat.ErrConflict))
 		}
 		ref := []byte(strings.ToUpper(c.Ref))
 		if tx.Bucket(bConvRef).Get(ref) != nil {
-			return fmt.Errorf("reference %s taken: %w", c.Ref, chat.ErrConflict)
+			return refuse(fmt.Errorf("reference %s taken: %w", c.Ref, chat.ErrConflict))
 		}
 		if err := tx.Bucket(bConvRef).Put(ref, []byte(c.ID)); err != nil {
 			return err
@@ -231,32 +234,27 @@ func (s *Store) Conversations(_ context.Context, q chat.ConversationQuery) ([]ch
 	return out, nil
 }
 
-// fnError carries the error of an UpdateConversation callback out of the
-// transaction so that it is returned unchanged.
-type fnError struct{ err error }
-
-func (e fnError) Error() string { return e.err.Error() }
-
 // UpdateConversation atomically reads the conversation, applies fn and
-// writes the result with its indexes, in one transaction (fn runs once).
-// ErrInvalid if fn changed ID, Ref, SiteKey or VisitorID or set an invalid
-// status; a changed LastSeq is ignored.
-func (s *Store) UpdateConversation(_ context.Context, id string, fn func(*chat.Conversation) error) (chat.Conversation, error) {
+// writes the result with its indexes, in the put writer's group commit
+// (change.go; fn runs once). ErrInvalid if fn changed ID, Ref, SiteKey or
+// VisitorID or set an invalid status; a changed LastSeq is ignored. Like
+// CreateConversation it does not give up when ctx ends.
+func (s *Store) UpdateConversation(ctx context.Context, id string, fn func(*chat.Conversation) error) (chat.Conversation, error) {
 	var cur chat.Conversation
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
+	err := s.changeInGroup(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
 		old, err := s.getConv(tx, []byte(id))
 		if err != nil {
-			return err
+			return refuse(err)
 		}
 		cur = old
 		if err := fn(&cur); err != nil {
-			return fnError{err}
+			return refuse(fnError{err})
 		}
 		if cur.ID != old.ID || cur.Ref != old.Ref || cur.SiteKey != old.SiteKey || cur.VisitorID != old.VisitorID {
-			return fmt.Errorf("changed ID, ref, site or visitor: %w", chat.ErrInvalid)
+			return refuse(fmt.Errorf("changed ID, ref, site or visitor: %w", chat.ErrInvalid))
 		}
 		if !cur.Status.Valid() || hasNUL(cur.AgentID) {
-			return fmt.Errorf("status %q or agent: %w", cur.Status, chat.ErrInvalid)
+			return refuse(fmt.Errorf("status %q or agent: %w", cur.Status, chat.ErrInvalid))
 		}
 		cur.LastSeq = old.LastSeq
 		return writeConv(tx, &old, cur)
@@ -270,23 +268,24 @@ func (s *Store) UpdateConversation(_ context.Context, id string, fn func(*chat.C
 	return cur, nil
 }
 
-// Assign gives a waiting conversation to an agent under capacity, in one
-// transaction.
-func (s *Store) Assign(_ context.Context, id, agentID string, capacity int, now time.Time) (chat.Conversation, error) {
+// Assign gives a waiting conversation to an agent under capacity, in the
+// put writer's group commit (change.go), and, like CreateConversation,
+// does not give up when ctx ends.
+func (s *Store) Assign(ctx context.Context, id, agentID string, capacity int, now time.Time) (chat.Conversation, error) {
 	if agentID == "" || hasNUL(agentID) {
 		return chat.Conversation{}, fmt.Errorf("assign %s: empty agent or NUL: %w", id, chat.ErrInvalid)
 	}
 	var c chat.Conversation
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
+	err := s.changeInGroup(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
 		old, err := s.getConv(tx, []byte(id))
 		if err != nil {
-			return err
+			return refuse(err)
 		}
 		if old.Status != chat.StatusWaiting {
-			return fmt.Errorf("status %s: %w", old.Status, chat.ErrConflict)
+			return refuse(fmt.Errorf("status %s: %w", old.Status, chat.ErrConflict))
 		}
 		if capacity > 0 && agentLoad(tx, agentID) >= capacity {
-			return fmt.Errorf("agent %s: %w", agentID, chat.ErrCapacity)
+			return refuse(fmt.Errorf("agent %s: %w", agentID, chat.ErrCapacity))
 		}
 		c = old
 		c.Status = chat.StatusActive

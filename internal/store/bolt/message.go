@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -17,16 +18,17 @@ import (
 
 // appendReq is one AppendMessage call waiting for the append writer, or,
 // with flush set, a request to checkpoint the message log (WriteBackup);
-// or, with visitor set, one PutVisitor call, or with meta set one PutMeta
-// call, waiting for the put writer: a visitor says hello on every
-// connection and the detector saves each visitor's journey, so a storm of
-// connections is a storm of such writes, and they share group commits.
+// or, with visitor set, one PutVisitor call, with meta set one PutMeta
+// call, or with change set a group change (change.go), waiting for the put
+// writer: a visitor says hello on every connection and the detector saves
+// each visitor's journey, so a storm of connections is a storm of such
+// writes, and they share group commits.
 type appendReq struct {
 	ctx     context.Context
 	m       chat.Message
 	flush   bool
 	visitor *chat.Visitor
-	update  *visitorUpdate
+	change  *groupChange
 	meta    *metaPut
 	done    chan appendRes // buffered: the writer never blocks on it
 }
@@ -189,8 +191,9 @@ func splitFlushes(batch, flushes []*appendReq) ([]*appendReq, []*appendReq) {
 	return kept, flushes
 }
 
-// putWriter is the group-commit loop of PutVisitor and PutMeta: like
-// writer, but each group is one bbolt transaction.
+// putWriter is the group-commit loop of PutVisitor, PutMeta and the
+// group changes (change.go): like writer, but each group is one bbolt
+// transaction.
 func (s *Store) putWriter() {
 	batch := make([]*appendReq, 0, s.maxBatch)
 	shared := false
@@ -201,13 +204,16 @@ func (s *Store) putWriter() {
 		}
 		batch = s.gather(s.puts, append(batch[:0], first), s.putDelay, shared)
 		shared = len(batch) > 1
+		if s.putHook != nil {
+			s.putHook(len(batch))
+		}
 		s.commitPuts(batch)
 		clear(batch)
 	}
 }
 
-// commitPuts stores batch (visitor and meta puts) in one transaction and
-// answers every caller.
+// commitPuts stores batch (visitor and meta puts, group changes) in one
+// transaction and answers every caller.
 func (s *Store) commitPuts(batch []*appendReq) {
 	pending := 0
 	for _, r := range batch {
@@ -228,8 +234,11 @@ func (s *Store) commitPuts(batch []*appendReq) {
 					}
 					continue
 				}
-				if r.update != nil {
-					if err := r.update.apply(tx); err != nil {
+				if r.change != nil {
+					err := r.change.apply(tx)
+					if rf, ok := errors.AsType[refusal](err); ok {
+						r.change.refused = rf.err
+					} else if err != nil {
 						return err
 					}
 					continue
@@ -245,16 +254,16 @@ func (s *Store) commitPuts(batch []*appendReq) {
 		switch {
 		case r.visitor != nil:
 			s.cache.forgetVisitor(r.visitor.ID)
-		case r.update != nil:
-			s.cache.forgetVisitor(r.update.id)
+		case r.change != nil && r.change.forget != nil:
+			r.change.forget()
 		}
 	}
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	for _, r := range batch {
 		res := appendRes{err: err} // PutVisitor and PutMeta wrap it
-		if err == nil && r.update != nil {
-			res.err = r.update.err
+		if err == nil && r.change != nil {
+			res.err = r.change.refused
 		}
 		if cerr := r.ctx.Err(); cerr != nil {
 			// Nobody is waiting: the caller already returned ctx.Err().

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -108,55 +109,32 @@ func (s *Store) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visi
 	if err := ctx.Err(); err != nil {
 		return chat.Visitor{}, fmt.Errorf("update visitor %s: %w", id, err)
 	}
-	u := &visitorUpdate{id: id, fn: fn}
-	r := reqPool.Get().(*appendReq)
-	r.ctx, r.update = ctx, u
-	if err := s.request(ctx, s.puts, r); err != nil {
-		if u.fnErr { // fn's own error, as it was returned
-			return chat.Visitor{}, err
+	var v chat.Visitor
+	err := s.changeInGroup(ctx, func(tx *bbolt.Tx) error {
+		v = chat.Visitor{}
+		found, err := get(tx, bVisitors, []byte(id), &v)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return refuse(chat.ErrNotFound)
 		}
+		site := v.SiteKey
+		if err := fn(&v); err != nil {
+			return refuse(fnError{err})
+		}
+		if v.ID != id || v.SiteKey != site || hasNUL(v.Email, v.ExternalID) {
+			return refuse(fmt.Errorf("changed ID or site, or NUL: %w", chat.ErrInvalid))
+		}
+		return putVisitor(tx, v)
+	}, func() { s.cache.forgetVisitor(id) })
+	if fe, ok := errors.AsType[fnError](err); ok {
+		return chat.Visitor{}, fe.err // fn's own error, as it was returned
+	}
+	if err != nil {
 		return chat.Visitor{}, fmt.Errorf("update visitor %s: %w", id, err)
 	}
-	return u.v, nil
-}
-
-// visitorUpdate is an UpdateVisitor call: its function, and its outcome
-// when the put writer has run it.
-type visitorUpdate struct {
-	id    string
-	fn    func(*chat.Visitor) error
-	v     chat.Visitor // the visitor written
-	err   error        // why nothing was written, the transaction aside
-	fnErr bool         // err is fn's
-}
-
-// apply reads the visitor in tx, applies fn and writes it. A missing
-// visitor or a refusal by fn is the call's outcome, not the
-// transaction's: the rest of the group commits.
-func (u *visitorUpdate) apply(tx *bbolt.Tx) error {
-	var v chat.Visitor
-	found, err := get(tx, bVisitors, []byte(u.id), &v)
-	switch {
-	case err != nil:
-		return fmt.Errorf("update visitor %s: %w", u.id, err)
-	case !found:
-		u.err = fmt.Errorf("visitor %s: %w", u.id, chat.ErrNotFound)
-		return nil
-	}
-	site := v.SiteKey
-	if err := u.fn(&v); err != nil {
-		u.err, u.fnErr = err, true
-		return nil
-	}
-	if v.ID != u.id || v.SiteKey != site || hasNUL(v.Email, v.ExternalID) {
-		u.err = fmt.Errorf("update visitor %s: changed ID or site, or NUL: %w", u.id, chat.ErrInvalid)
-		return nil
-	}
-	if err := putVisitor(tx, v); err != nil {
-		return fmt.Errorf("update visitor %s: %w", u.id, err)
-	}
-	u.v = v
-	return nil
+	return v, nil
 }
 
 // putVisitor writes v and moves its index entries.
