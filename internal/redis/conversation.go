@@ -485,7 +485,7 @@ func (s *Store) update(ctx context.Context, id string, fn func(*chat.Conversatio
 	}
 	for attempt := 0; ; attempt++ {
 		var old, cur chat.Conversation
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		err := s.watch(ctx, func(tx *redis.Tx) error {
 			var err error
 			old, err = s.readConv(ctx, tx, id)
 			if err != nil {

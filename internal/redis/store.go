@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -71,6 +72,8 @@ type Store struct {
 	k      keys
 	log    *slog.Logger
 	closed atomic.Bool
+	// watchers holds a slot per WATCH transaction running (watch).
+	watchers chan struct{}
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -85,7 +88,36 @@ func NewStore(client redis.UniversalClient, opts StoreOptions) *Store {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Store{rdb: client, k: keys{opts.Prefix}, log: opts.Logger}
+	return &Store{rdb: client, k: keys{opts.Prefix}, log: opts.Logger,
+		watchers: make(chan struct{}, max(1, poolSize(client)/2))}
+}
+
+// poolSize is how many connections client keeps per server.
+func poolSize(client redis.UniversalClient) int {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().PoolSize
+	case *redis.ClusterClient:
+		return c.Options().PoolSize
+	}
+	return 10 * runtime.GOMAXPROCS(0) // go-redis's default
+}
+
+// watch runs fn in a WATCH transaction on keys. fn holds the transaction's
+// connection and makes other calls meanwhile (index and load updates, on
+// keys of other hash slots), each needing a connection of its own, so
+// watches may hold at most half the pool at once: then every watch finds
+// a connection for its calls. Unbounded, as many concurrent updates as the
+// pool had connections each held one and waited for a second until their
+// contexts ended (a route round assigning 64 conversations at once did).
+func (s *Store) watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	select {
+	case s.watchers <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.watchers }()
+	return s.rdb.Watch(ctx, fn, keys...)
 }
 
 // keys builds the key names described in the package comment.

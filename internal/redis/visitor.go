@@ -146,7 +146,7 @@ func (s *Store) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visi
 	key := s.k.visitor(id)
 	for attempt := 0; ; attempt++ {
 		var old, cur chat.Visitor
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		err := s.watch(ctx, func(tx *redis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
 			if errors.Is(err, redis.Nil) {
 				return fmt.Errorf("visitor %s: %w", id, chat.ErrNotFound)
