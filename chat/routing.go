@@ -68,9 +68,9 @@ func (h *Hub) route() {
 		h.log.Warn("route: presence", "err", err)
 	}
 	rest := waiting[:0:0]
-	for _, conv := range waiting {
-		if !h.assignOne(ctx, conv, online) {
-			rest = append(rest, conv)
+	for i, done := range h.assignAll(ctx, waiting, online) {
+		if !done {
+			rest = append(rest, waiting[i])
 		}
 	}
 	h.metrics.QueueLength(len(rest))
@@ -104,19 +104,87 @@ func (h *Hub) onlineAgents(ctx context.Context) ([]*onlineAgent, error) {
 	return out, nil
 }
 
+// maxAssigning bounds the Assign calls a route round has in flight.
+const maxAssigning = 64
+
+// assignAll gives the queue's conversations, in order, each to the
+// least-busy agent with room, and reports which it settled (assigned here
+// or by another node). The choices are made first and stored together:
+// each Assign waits for a durable commit, and made one after another they
+// allowed one commit per conversation in a burst of new ones, where
+// together they share group commits. A conversation refused because its
+// agent filled up meanwhile (on another node) is then offered to the
+// others, one at a time.
+func (h *Hub) assignAll(ctx context.Context, queue []Conversation, agents []*onlineAgent) []bool {
+	to := make([]*onlineAgent, len(queue))
+	for i := range queue {
+		if a := leastBusy(agents); a != nil {
+			a.load++
+			to[i] = a
+		}
+	}
+	errs := make([]error, len(queue))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxAssigning)
+	for i, a := range to {
+		if a == nil {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			got, err := h.store.Assign(ctx, queue[i].ID, a.id, a.capacity, h.now())
+			if errs[i] = err; err == nil {
+				h.assigned(ctx, got)
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs { // take back the plan where nothing was assigned
+		if to[i] != nil && err != nil {
+			to[i].load--
+		}
+	}
+	done := make([]bool, len(queue))
+	for i, err := range errs {
+		switch {
+		case to[i] == nil:
+		case err == nil, errors.Is(err, ErrConflict): // assigned, here or by another node
+			done[i] = true
+		case errors.Is(err, ErrCapacity):
+			to[i].load = to[i].capacity // another node filled them
+		default:
+			h.log.Warn("assign", "conv", queue[i].ID, "agent", to[i].id, "err", err)
+		}
+	}
+	for i, err := range errs {
+		if errors.Is(err, ErrCapacity) {
+			done[i] = h.assignOne(ctx, queue[i], agents)
+		}
+	}
+	return done
+}
+
+// leastBusy returns the agent with the lowest share of its capacity in
+// use (ties to the lower ID), or nil if none has room.
+func leastBusy(agents []*onlineAgent) *onlineAgent {
+	var best *onlineAgent
+	for _, a := range agents {
+		if a.load >= a.capacity {
+			continue
+		}
+		if best == nil || a.load*best.capacity < best.load*a.capacity ||
+			(a.load*best.capacity == best.load*a.capacity && a.id < best.id) {
+			best = a
+		}
+	}
+	return best
+}
+
 // assignOne gives conv to the least-busy agent with room, if any.
 func (h *Hub) assignOne(ctx context.Context, conv Conversation, agents []*onlineAgent) bool {
 	for {
-		var best *onlineAgent
-		for _, a := range agents {
-			if a.load >= a.capacity {
-				continue
-			}
-			if best == nil || a.load*best.capacity < best.load*a.capacity ||
-				(a.load*best.capacity == best.load*a.capacity && a.id < best.id) {
-				best = a
-			}
-		}
+		best := leastBusy(agents)
 		if best == nil {
 			return false
 		}
@@ -124,8 +192,7 @@ func (h *Hub) assignOne(ctx context.Context, conv Conversation, agents []*online
 		switch {
 		case err == nil:
 			best.load++
-			h.log.Info("assigned", "conv", conv.ID, "agent", best.id)
-			h.publishConversation(ctx, got)
+			h.assigned(ctx, got)
 			return true
 		case errors.Is(err, ErrCapacity):
 			best.load = best.capacity // another node filled them; try the next
@@ -136,6 +203,13 @@ func (h *Hub) assignOne(ctx context.Context, conv Conversation, agents []*online
 			return false
 		}
 	}
+}
+
+// assigned tells the conversation's room, its agent and the queue that
+// conv was just assigned.
+func (h *Hub) assigned(ctx context.Context, conv Conversation) {
+	h.log.Info("assigned", "conv", conv.ID, "agent", conv.AgentID)
+	h.publishConversation(ctx, conv)
 }
 
 // sortQueue orders waiting conversations: higher priority first, then
