@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -80,13 +82,18 @@ func (h *Hub) markLoop() {
 }
 
 // storeMarks writes each pending mark to its conversation, never past its
-// last message nor back. A mark that fails to store waits for the next
-// round; one of a conversation that is gone (erased), or that no store
-// could hold (an agent's frame naming no real conversation), is dropped.
+// last message nor back, all at once (eachAtOnce) so that a round's
+// updates share group commits. A mark that fails to store waits for the
+// next round; one of a conversation that is gone (erased), or that no
+// store could hold (an agent's frame naming no real conversation), is
+// dropped.
 func (h *Hub) storeMarks(ctx context.Context) {
-	failed, last := 0, error(nil)
-	for k, seq := range h.marks.take() {
-		_, err := h.store.UpdateConversation(ctx, k.conv, func(c *Conversation) error {
+	pending := h.marks.take()
+	keys := slices.Collect(maps.Keys(pending))
+	errs := make([]error, len(keys))
+	eachAtOnce(len(keys), func(i int) {
+		k, seq := keys[i], pending[keys[i]]
+		_, errs[i] = h.store.UpdateConversation(ctx, k.conv, func(c *Conversation) error {
 			mark := &c.VisitorRead
 			if k.agent {
 				mark = &c.AgentRead
@@ -98,10 +105,13 @@ func (h *Hub) storeMarks(ctx context.Context) {
 			*mark = s
 			return nil
 		})
+	})
+	failed, last := 0, error(nil)
+	for i, err := range errs {
 		if err == nil || errors.Is(err, errMarkKnown) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) {
 			continue
 		}
-		h.marks.note(k.conv, k.agent, seq)
+		h.marks.note(keys[i].conv, keys[i].agent, pending[keys[i]])
 		failed, last = failed+1, err
 	}
 	if failed > 0 && ctx.Err() == nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -14,12 +15,15 @@ import (
 // called by storeMarks (the embedded nil Store panics on anything else).
 type markStore struct {
 	Store
+	mu      sync.Mutex // storeMarks updates conversations at once
 	convs   map[string]Conversation
 	fail    error
 	updates int
 }
 
 func (s *markStore) UpdateConversation(_ context.Context, id string, fn func(*Conversation) error) (Conversation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.fail != nil {
 		return Conversation{}, s.fail
 	}

@@ -104,12 +104,10 @@ func (h *Hub) onlineAgents(ctx context.Context) ([]*onlineAgent, error) {
 	return out, nil
 }
 
-// maxAssigning bounds the Assign calls a route round has in flight.
-const maxAssigning = 64
-
 // assignAll gives the queue's conversations, in order, each to the
 // least-busy agent with room, and reports which it settled (assigned here
-// or by another node). The choices are made first and stored together:
+// or by another node). The choices are made first and stored together
+// (eachAtOnce):
 // each Assign waits for a durable commit, and made one after another they
 // allowed one commit per conversation in a burst of new ones, where
 // together they share group commits. A conversation refused because its
@@ -124,22 +122,14 @@ func (h *Hub) assignAll(ctx context.Context, queue []Conversation, agents []*onl
 		}
 	}
 	errs := make([]error, len(queue))
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, maxAssigning)
-	for i, a := range to {
-		if a == nil {
-			continue
-		}
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
+	eachAtOnce(len(queue), func(i int) {
+		if a := to[i]; a != nil {
 			got, err := h.store.Assign(ctx, queue[i].ID, a.id, a.capacity, h.now())
 			if errs[i] = err; err == nil {
 				h.assigned(ctx, got)
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 	for i, err := range errs { // take back the plan where nothing was assigned
 		if to[i] != nil && err != nil {
 			to[i].load--

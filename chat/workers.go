@@ -112,3 +112,23 @@ func (p *workers) idleCount() int {
 	defer p.mu.Unlock()
 	return len(p.idle)
 }
+
+// maxAtOnce bounds the calls eachAtOnce has in flight.
+const maxAtOnce = 64
+
+// eachAtOnce calls fn(i) for every i in [0, n), up to maxAtOnce at a
+// time, and returns when all have returned. A store's durable writes made
+// this way share its group commits; made one after another, each would
+// wait for a commit of its own.
+func eachAtOnce(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxAtOnce)
+	for i := range n {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
