@@ -498,7 +498,14 @@ func visitorID(t *testing.T, admin *client.Session, externalID string) string {
 // waitFor polls ok every 50 ms for at most 15 seconds.
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitWithin(t, 15*time.Second, what, ok)
+}
+
+// waitWithin is waitFor with a limit of its own, for what legitimately
+// takes longer.
+func waitWithin(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
