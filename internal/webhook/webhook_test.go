@@ -439,3 +439,51 @@ func TestSubscribeDuringCheckStaysActive(t *testing.T) {
 		t.Fatal("the check that raced a subscription left the node inactive")
 	}
 }
+
+// overlapStore holds the first outbox write until a second one arrives.
+type overlapStore struct {
+	chat.Store
+	t       *testing.T
+	calls   atomic.Int32
+	overlap chan struct{}
+}
+
+func (s *overlapStore) PutOutbox(ctx context.Context, queue string, item chat.OutboxItem) error {
+	switch s.calls.Add(1) {
+	case 1:
+		select {
+		case <-s.overlap:
+		case <-time.After(10 * time.Second):
+			s.t.Error("the first outbox write was still alone after 10 s: events are written one at a time")
+		}
+	case 2:
+		close(s.overlap)
+	}
+	return s.Store.PutOutbox(ctx, queue, item)
+}
+
+// Queued events are written to the outbox by several writers at once, so
+// that their durable writes share commits instead of queueing behind each
+// other; every event still lands once.
+func TestEventsWrittenAtOnce(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st)
+	ost := &overlapStore{Store: st, t: t, overlap: make(chan struct{})}
+	o := fastOptions(ost)
+	o.Poll = time.Hour // keep the items in the outbox: nothing is delivered
+	s := New(o)
+	if _, err := s.Subscribe(ctx, "shop", "http://127.0.0.1:9/hook", "", []chat.EventType{chat.EventConversationCreated}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(ctx)
+	defer s.Stop()
+	for range 2 {
+		s.Emit(ctx, event(chat.EventConversationCreated))
+	}
+	waitFor(t, "both events in the outbox", func() bool {
+		items, _ := st.OutboxItems(ctx, liveQueue, 0)
+		return len(items) == 2
+	})
+}

@@ -46,12 +46,14 @@ func putOutbox(b *bbolt.Bucket, queue string, item chat.OutboxItem) error {
 	return b.Put(outboxDueKey(queue, item.Due, item.ID), nil)
 }
 
-// PutOutbox adds or replaces an item of a durable queue.
-func (s *Store) PutOutbox(_ context.Context, queue string, item chat.OutboxItem) error {
+// PutOutbox adds or replaces an item of a durable queue, in the put
+// writer's group commit (change.go). Like CreateConversation it does not
+// give up when ctx ends.
+func (s *Store) PutOutbox(ctx context.Context, queue string, item chat.OutboxItem) error {
 	if queue == "" || item.ID == "" || hasNUL(queue) {
 		return fmt.Errorf("put outbox: empty queue or ID: %w", chat.ErrInvalid)
 	}
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
+	err := s.changeInGroup(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bOutbox)
 		if err != nil {
 			return err
@@ -117,9 +119,9 @@ func listOutbox(b *bbolt.Bucket, queue string, limit int, until []byte) ([]chat.
 	return out, nil
 }
 
-// DeleteOutbox removes an item.
-func (s *Store) DeleteOutbox(_ context.Context, queue, id string) error {
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
+// DeleteOutbox removes an item, in the put writer's group commit.
+func (s *Store) DeleteOutbox(ctx context.Context, queue, id string) error {
+	err := s.changeInGroup(context.WithoutCancel(ctx), func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bOutbox)
 		if b == nil {
 			return nil
