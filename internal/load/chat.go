@@ -226,34 +226,49 @@ func (p *chatPart) openAgents(ctx context.Context) error {
 		return fmt.Errorf("%d agents cannot serve %d conversations: an agent takes at most 100; use --agents %d", cfg.Agents, cfg.Pairs, (cfg.Pairs+99)/100)
 	}
 	presence := fmt.Appendf(nil, `{"type":"presence","status":"online","capacity":%d}`, capacity)
+	// At once, a few at a time: creating and logging in an agent is two
+	// bcrypt hashes on the node, the longest part of the set-up one by one.
 	p.agents = make([]*chatAgent, cfg.Agents)
+	errs := make([]error, cfg.Agents)
+	slots := make(chan struct{}, 4)
+	var wg sync.WaitGroup
 	for i := range p.agents {
-		email := fmt.Sprintf("load-agent-%d-%d@lifeline.local", cfg.proc, i)
-		err := admin.Do(ctx, http.MethodPost, "/api/v1/agents", map[string]any{
-			"email": email, "name": fmt.Sprintf("Load agent %d-%d", cfg.proc, i), "role": "agent", "password": loadAgentPassword,
-		}, nil)
-		var se *client.StatusError
-		if err != nil && !(errors.As(err, &se) && se.Status == http.StatusConflict) {
-			return fmt.Errorf("create %s: %w", email, err)
-		}
-		s, err := client.Login(ctx, cfg.URL, email, loadAgentPassword)
-		if err != nil {
-			return err
-		}
-		c, err := cfg.target.dial(ctx, p.r.dialer(), "/ws/agent", sessionCookie(s))
-		if err != nil {
-			return err
-		}
-		a := newChatAgent(c, s.Agent.ID)
-		p.agents[i] = a
-		if err := a.hello(ctx, p); err != nil {
-			return fmt.Errorf("%s: %w", email, err)
-		}
-		if err := c.send(ctx, presence); err != nil {
-			return err
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			p.agents[i], errs[i] = p.openAgent(ctx, admin, i, presence)
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// openAgent creates load agent i (or finds it made by an earlier run),
+// logs it in, opens its socket and sets it online with presence. The
+// agent is returned whenever its socket opened, so that close closes it.
+func (p *chatPart) openAgent(ctx context.Context, admin *client.Session, i int, presence []byte) (*chatAgent, error) {
+	cfg := p.r.cfg
+	email := fmt.Sprintf("load-agent-%d-%d@lifeline.local", cfg.proc, i)
+	err := admin.Do(ctx, http.MethodPost, "/api/v1/agents", map[string]any{
+		"email": email, "name": fmt.Sprintf("Load agent %d-%d", cfg.proc, i), "role": "agent", "password": loadAgentPassword,
+	}, nil)
+	var se *client.StatusError
+	if err != nil && !(errors.As(err, &se) && se.Status == http.StatusConflict) {
+		return nil, fmt.Errorf("create %s: %w", email, err)
+	}
+	s, err := client.Login(ctx, cfg.URL, email, loadAgentPassword)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cfg.target.dial(ctx, p.r.dialer(), "/ws/agent", sessionCookie(s))
+	if err != nil {
+		return nil, err
+	}
+	a := newChatAgent(c, s.Agent.ID)
+	if err := a.hello(ctx, p); err != nil {
+		return a, fmt.Errorf("%s: %w", email, err)
+	}
+	return a, c.send(ctx, presence)
 }
 
 func newChatAgent(c *conn, id string) *chatAgent {
