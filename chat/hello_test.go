@@ -100,9 +100,15 @@ func TestNewVisitorHelloSkipsLookups(t *testing.T) {
 // token, returning the client and its welcome.
 func sayHello(t *testing.T, h *Hub, token string) (*client, visitorWelcome) {
 	t.Helper()
+	return sayHelloOn(t, h, Site{Key: "demo"}, token)
+}
+
+// sayHelloOn is sayHello on a site of the test's.
+func sayHelloOn(t *testing.T, h *Hub, site Site, token string) (*client, visitorWelcome) {
+	t.Helper()
 	tr := &recordingTransport{wrote: make(chan struct{}, 4)}
 	c := newClient(h, tr, kindVisitor, "127.0.0.1")
-	c.site = Site{Key: "demo"}
+	c.site = site
 	frame, _ := json.Marshal(map[string]any{"type": "hello", "token": token, "page": map[string]string{"path": "/checkout"}})
 	h.handleVisitor(context.Background(), c, frame)
 	tr.mu.Lock()
@@ -139,5 +145,23 @@ func TestKnownVisitorIsUpdatedNotReplaced(t *testing.T) {
 	v := st.visitors[w.VisitorID]
 	if st.puts != 1 || v.ExternalID != "u_42" || v.Attributes["plan"] != "pro" {
 		t.Fatalf("%d puts, visitor %+v; want the one put of the new visitor, then updates that set u_42 and plan", st.puts, v)
+	}
+}
+
+// The welcome carries the site's widget settings: its theme, its strings
+// and whether visitors see read receipts (by default they do).
+func TestWelcomeCarriesSiteSettings(t *testing.T) {
+	h, err := NewHub(Config{Store: &helloStore{visitors: map[string]Visitor{}}, Secret: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	if _, w := sayHello(t, h, ""); !w.Site.ReadReceipts {
+		t.Errorf("welcome.site = %+v on a default site, want read receipts on", w.Site)
+	}
+	site := Site{Key: "demo", Theme: "#0b7a55", Strings: map[string]string{"title": "Hilfe"}, HideReadReceipts: true}
+	_, w := sayHelloOn(t, h, site, "")
+	if w.Site.ReadReceipts || w.Site.Theme != "#0b7a55" || w.Site.Strings["title"] != "Hilfe" {
+		t.Errorf("welcome.site = %+v, want the theme, the strings and read receipts off", w.Site)
 	}
 }

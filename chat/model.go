@@ -55,8 +55,11 @@ type Site struct {
 	// Theme is the widget's accent colour as #rrggbb.
 	Theme string `json:"theme,omitempty"`
 	// Strings overrides widget texts by key (i18n).
-	Strings   map[string]string `json:"strings,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
+	Strings map[string]string `json:"strings,omitempty"`
+	// HideReadReceipts keeps the widget from showing visitors "Seen" under
+	// their messages once support has read them (shown by default).
+	HideReadReceipts bool      `json:"hide_read_receipts,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
 // Visitor is one person on a site, anonymous or identified.

@@ -94,6 +94,9 @@ type offerFrame struct {
 type SiteSettings struct {
 	Theme   string            `json:"theme,omitempty"`
 	Strings map[string]string `json:"strings,omitempty"`
+	// ReadReceipts is whether the widget shows "Seen" under the visitor's
+	// messages once support has read them.
+	ReadReceipts bool `json:"read_receipts"`
 }
 
 type visitorWelcome struct {

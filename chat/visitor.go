@@ -212,7 +212,7 @@ func (h *Hub) visitorHello(ctx context.Context, c *client, in *Inbound) error {
 	}
 	w := visitorWelcome{
 		Type: TypeWelcome, VisitorID: v.ID, Token: SignVisitorToken(h.cfg.Secret, c.site.Key, v.ID),
-		AgentsOnline: h.AgentsOnline(ctx), Site: SiteSettings{Theme: c.site.Theme, Strings: c.site.Strings},
+		AgentsOnline: h.AgentsOnline(ctx), Site: SiteSettings{Theme: c.site.Theme, Strings: c.site.Strings, ReadReceipts: !c.site.HideReadReceipts},
 	}
 	if conv != nil {
 		w.Conversation = visitorView(*conv, h.agentName(ctx, conv.AgentID))

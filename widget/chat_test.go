@@ -198,12 +198,7 @@ func TestLeaveMessage(t *testing.T) {
 func TestReadReceiptStaysPut(t *testing.T) {
 	f := newFixture(t)
 	fake := f.fake
-	p := browsertest.New(t)
-	open(t, p, f.srv.URL+"/t/page")
-	click(t, p, ".l")
-	typeInto(t, p, "textarea", "Is my order on its way?")
-	p.WaitJS("the message acknowledged", shadow(".m.v")+` && !`+shadow(".m.v")+`.classList.contains('q')`)
-	fake.Send(map[string]any{"type": "read", "conversation_id": "c1", "seq": 1, "reader": "agent"})
+	p := readByAgent(t, f)
 	p.WaitJS("Seen under the message", receiptUnder("Is my order on its way?"))
 	p.Eval(`window.receiptAdded = 0; new MutationObserver(ms => { for (const m of ms) for (const n of m.addedNodes) if (n === `+shadow("[part=receipt]")+`) window.receiptAdded++; }).observe(`+shadow("[part=transcript]")+`, {childList: true})`, nil)
 	fake.SetStatus("active")
@@ -215,6 +210,36 @@ func TestReadReceiptStaysPut(t *testing.T) {
 		t.Errorf("the receipt was inserted %d times while the agent's reply came in, want 0", added)
 	}
 	p.WaitJS("Seen still under the visitor's message", receiptUnder("Is my order on its way?"))
+}
+
+// TestReadReceiptsOff: a site that turned read receipts off never shows
+// its visitors "Seen", whatever support reads.
+func TestReadReceiptsOff(t *testing.T) {
+	f := newFixture(t)
+	fake := f.fake
+	fake.Site = map[string]any{"read_receipts": false}
+	p := readByAgent(t, f)
+	fake.SetStatus("active")
+	fake.AgentSay("It left the warehouse this morning.") // shown only after the read was handled
+	p.WaitJS("the agent's reply", `[...document.querySelector('lifeline-widget').shadowRoot.querySelectorAll('.m')].length === 2`)
+	var hidden bool
+	p.Eval(`(() => { const r = `+shadow("[part=receipt]")+`; return !r || r.hidden; })()`, &hidden)
+	if !hidden {
+		t.Error(`"Seen" is shown on a site that turned read receipts off`)
+	}
+}
+
+// readByAgent opens the widget, sends "Is my order on its way?", waits
+// for its ack and has support read it.
+func readByAgent(t *testing.T, f *fixture) *browsertest.Page {
+	t.Helper()
+	p := browsertest.New(t)
+	open(t, p, f.srv.URL+"/t/page")
+	click(t, p, ".l")
+	typeInto(t, p, "textarea", "Is my order on its way?")
+	p.WaitJS("the message acknowledged", shadow(".m.v")+` && !`+shadow(".m.v")+`.classList.contains('q')`)
+	f.fake.Send(map[string]any{"type": "read", "conversation_id": "c1", "seq": 1, "reader": "agent"})
+	return p
 }
 
 // receiptUnder is JavaScript that is true while the widget shows "Seen"

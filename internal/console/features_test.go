@@ -363,6 +363,25 @@ func TestConsoleSitesPage(t *testing.T) {
 	if s := restSite(); s.IdentitySecret != rotated || rotated == secret {
 		t.Fatalf("after rotation REST has %q, the page %q, before %q", s.IdentitySecret, rotated, secret)
 	}
+	// Read receipts off: untick, save, and the REST API agrees.
+	var ticked bool
+	p.Eval(`(() => {
+		const s = document.querySelector(`+jsString(sec)+`);
+		const box = s.querySelector('input[type=checkbox]');
+		if (!box.checked) return false;
+		box.click();
+		s.querySelector('[data-action=save-site]').click();
+		return true;
+	})()`, &ticked)
+	if !ticked {
+		t.Fatal("the read receipts box is not ticked on a new site")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !restSite().HideReadReceipts; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("read receipts still on in GET /api/v1/sites 10 s after saving them off")
+		}
+	}
+	p.WaitJS("the box unticked after the reload", `document.querySelector(`+jsString(sec+` input[type=checkbox]`)+`)?.checked === false`)
 	p.Eval(`document.querySelector(`+jsString(sec)+`).scrollIntoView(), true`, nil)
 	save(p, "sites")
 	checkClean(t, p)

@@ -333,6 +333,8 @@ type siteBody struct {
 	Origins *[]string          `json:"origins"`
 	Theme   *string            `json:"theme"`
 	Strings *map[string]string `json:"strings"`
+	// HideReadReceipts turns the widget's "Seen" off (or on again).
+	HideReadReceipts *bool `json:"hide_read_receipts"`
 	// RotateSecret makes a new identity secret (PATCH only).
 	RotateSecret bool `json:"rotate_secret"`
 }
@@ -349,6 +351,9 @@ func (b siteBody) apply(s *chat.Site) {
 	}
 	if b.Strings != nil {
 		s.Strings = *b.Strings
+	}
+	if b.HideReadReceipts != nil {
+		s.HideReadReceipts = *b.HideReadReceipts
 	}
 }
 

@@ -485,3 +485,43 @@ func TestLongHistoryIsNotASlowConsumer(t *testing.T) {
 		last = m.Seq
 	}
 }
+
+// An admin turns the widget's read receipts off for a site: the site says
+// so, and the next visitor's welcome tells the widget.
+func TestSiteTurnsReadReceiptsOff(t *testing.T) {
+	n := newNode(t, 0)
+	ctx := testCtx(t)
+	admin, err := client.Login(ctx, n.URL, adminEmail, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipts := func() bool {
+		t.Helper()
+		_, w := n.visitor(t, ctx)
+		var welcome struct {
+			Site struct {
+				ReadReceipts *bool `json:"read_receipts"`
+			}
+		}
+		if err := json.Unmarshal(w.Raw, &welcome); err != nil || welcome.Site.ReadReceipts == nil {
+			t.Fatalf("welcome %s: no site.read_receipts (%v)", w.Raw, err)
+		}
+		return *welcome.Site.ReadReceipts
+	}
+	if !receipts() {
+		t.Fatal("read receipts are off on a new site, want on")
+	}
+	if err := admin.Do(ctx, http.MethodPatch, "/api/v1/sites/demo", map[string]any{"hide_read_receipts": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Sites []chat.Site }
+	if err := admin.Do(ctx, http.MethodGet, "/api/v1/sites", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Sites) != 1 || !got.Sites[0].HideReadReceipts {
+		t.Fatalf("sites = %+v, want demo with read receipts hidden", got.Sites)
+	}
+	if receipts() {
+		t.Error("the welcome after the change still has read receipts on")
+	}
+}

@@ -50,6 +50,8 @@ let wasReady = false;
 let tries = 0;
 let retryT = 0;
 let agentsOnline = true;
+/** receipts: whether the site shows "Seen" (welcome.site.read_receipts). */
+let receipts = true;
 let identity: Obj | null = null;
 let attrs: Obj = {};
 let evq: C.Ev[] = [];
@@ -195,9 +197,14 @@ function render(m: Msg): void {
 }
 
 /** receipt shows "Seen" under the visitor's last message once support has
- * read it. It moves only when that message changes: the transcript is a
- * live region, and every insertion would be read out again. */
+ * read it, unless the site turned receipts off. It moves only when that
+ * message changes: the transcript is a live region, and every insertion
+ * would be read out again. */
 function receipt(): void {
+  if (!receipts) {
+    receiptEl.hidden = true;
+    return;
+  }
   let last: Msg | undefined;
   for (const m of st.msgs) if (m.who === 'visitor' && m.seq && (!last || m.seq > (last.seq as number))) last = m;
   const el = last && (st.ar || 0) >= (last.seq as number) ? nodes[last.cid || 's' + last.seq] : undefined;
@@ -468,6 +475,7 @@ function frame(f: Obj): void {
       tries = 0;
       agentsOnline = f.agents_online !== false;
       const s = isObj(f.site) ? f.site : {};
+      receipts = s.read_receipts !== false;
       if (isObj(s.strings)) for (const k in s.strings) if (typeof s.strings[k] === 'string') S[k] = s.strings[k] as string;
       const th = s.theme;
       const color = typeof th === 'string' ? th : isObj(th) ? str(th.color) || str(th.primary) : '';
@@ -476,6 +484,7 @@ function frame(f: Obj): void {
         host.style.setProperty('--f', ink(color));
       }
       if (f.conversation) setConv(f.conversation);
+      receipt();
       save();
       label();
       if (identity) send({ type: 'identify', identity });

@@ -434,6 +434,7 @@ export class SitesPage implements Page {
     const snippet = `<script>window.lifeline=window.lifeline||function(){(lifeline.q=lifeline.q||[]).push(arguments)};</script>\n<script async src="${origin}/widget.js" data-site="${site.key}"></script>`;
     const origins = h("input", { value: site.origins.join(", "), "aria-label": "Allowed origins", readonly: !this.admin, size: 40 });
     const theme = h("input", { type: "color", value: site.theme || "#3355ff", "aria-label": "Theme colour", disabled: !this.admin });
+    const receipts = h("input", { type: "checkbox", checked: !site.hide_read_receipts, disabled: !this.admin });
     const err = h("p", { class: "field-error" });
     const patch = async (body: Record<string, unknown>) => {
       err.textContent = "";
@@ -452,10 +453,11 @@ export class SitesPage implements Page {
       h("dl", null,
         h("dt", null, "Allowed origins"), h("dd", null, origins),
         h("dt", null, "Theme"), h("dd", null, theme),
+        h("dt", null, "Read receipts"), h("dd", null, h("label", null, receipts, " Show visitors \u201cSeen\u201d once support has read their message")),
         this.admin ? [h("dt", null, "Identity secret"), h("dd", null, h("code", { class: "secret" }, site.identity_secret ?? ""),
           h("button", { class: "link", onclick: () => { if (confirm("Rotate the identity secret? Identify hashes signed with the old one stop verifying.")) void patch({ rotate_secret: true }); } }, "Rotate"))] : null,
       ),
-      this.admin ? h("button", { "data-action": "save-site", onclick: () => void patch({ origins: origins.value.split(",").map((o) => o.trim()).filter(Boolean), theme: theme.value }) }, "Save") : null,
+      this.admin ? h("button", { "data-action": "save-site", onclick: () => void patch({ origins: origins.value.split(",").map((o) => o.trim()).filter(Boolean), theme: theme.value, hide_read_receipts: !receipts.checked }) }, "Save") : null,
       err,
       h("h3", null, "Snippet"),
       h("pre", { class: "snippet" }, snippet),

@@ -95,6 +95,8 @@ export interface Site {
   origins: string[];
   identity_secret?: string;
   theme?: string;
+  /** hide_read_receipts: the widget does not show visitors "Seen". */
+  hide_read_receipts?: boolean;
   created_at: string;
 }
 
