@@ -107,9 +107,8 @@ func (h *Hub) onlineAgents(ctx context.Context) ([]*onlineAgent, error) {
 // assignAll gives the queue's conversations, in order, each to the
 // least-busy agent with room, and reports which it settled (assigned here
 // or by another node). The choices are made first and stored together
-// (eachAtOnce):
-// each Assign waits for a durable commit, and made one after another they
-// allowed one commit per conversation in a burst of new ones, where
+// (eachAtOnce): each Assign waits for a durable commit, and made one after
+// another they took a commit each in a burst of new conversations, where
 // together they share group commits. A conversation refused because its
 // agent filled up meanwhile (on another node) is then offered to the
 // others, one at a time.
