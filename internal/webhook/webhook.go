@@ -40,7 +40,9 @@ type Options struct {
 	// URL) that deliveries may reach even though they are loopback,
 	// private or link-local. Empty by default: only public addresses.
 	AllowHosts []string
-	// Workers is how many deliveries run at once. Defaults to 4.
+	// Workers is how many deliveries run at once. Defaults to 16: a
+	// receiver that hangs holds one for up to Timeout per delivery, and
+	// with four, four such deliveries held up every site's webhooks.
 	Workers int
 	// QueueLen is how many events wait to be written to the outbox before
 	// new ones are dropped (and counted). Defaults to 4096.
@@ -113,7 +115,7 @@ func New(o Options) *Service {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 16
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = 4096
