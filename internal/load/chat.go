@@ -73,7 +73,11 @@ func (p *chatPart) setup(ctx context.Context) error {
 
 // resolve resolves the conversations this run's agents claimed, so a
 // later run against the same node does not find them still assigned to
-// the load agents (each agent's hello would resend their transcripts).
+// the load agents (each agent's hello would resend their transcripts, and
+// they would take room the next run's conversations need). It waits, up
+// to resolveWait, until the node has confirmed each (a resolved
+// conversation frame): the sockets close right after, and a resolve
+// still being handled then could be lost.
 func (p *chatPart) resolve(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -106,12 +110,20 @@ func (p *chatPart) resolve(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	for deadline := time.Now().Add(resolveWait); p.assigned() > 0 && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
+
+// resolveWait bounds how long resolve waits for the node's confirmations.
+const resolveWait = 10 * time.Second
 
 func (p *chatPart) assigned() int {
 	n := 0
 	for _, a := range p.agents {
-		n += int(a.claimedCount())
+		if a != nil {
+			n += int(a.claimedCount())
+		}
 	}
 	return n
 }
@@ -307,11 +319,14 @@ func (a *chatAgent) read(p *chatPart) {
 			}
 		case "conversation":
 			cv := f.Conversation
-			if cv.AgentID == a.id && cv.Status == "active" {
-				a.mu.Lock()
+			a.mu.Lock()
+			switch {
+			case cv.AgentID == a.id && cv.Status == "active":
 				a.claimed[cv.ID] = true
-				a.mu.Unlock()
+			case cv.Status == "resolved":
+				delete(a.claimed, cv.ID) // resolve's confirmation
 			}
+			a.mu.Unlock()
 		case "message":
 			m := f.Message
 			if m.Author.Kind != "visitor" {

@@ -257,3 +257,43 @@ func TestAgentCountsClaimsBeforeWelcome(t *testing.T) {
 	a.conn.closeNow()
 	p.r.wg.Wait()
 }
+
+// resolve returns once the node has confirmed each resolve, not as soon as
+// the frames are sent: the sockets close right after it.
+func TestResolveWaitsForTheNode(t *testing.T) {
+	srv := wsServer(t, func(ctx context.Context, ws *websocket.Conn) error {
+		if _, _, err := ws.Read(ctx); err != nil { // the hello
+			return err
+		}
+		for _, f := range []string{
+			`{"type":"conversation","conversation":{"id":"c1","agent_id":"a1","status":"active"}}`,
+			`{"type":"welcome","agent":{"id":"a1"},"queue":[],"assigned":[]}`,
+		} {
+			if err := ws.Write(ctx, websocket.MessageText, []byte(f)); err != nil {
+				return err
+			}
+		}
+		if _, _, err := ws.Read(ctx); err != nil { // the resolve
+			return err
+		}
+		time.Sleep(300 * time.Millisecond) // a node slow to handle it
+		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"conversation","conversation":{"id":"c1","agent_id":"a1","status":"resolved"}}`)); err != nil {
+			return err
+		}
+		ws.Read(ctx) // until the client closes
+		return nil
+	})
+	a := newChatAgent(dialTest(t, srv, "/ws"), "a1")
+	p := &chatPart{r: &runner{}, agents: []*chatAgent{a}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.hello(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.resolve(ctx)
+	if n := a.claimedCount(); n != 0 {
+		t.Fatalf("resolve returned with %d conversations unconfirmed, want 0", n)
+	}
+	a.conn.closeNow()
+	p.r.wg.Wait()
+}
