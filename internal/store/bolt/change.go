@@ -6,12 +6,13 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// groupChange is a read-check-write of the tree that joins the put
-// writer's group commit (commitPuts) instead of taking a transaction of
-// its own. Conversations are created and assigned this way: in a burst of
-// new conversations each was a bbolt commit with two fdatasyncs, one after
-// another behind bbolt's writer lock, and a node started a few hundred
-// conversations a second.
+// groupChange is a write (or a read-check-write) of the tree that joins
+// the put writer's group commit (commitPuts) instead of taking a
+// transaction of its own. Visitors, meta values (the detector's journeys)
+// and outbox items are put this way, and conversations created, assigned
+// and updated: in a burst of new conversations each was a bbolt commit
+// with two fdatasyncs, one after another behind bbolt's writer lock, and a
+// node started a few hundred conversations a second.
 //
 // apply runs in the group's transaction, after the changes queued before
 // it. It reads and checks first, and returns a refusal (refuse) before it

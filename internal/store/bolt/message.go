@@ -18,25 +18,17 @@ import (
 
 // appendReq is one AppendMessage call waiting for the append writer, or,
 // with flush set, a request to checkpoint the message log (WriteBackup);
-// or, with visitor set, one PutVisitor call, with meta set one PutMeta
-// call, or with change set a group change (change.go), waiting for the put
-// writer: a visitor says hello on every connection and the detector saves
-// each visitor's journey, so a storm of connections is a storm of such
-// writes, and they share group commits.
+// or, with change set, a group change (change.go: visitor and meta puts,
+// conversation changes, outbox items) waiting for the put writer: a
+// visitor says hello on every connection and the detector saves each
+// visitor's journey, so a storm of connections is a storm of such writes,
+// and they share group commits.
 type appendReq struct {
-	ctx     context.Context
-	m       chat.Message
-	flush   bool
-	visitor *chat.Visitor
-	change  *groupChange
-	meta    *metaPut
-	done    chan appendRes // buffered: the writer never blocks on it
-}
-
-// metaPut is a PutMeta call's key and value.
-type metaPut struct {
-	key   string
-	value []byte
+	ctx    context.Context
+	m      chat.Message
+	flush  bool
+	change *groupChange
+	done   chan appendRes // buffered: the writer never blocks on it
 }
 
 type appendRes struct {
@@ -191,9 +183,8 @@ func splitFlushes(batch, flushes []*appendReq) ([]*appendReq, []*appendReq) {
 	return kept, flushes
 }
 
-// putWriter is the group-commit loop of PutVisitor, PutMeta and the
-// group changes (change.go): like writer, but each group is one bbolt
-// transaction.
+// putWriter is the group-commit loop of the group changes (change.go):
+// like writer, but each group is one bbolt transaction.
 func (s *Store) putWriter() {
 	batch := make([]*appendReq, 0, s.maxBatch)
 	shared := false
@@ -212,8 +203,8 @@ func (s *Store) putWriter() {
 	}
 }
 
-// commitPuts stores batch (visitor and meta puts, group changes) in one
-// transaction and answers every caller.
+// commitPuts applies batch (group changes) in one transaction and answers
+// every caller.
 func (s *Store) commitPuts(batch []*appendReq) {
 	pending := 0
 	for _, r := range batch {
@@ -228,41 +219,26 @@ func (s *Store) commitPuts(batch []*appendReq) {
 				if r.ctx.Err() != nil {
 					continue
 				}
-				if r.visitor != nil {
-					if err := putVisitor(tx, *r.visitor); err != nil {
-						return fmt.Errorf("put visitor %s: %w", r.visitor.ID, err)
-					}
-					continue
-				}
-				if r.change != nil {
-					err := r.change.apply(tx)
-					if rf, ok := errors.AsType[refusal](err); ok {
-						r.change.refused = rf.err
-					} else if err != nil {
-						return err
-					}
-					continue
-				}
-				if err := tx.Bucket(bMeta).Put([]byte(r.meta.key), metaValue(r.meta.value)); err != nil {
-					return fmt.Errorf("put meta %s: %w", r.meta.key, err)
+				err := r.change.apply(tx)
+				if rf, ok := errors.AsType[refusal](err); ok {
+					r.change.refused = rf.err
+				} else if err != nil {
+					return err
 				}
 			}
 			return nil
 		}))
 	}
 	for _, r := range batch {
-		switch {
-		case r.visitor != nil:
-			s.cache.forgetVisitor(r.visitor.ID)
-		case r.change != nil && r.change.forget != nil:
+		if r.change.forget != nil {
 			r.change.forget()
 		}
 	}
 	s.commits.Add(1)
 	s.appends.Add(uint64(len(batch)))
 	for _, r := range batch {
-		res := appendRes{err: err} // PutVisitor and PutMeta wrap it
-		if err == nil && r.change != nil {
+		res := appendRes{err: err} // the callers wrap it
+		if err == nil {
 			res.err = r.change.refused
 		}
 		if cerr := r.ctx.Err(); cerr != nil {

@@ -16,7 +16,8 @@ const (
 	logPrefix     = "\x00log\x00"
 )
 
-// PutMeta stores value under k, replacing any value.
+// PutMeta stores value under k, replacing any value, in the put writer's
+// group commit (change.go).
 func (s *Store) PutMeta(ctx context.Context, k string, value []byte) error {
 	if k == "" || len(k) > bbolt.MaxKeySize {
 		return fmt.Errorf("put meta: empty key or over %d bytes: %w", bbolt.MaxKeySize, chat.ErrInvalid)
@@ -24,9 +25,13 @@ func (s *Store) PutMeta(ctx context.Context, k string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put meta %s: %w", k, err)
 	}
-	r := reqPool.Get().(*appendReq)
-	r.ctx, r.meta = ctx, &metaPut{key: k, value: value}
-	if err := s.request(ctx, s.puts, r); err != nil {
+	err := s.changeInGroup(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bMeta).Put([]byte(k), metaValue(value)); err != nil {
+			return fmt.Errorf("put meta %s: %w", k, err)
+		}
+		return nil
+	}, nil)
+	if err != nil {
 		return fmt.Errorf("put meta %s: %w", k, err)
 	}
 	return nil

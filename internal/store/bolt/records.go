@@ -86,7 +86,7 @@ func visitorIndexes(v chat.Visitor) map[string][]byte {
 }
 
 // PutVisitor creates or replaces a visitor and its email and external-ID
-// indexes. It joins the next group commit of visitor and meta puts (see putWriter).
+// indexes, in the put writer's group commit (change.go).
 func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	if v.ID == "" || v.SiteKey == "" || hasNUL(v.ID, v.SiteKey, v.Email, v.ExternalID) {
 		return fmt.Errorf("put visitor %q: empty ID or site, or NUL: %w", v.ID, chat.ErrInvalid)
@@ -94,9 +94,13 @@ func (s *Store) PutVisitor(ctx context.Context, v chat.Visitor) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put visitor %s: %w", v.ID, err)
 	}
-	r := reqPool.Get().(*appendReq)
-	r.ctx, r.visitor = ctx, &v
-	if err := s.request(ctx, s.puts, r); err != nil {
+	err := s.changeInGroup(ctx, func(tx *bbolt.Tx) error {
+		if err := putVisitor(tx, v); err != nil {
+			return fmt.Errorf("put visitor %s: %w", v.ID, err)
+		}
+		return nil
+	}, func() { s.cache.forgetVisitor(v.ID) })
+	if err != nil {
 		return fmt.Errorf("put visitor %s: %w", v.ID, err)
 	}
 	return nil
@@ -111,7 +115,6 @@ func (s *Store) UpdateVisitor(ctx context.Context, id string, fn func(*chat.Visi
 	}
 	var v chat.Visitor
 	err := s.changeInGroup(ctx, func(tx *bbolt.Tx) error {
-		v = chat.Visitor{}
 		found, err := get(tx, bVisitors, []byte(id), &v)
 		switch {
 		case err != nil:
