@@ -226,20 +226,29 @@ func FuzzReadFrame(f *testing.F) {
 	})
 }
 
+// assignBeforeWelcome plays a node that answers an agent's hello by
+// assigning it conversation c1, then welcoming it.
+func assignBeforeWelcome(ctx context.Context, ws *websocket.Conn) error {
+	if _, _, err := ws.Read(ctx); err != nil { // the hello
+		return err
+	}
+	for _, f := range []string{
+		`{"type":"conversation","conversation":{"id":"c1","agent_id":"a1","status":"active"}}`,
+		`{"type":"welcome","agent":{"id":"a1"},"queue":[],"assigned":[]}`,
+	} {
+		if err := ws.Write(ctx, websocket.MessageText, []byte(f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // A conversation assigned to a load agent before its welcome (the node
 // makes an agent available at its hello) is counted as claimed.
 func TestAgentCountsClaimsBeforeWelcome(t *testing.T) {
 	srv := wsServer(t, func(ctx context.Context, ws *websocket.Conn) error {
-		if _, _, err := ws.Read(ctx); err != nil { // the hello
+		if err := assignBeforeWelcome(ctx, ws); err != nil {
 			return err
-		}
-		for _, f := range []string{
-			`{"type":"conversation","conversation":{"id":"c1","agent_id":"a1","status":"active"}}`,
-			`{"type":"welcome","agent":{"id":"a1"},"queue":[],"assigned":[]}`,
-		} {
-			if err := ws.Write(ctx, websocket.MessageText, []byte(f)); err != nil {
-				return err
-			}
 		}
 		ws.Read(ctx) // until the client closes
 		return nil
@@ -262,16 +271,8 @@ func TestAgentCountsClaimsBeforeWelcome(t *testing.T) {
 // the frames are sent: the sockets close right after it.
 func TestResolveWaitsForTheNode(t *testing.T) {
 	srv := wsServer(t, func(ctx context.Context, ws *websocket.Conn) error {
-		if _, _, err := ws.Read(ctx); err != nil { // the hello
+		if err := assignBeforeWelcome(ctx, ws); err != nil {
 			return err
-		}
-		for _, f := range []string{
-			`{"type":"conversation","conversation":{"id":"c1","agent_id":"a1","status":"active"}}`,
-			`{"type":"welcome","agent":{"id":"a1"},"queue":[],"assigned":[]}`,
-		} {
-			if err := ws.Write(ctx, websocket.MessageText, []byte(f)); err != nil {
-				return err
-			}
 		}
 		if _, _, err := ws.Read(ctx); err != nil { // the resolve
 			return err

@@ -36,10 +36,9 @@ import (
 // keeps a log from being replayed into another store.
 //
 // On Linux, where the file system allows it, the files are written with
-// O_DIRECT (wal_linux.go):
-// each group rewrites the block that holds the log's end, with the
-// records already there, and zeros after its own (a record of length 0
-// ends the reading). Going around the page cache, a write and its
+// O_DIRECT (wal_linux.go): each group rewrites the block that holds the
+// log's end, with the records already there, and zeros after its own (a
+// record of length 0 ends the reading). Going around the page cache, a write and its
 // fdatasync cost about 110 µs of CPU on this machine class against 170
 // buffered, and take 195 µs against 260.
 const walHeader = 24
