@@ -44,6 +44,18 @@ type Options struct {
 	// receiver that hangs holds one for up to Timeout per delivery, and
 	// with four, four such deliveries held up every site's webhooks.
 	Workers int
+	// ReceiverLimit is how many deliveries to one subscription run at
+	// once on a node. Defaults to a quarter of Workers (at least one), so
+	// a hanging receiver holds no more than a quarter of the pool.
+	ReceiverLimit int
+	// TripAfter is how many failed attempts in a row pause a
+	// subscription's deliveries. Defaults to ReceiverLimit, so that a
+	// receiver that hangs is paused once its first deliveries time out.
+	TripAfter int
+	// Pause is how long the first pause lasts; it doubles, up to
+	// MaxBackoff, while the attempts after each pause fail too. Defaults
+	// to 30 s.
+	Pause time.Duration
 	// QueueLen is how many events wait to be written to the outbox before
 	// new ones are dropped (and counted). Defaults to 4096.
 	QueueLen int
@@ -75,6 +87,7 @@ type Service struct {
 
 	events  chan chat.Event
 	kick    chan struct{}
+	acks    chan string // delivered, to delete from the outbox
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started atomic.Bool
@@ -93,7 +106,7 @@ type Service struct {
 	activeMu sync.Mutex
 	subsGen  uint64
 
-	delivered, retried, dead, dropped prometheus.Counter
+	delivered, retried, dead, dropped, deferred, paused prometheus.Counter
 }
 
 type cachedSubs struct {
@@ -116,6 +129,15 @@ func New(o Options) *Service {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 16
+	}
+	if o.ReceiverLimit <= 0 {
+		o.ReceiverLimit = max(o.Workers/4, 1)
+	}
+	if o.TripAfter <= 0 {
+		o.TripAfter = o.ReceiverLimit
+	}
+	if o.Pause <= 0 {
+		o.Pause = 30 * time.Second
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = 4096
@@ -149,11 +171,13 @@ func New(o Options) *Service {
 		retried:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_retries_total", Help: "Webhook delivery attempts that failed and were rescheduled."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dead_total", Help: "Webhook deliveries moved to the dead-letter list."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dropped_total", Help: "Events dropped because the webhook queue was full."}),
+		deferred:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_deferred_total", Help: "Webhook deliveries put back in the outbox unattempted because their receiver was busy or paused."}),
+		paused:    prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_paused_total", Help: "Times a webhook receiver's deliveries were paused after failures in a row."}),
 	}
 	s.active.Store(true)
 	s.client = newClient(s.allow, o.Timeout, 3)
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(s.delivered, s.retried, s.dead, s.dropped)
+		o.Registerer.MustRegister(s.delivered, s.retried, s.dead, s.dropped, s.deferred, s.paused)
 	}
 	return s
 }
@@ -354,16 +378,32 @@ func (s *Service) Start(ctx context.Context) {
 		return
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
-	jobs := make(chan chat.OutboxItem)
+	jobs := make(chan job)
+	// Each worker reports at most one job the dispatcher has not read
+	// yet, so none ever waits to report, even after the dispatcher ended.
+	done := make(chan result, s.o.Workers)
 	for range enqueuers {
 		s.wg.Go(func() { s.enqueueLoop(ctx) })
 	}
 	s.wg.Go(func() { s.watchActive(ctx) })
-	s.wg.Go(func() { s.dispatchLoop(ctx, jobs) })
+	s.wg.Go(func() { s.dispatchLoop(ctx, jobs, done) })
+	s.acks = make(chan string, ackQueue)
+	var workers sync.WaitGroup
 	for range s.o.Workers {
+		workers.Go(func() {
+			for j := range jobs {
+				done <- result{sub: j.d.SubID, out: s.attempt(ctx, j)}
+			}
+		})
+	}
+	s.wg.Go(func() {
+		workers.Wait()
+		close(s.acks)
+	})
+	for range ackers {
 		s.wg.Go(func() {
-			for it := range jobs {
-				s.attempt(ctx, it)
+			for id := range s.acks {
+				s.ack(context.WithoutCancel(ctx), id)
 			}
 		})
 	}
@@ -416,6 +456,9 @@ type delivery struct {
 	First     time.Time      `json:"first"`
 	LastError string         `json:"last_error,omitempty"`
 	LastAt    time.Time      `json:"last_at,omitzero"`
+	// Manual marks an admin's redelivery: its first attempt is made even
+	// while the receiver's deliveries are paused.
+	Manual bool `json:"manual,omitempty"`
 }
 
 // enqueue writes one outbox item per subscription that wants e. A message
@@ -464,38 +507,6 @@ func (s *Service) enqueue(ctx context.Context, e chat.Event) {
 	}
 }
 
-func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- chat.OutboxItem) {
-	defer close(jobs)
-	t := time.NewTicker(s.o.Poll)
-	defer t.Stop()
-	lease := s.o.Timeout + 30*time.Second
-	for {
-		items, err := s.o.Store.ClaimOutbox(ctx, liveQueue, s.o.Now(), lease, s.o.Workers*4)
-		if err != nil && ctx.Err() == nil {
-			s.o.Logger.Warn("webhook outbox claim", "err", err)
-		}
-		for i, it := range items {
-			select {
-			case jobs <- it:
-			case <-ctx.Done():
-				for _, rest := range items[i:] {
-					s.release(rest)
-				}
-				return
-			}
-		}
-		if len(items) == s.o.Workers*4 {
-			continue // more may be due
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.kick:
-		}
-	}
-}
-
 // release hands a claimed delivery back to the outbox, due now.
 func (s *Service) release(it chat.OutboxItem) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -507,55 +518,79 @@ func (s *Service) release(it chat.OutboxItem) {
 }
 
 // attempt makes one delivery attempt and records its outcome.
-func (s *Service) attempt(ctx context.Context, it chat.OutboxItem) {
-	var d delivery
-	if err := json.Unmarshal(it.Data, &d); err != nil {
-		s.o.Logger.Error("webhook outbox item undecodable; dropped", "delivery", it.ID, "err", err)
-		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID)
-		return
-	}
+func (s *Service) attempt(ctx context.Context, j job) outcome {
+	it, d := j.it, j.d
 	subs, err := s.cachedSubscriptions(ctx, d.Site)
 	if err != nil {
 		if ctx.Err() != nil {
 			s.release(it)
 		}
-		return // else the lease brings it back
+		return notSent // else the lease brings it back
 	}
 	i := slices.IndexFunc(subs, func(x Subscription) bool { return x.ID == d.SubID })
 	if i < 0 {
 		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID) // unsubscribed
-		return
+		return notSent
 	}
 	err = s.send(ctx, subs[i], it.ID, d.Event, d.Body)
 	if ctx.Err() != nil {
 		s.release(it) // stopping: hand it back for the next start
-		return
+		return notSent
 	}
 	now := s.o.Now()
 	if err == nil {
 		s.delivered.Inc()
-		if err := s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID); err != nil {
-			s.o.Logger.Warn("webhook ack", "delivery", it.ID, "err", err)
+		select {
+		case s.acks <- it.ID:
+		default:
+			s.ack(ctx, it.ID)
 		}
-		return
+		return delivered
 	}
 	d.Attempts++
-	d.LastError, d.LastAt = err.Error(), now
-	data, _ := json.Marshal(d)
+	d.LastError, d.LastAt, d.Manual = err.Error(), now, false
 	if now.Sub(d.First) >= s.o.MaxAge {
-		s.dead.Inc()
-		s.o.Logger.Warn("webhook delivery dead", "delivery", it.ID, "site", d.Site, "attempts", d.Attempts, "err", err)
-		if err := s.o.Store.PutOutbox(ctx, deadQueue, chat.OutboxItem{ID: it.ID, Due: now, Data: data}); err != nil {
-			return
-		}
-		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID)
-		return
+		s.bury(ctx, it.ID, d, now)
+		return failed
 	}
 	s.retried.Inc()
+	data, _ := json.Marshal(d)
 	next := now.Add(s.backoff(d.Attempts))
 	if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: it.ID, Due: next, Data: data}); err != nil {
 		s.o.Logger.Warn("webhook reschedule", "delivery", it.ID, "err", err)
 	}
+	return failed
+}
+
+// Deliveries answered 2xx are deleted from the outbox by ackers, up to
+// ackQueue waiting, so that a worker (and its receiver's share) is free
+// as soon as the answer is in rather than after a durable write. Until
+// the delete, the claim's lease keeps the delivery from being sent again;
+// a crash in between sends it again after the lease, as delivery is at
+// least once anyway.
+const (
+	ackers   = 16
+	ackQueue = 1024
+)
+
+// ack deletes a delivered delivery from the outbox.
+func (s *Service) ack(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.o.Store.DeleteOutbox(ctx, liveQueue, id); err != nil {
+		s.o.Logger.Warn("webhook ack", "delivery", id, "err", err)
+	}
+}
+
+// bury moves a delivery past its MaxAge to the dead-letter list.
+func (s *Service) bury(ctx context.Context, id string, d delivery, now time.Time) {
+	s.dead.Inc()
+	s.o.Logger.Warn("webhook delivery dead", "delivery", id, "site", d.Site, "attempts", d.Attempts, "err", d.LastError)
+	data, _ := json.Marshal(d)
+	if err := s.o.Store.PutOutbox(ctx, deadQueue, chat.OutboxItem{ID: id, Due: now, Data: data}); err != nil {
+		return
+	}
+	_ = s.o.Store.DeleteOutbox(ctx, liveQueue, id)
 }
 
 // backoff is BaseBackoff·2^(attempt-1), capped at MaxBackoff, with the
@@ -688,7 +723,7 @@ func (s *Service) Redeliver(ctx context.Context, site, id string) error {
 			break
 		}
 		now := s.o.Now()
-		d.Attempts, d.First = 0, now
+		d.Attempts, d.First, d.Manual = 0, now, true
 		data, _ := json.Marshal(d)
 		if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: id, Due: now, Data: data}); err != nil {
 			return err

@@ -1,0 +1,296 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/lifelinehq/lifeline/chat"
+)
+
+// gauge counts requests a test endpoint is serving, and the most at once.
+type gauge struct {
+	mu        sync.Mutex
+	now, most int
+	total     int
+}
+
+func (g *gauge) enter() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.now++
+	g.total++
+	g.most = max(g.most, g.now)
+}
+
+func (g *gauge) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.now--
+}
+
+func (g *gauge) read() (now, most, total int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.now, g.most, g.total
+}
+
+// counted reads a counter.
+func counted(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// A receiver that hangs holds at most its share of the workers, so another
+// site's deliveries go out while it hangs, and none of its own is lost.
+func TestHangingReceiverHoldsItsShare(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st)
+	if err := st.PutSite(ctx, chat.Site{Key: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var g gauge
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.enter()
+		defer g.leave()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	rcv := newReceiver(t)
+	o := fastOptions(st)
+	o.Timeout = time.Minute // the hung deliveries stay hung for the whole test
+	var skip atomic.Int64
+	o.Now = func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
+	s := New(o)
+	if _, err := s.Subscribe(ctx, "shop", slow.URL+"/hook", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := s.Subscribe(ctx, "other", rcv.srv.URL+"/hook", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.secret = sub.Secret
+	s.Start(ctx)
+	defer s.Stop()
+	const hung = 40 // more than the workers
+	for range hung {
+		s.Emit(ctx, event(chat.EventConversationCreated))
+	}
+	waitFor(t, "the slow receiver holding its share", func() bool { n, _, _ := g.read(); return n == s.o.ReceiverLimit })
+	const others = 30
+	for range others {
+		e := event(chat.EventConversationCreated)
+		e.SiteKey = "other"
+		s.Emit(ctx, e)
+	}
+	waitFor(t, "the other site's deliveries", func() bool { n, _ := rcv.count(); return n == others })
+	if _, most, _ := g.read(); most > s.o.ReceiverLimit {
+		t.Errorf("the hanging receiver had %d deliveries at once, want at most %d", most, s.o.ReceiverLimit)
+	}
+	waitFor(t, "the hung site's deliveries all in the outbox", func() bool {
+		items, _ := st.OutboxItems(ctx, liveQueue, 0)
+		return len(items) == hung
+	})
+
+	// Held past holdFor, the waiting ones go back to the outbox before
+	// their lease runs out, and are claimed and held again.
+	skip.Store(int64(holdFor + time.Second))
+	waitFor(t, "the held deliveries put back", func() bool { return counted(s.deferred) >= hung-float64(s.o.ReceiverLimit) })
+	if n, most, _ := g.read(); n != s.o.ReceiverLimit || most > s.o.ReceiverLimit {
+		t.Errorf("%d deliveries in flight (at most %d), want %d", n, most, s.o.ReceiverLimit)
+	}
+	items, _ := st.OutboxItems(ctx, liveQueue, 0)
+	if len(items) != hung {
+		t.Errorf("%d deliveries in the outbox, want %d", len(items), hung)
+	}
+}
+
+// A slow receiver that answers gets every delivery once, never more than
+// its share at a time.
+func TestSlowReceiverGetsEverythingInTurn(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st)
+	var g gauge
+	rcv := newReceiver(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.enter()
+		defer g.leave()
+		time.Sleep(20 * time.Millisecond)
+		rcv.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	s := New(fastOptions(st))
+	sub, err := s.Subscribe(ctx, "shop", slow.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.secret = sub.Secret
+	s.Start(ctx)
+	defer s.Stop()
+	const n = 60
+	for range n {
+		s.Emit(ctx, event(chat.EventMessageCreated))
+	}
+	waitFor(t, "every delivery", func() bool { got, _ := rcv.count(); return got == n })
+	rcv.mu.Lock()
+	for id, c := range rcv.got {
+		if c != 1 {
+			t.Errorf("delivery %s arrived %d times", id, c)
+		}
+	}
+	rcv.mu.Unlock()
+	if _, most, _ := g.read(); most > s.o.ReceiverLimit {
+		t.Errorf("%d deliveries at once, want at most %d", most, s.o.ReceiverLimit)
+	}
+}
+
+// failing starts a service whose clock the test moves, subscribed to a
+// receiver answering 500, and queues n events for it.
+func failing(t *testing.T, n int) (s *Service, rcv *receiver, g *gauge, skip *atomic.Int64) {
+	t.Helper()
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	t.Cleanup(func() { st.Close() })
+	addSite(t, st)
+	rcv = newReceiver(t)
+	rcv.status.Store(500)
+	g = &gauge{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.enter()
+		defer g.leave()
+		rcv.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	skip = &atomic.Int64{}
+	o := fastOptions(st)
+	o.Pause = time.Hour
+	o.Now = func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
+	s = New(o)
+	sub, err := s.Subscribe(ctx, "shop", srv.URL, "", []chat.EventType{chat.EventMessageCreated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.secret = sub.Secret
+	s.Start(ctx)
+	t.Cleanup(s.Stop)
+	for range n {
+		s.Emit(ctx, event(chat.EventMessageCreated))
+	}
+	return s, rcv, g, skip
+}
+
+// waitPaused waits until all n deliveries wait out the pause in the outbox.
+func waitPaused(t *testing.T, s *Service, n int) []delivery {
+	t.Helper()
+	var ds []delivery
+	waitFor(t, "every delivery put back past the pause", func() bool {
+		items, _ := s.o.Store.OutboxItems(context.Background(), liveQueue, 0)
+		ds = ds[:0]
+		for _, it := range items {
+			var d delivery
+			if json.Unmarshal(it.Data, &d) != nil || it.Due.Before(s.o.Now().Add(50*time.Minute)) {
+				return false
+			}
+			ds = append(ds, d)
+		}
+		return len(ds) == n
+	})
+	return ds
+}
+
+// A receiver that fails TripAfter times in a row is paused: the rest of its
+// deliveries wait out the pause unattempted, an admin's redelivery is tried
+// at once and its success ends the pause, and everything goes out.
+func TestFailingReceiverIsPaused(t *testing.T) {
+	ctx := context.Background()
+	const n = 30
+	s, rcv, g, skip := failing(t, n)
+	ds := waitPaused(t, s, n)
+	_, _, tried := g.read()
+	if tried < s.o.TripAfter || tried >= s.o.TripAfter+s.o.ReceiverLimit {
+		t.Errorf("%d attempts before the pause, want %d to %d", tried, s.o.TripAfter, s.o.TripAfter+s.o.ReceiverLimit-1)
+	}
+	untried := 0
+	for _, d := range ds {
+		if d.Attempts == 0 {
+			untried++
+		}
+	}
+	if untried < n-tried {
+		t.Errorf("%d deliveries never attempted, want %d: a put-back counted as an attempt", untried, n-tried)
+	}
+	if p := counted(s.paused); p != 1 {
+		t.Errorf("paused %v times, want 1", p)
+	}
+
+	// The receiver is fixed; an admin redelivers a dead delivery.
+	rcv.status.Store(200)
+	d := delivery{Site: "shop", SubID: ds[0].SubID, Event: chat.EventMessageCreated, Body: []byte(`{}`), First: s.o.Now()}
+	data, _ := json.Marshal(d)
+	if err := s.o.Store.PutOutbox(ctx, deadQueue, chat.OutboxItem{ID: "dlv_dead", Due: s.o.Now(), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Redeliver(ctx, "shop", "dlv_dead"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the redelivery during the pause", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return rcv.got["dlv_dead"] == 1
+	})
+	if got, _ := rcv.count(); got != 1 {
+		t.Errorf("%d deliveries during the pause, want only the redelivered one", got)
+	}
+	// Its success ended the pause: a new event goes out at once, while
+	// those put back wait until they are due.
+	s.Emit(ctx, event(chat.EventMessageCreated))
+	waitFor(t, "a new delivery after the pause ended", func() bool { got, _ := rcv.count(); return got == 2 })
+
+	skip.Store(int64(2 * time.Hour))
+	waitFor(t, "every delivery after the pause", func() bool { got, _ := rcv.count(); return got == n+2 })
+}
+
+// A delivery whose receiver stays paused past MaxAge ends in the
+// dead-letter list rather than being put back for ever.
+func TestPausedPastMaxAgeIsDead(t *testing.T) {
+	ctx := context.Background()
+	const n = 30
+	s, _, _, skip := failing(t, n)
+	waitPaused(t, s, n)
+	skip.Store(int64(25 * time.Hour))
+	var dead []DeadDelivery
+	waitFor(t, "every delivery dead", func() bool {
+		var err error
+		dead, err = s.Dead(ctx, "shop", 0)
+		return err == nil && len(dead) == n
+	})
+	untried := 0
+	for _, d := range dead {
+		if strings.HasPrefix(d.LastError, "not attempted") {
+			untried++
+		}
+	}
+	if untried == 0 {
+		t.Error("no dead delivery came from the outbox unattempted; the test did not exercise it")
+	}
+}
