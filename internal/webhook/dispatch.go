@@ -21,7 +21,7 @@ import (
 // pause ends, without an attempt and without using up an attempt's
 // backoff; an admin's redelivery is tried at once. The pause doubles, up
 // to MaxBackoff, while the first attempts after each one fail too; one
-// success ends it. The dispatcher claims no more while Workers×4 wait in
+// success ends it. The dispatcher claims no more while maxHeld wait in
 // memory, so a hanging receiver with a backlog of more than that still
 // holds the others up, but only until it is paused: about one Timeout
 // with the defaults. This is each node's own view: with several nodes,
@@ -83,7 +83,7 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- job, done <-chan
 	defer t.Stop()
 	claim := true
 	for {
-		room := len(p.ready) < s.o.Workers && p.held < s.o.Workers*4
+		room := len(p.ready) < s.o.Workers && p.held < maxHeld
 		if claim && room {
 			claim = p.claim(ctx)
 		}
@@ -226,6 +226,10 @@ func (p *dispatcher) finish(res result) {
 func (r *endpoint) idle(now time.Time) bool {
 	return r.busy == 0 && len(r.held) == 0 && !now.Before(r.until)
 }
+
+// maxHeld bounds the claimed deliveries waiting in memory for their
+// receivers (a few KiB each at most).
+const maxHeld = 1024
 
 // A claim's lease is Timeout plus leaseMargin; a delivery held in memory
 // for longer than holdFor goes back to the outbox, due at once, before its

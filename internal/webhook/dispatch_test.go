@@ -90,7 +90,7 @@ func TestHangingReceiverHoldsItsShare(t *testing.T) {
 	rcv.secret = sub.Secret
 	s.Start(ctx)
 	defer s.Stop()
-	const hung = 40 // more than the workers
+	const hung = 200 // more than the workers, and than a claim takes
 	for range hung {
 		s.Emit(ctx, event(chat.EventConversationCreated))
 	}
@@ -106,7 +106,7 @@ func TestHangingReceiverHoldsItsShare(t *testing.T) {
 		t.Errorf("the hanging receiver had %d deliveries at once, want at most %d", most, s.o.ReceiverLimit)
 	}
 	waitFor(t, "the hung site's deliveries all in the outbox", func() bool {
-		items, _ := st.OutboxItems(ctx, liveQueue, 0)
+		items, _ := st.OutboxItems(ctx, liveQueue, 10_000)
 		return len(items) == hung
 	})
 
@@ -117,7 +117,7 @@ func TestHangingReceiverHoldsItsShare(t *testing.T) {
 	if n, most, _ := g.read(); n != s.o.ReceiverLimit || most > s.o.ReceiverLimit {
 		t.Errorf("%d deliveries in flight (at most %d), want %d", n, most, s.o.ReceiverLimit)
 	}
-	items, _ := st.OutboxItems(ctx, liveQueue, 0)
+	items, _ := st.OutboxItems(ctx, liveQueue, 10_000)
 	if len(items) != hung {
 		t.Errorf("%d deliveries in the outbox, want %d", len(items), hung)
 	}
