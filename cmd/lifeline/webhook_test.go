@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,7 +92,7 @@ func TestWebhooksFromARealNode(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // let a first attempt fail
 	n.stop()
-	startNode(t, data, env)
+	n = startNode(t, data, env)
 	up.Store(true)
 	// The first attempt failed before the restart and the retry is due 5 to
 	// 10 s later. On a busy machine the restart can outlast that, and the
@@ -104,8 +106,36 @@ func TestWebhooksFromARealNode(t *testing.T) {
 		t.Fatalf("events = %v, want each of %v once", got, want)
 	}
 	mu.Lock()
-	defer mu.Unlock()
-	if bad != 0 {
-		t.Fatalf("%d deliveries failed signature verification", bad)
+	nbad := bad
+	mu.Unlock()
+	if nbad != 0 {
+		t.Fatalf("%d deliveries failed signature verification", nbad)
+	}
+
+	// The receiver fails every delivery: after four in a row the node
+	// pauses its deliveries, and the admins see why.
+	up.Store(false)
+	if admin, err = client.Login(ctx, n.URL, adminEmail, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	v, _ = visitor(t, ctx, n.URL, "", 0)
+	for i := range 4 {
+		if err := v.Send(ctx, map[string]any{"type": "message", "client_id": fmt.Sprint("f", i), "text": "again"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Webhooks []struct {
+			ID     string
+			Health *webhook.Health
+		}
+	}
+	waitFor(t, "the subscription's health", func() bool {
+		err := admin.Do(ctx, http.MethodGet, "/api/v1/sites/demo/webhooks", nil, &list)
+		return err == nil && len(list.Webhooks) == 1 && list.Webhooks[0].Health != nil
+	})
+	h := list.Webhooks[0].Health
+	if h.FailuresInARow < 4 || !strings.Contains(h.LastError, "503") || time.Until(h.PausedUntil) < 10*time.Second {
+		t.Errorf("health = %+v, want 4 failures in a row, the 503, a pause of about 30 s", h)
 	}
 }

@@ -42,7 +42,7 @@ func (s *Server) addDataRoutes(mux *http.ServeMux, admins func(http.Handler) htt
 }
 
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	list, err := s.cfg.Webhooks.Subscriptions(r.Context(), r.PathValue("key"))
+	list, err := s.cfg.Webhooks.List(r.Context(), r.PathValue("key"))
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return

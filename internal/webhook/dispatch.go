@@ -47,6 +47,7 @@ const (
 type result struct {
 	sub string
 	out outcome
+	err error // why it failed
 }
 
 // endpoint is the dispatcher's state of one subscription's endpoint.
@@ -187,6 +188,7 @@ func (p *dispatcher) finish(res result) {
 	case delivered:
 		if r.pauses > 0 {
 			s.o.Logger.Info("webhook receiver answering again; deliveries resumed", "subscription", res.sub)
+			s.saveHealth(res.sub, nil)
 		}
 		r.fails, r.pauses, r.until = 0, 0, time.Time{}
 	case failed:
@@ -200,7 +202,8 @@ func (p *dispatcher) finish(res result) {
 			r.until = now.Add(pause)
 			s.paused.Inc()
 			s.o.Logger.Warn("webhook receiver failing; deliveries paused", "subscription", res.sub,
-				"failures_in_a_row", r.fails, "pause", pause)
+				"failures_in_a_row", r.fails, "pause", pause, "err", res.err)
+			s.saveHealth(res.sub, &Health{PausedUntil: r.until.UTC(), FailuresInARow: r.fails, LastError: errText(res.err)})
 		}
 	}
 	if now.Before(r.until) {
@@ -315,4 +318,40 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// Health is a subscription's state while its deliveries are paused, for
+// the admins: the store keeps it from the pause's start on whichever node
+// paused it until a delivery succeeds again.
+type Health struct {
+	PausedUntil    time.Time `json:"paused_until"`
+	FailuresInARow int       `json:"failures_in_a_row"`
+	LastError      string    `json:"last_error"`
+}
+
+func healthKey(sub string) string { return "webhooks/health/" + sub }
+
+// saveHealth stores h as sub's health, or clears it when h is nil. The
+// dispatcher calls it when a pause starts or ends, rarely, and waits for
+// it so that the two are written in order.
+func (s *Service) saveHealth(sub string, h *Health) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var err error
+	if h == nil {
+		err = s.o.Store.DeleteMeta(ctx, healthKey(sub))
+	} else {
+		data, _ := json.Marshal(h)
+		err = s.o.Store.PutMeta(ctx, healthKey(sub), data)
+	}
+	if err != nil {
+		s.o.Logger.Warn("webhook health", "subscription", sub, "err", err)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -242,6 +243,14 @@ func TestFailingReceiverIsPaused(t *testing.T) {
 	if p := counted(s.paused); p != 1 {
 		t.Errorf("paused %v times, want 1", p)
 	}
+	list, err := s.List(ctx, "shop")
+	if err != nil || len(list) != 1 || list[0].Health == nil {
+		t.Fatalf("List = %+v, %v; want the subscription with its health", list, err)
+	}
+	if h := list[0].Health; h.FailuresInARow != s.o.TripAfter || !strings.Contains(h.LastError, "500") ||
+		h.PausedUntil.Sub(s.o.Now()) < 50*time.Minute {
+		t.Errorf("health = %+v, want %d failures in a row, the 500, paused for the hour", h, s.o.TripAfter)
+	}
 
 	// The receiver is fixed; an admin redelivers a dead delivery.
 	rcv.status.Store(200)
@@ -261,6 +270,10 @@ func TestFailingReceiverIsPaused(t *testing.T) {
 	if got, _ := rcv.count(); got != 1 {
 		t.Errorf("%d deliveries during the pause, want only the redelivered one", got)
 	}
+	waitFor(t, "the health cleared", func() bool {
+		list, err := s.List(ctx, "shop")
+		return err == nil && len(list) == 1 && list[0].Health == nil
+	})
 	// Its success ended the pause: a new event goes out at once, while
 	// those put back wait until they are due.
 	s.Emit(ctx, event(chat.EventMessageCreated))
@@ -276,7 +289,7 @@ func TestPausedPastMaxAgeIsDead(t *testing.T) {
 	ctx := context.Background()
 	const n = 30
 	s, _, _, skip := failing(t, n)
-	waitPaused(t, s, n)
+	ds := waitPaused(t, s, n)
 	skip.Store(int64(25 * time.Hour))
 	var dead []DeadDelivery
 	waitFor(t, "every delivery dead", func() bool {
@@ -292,5 +305,11 @@ func TestPausedPastMaxAgeIsDead(t *testing.T) {
 	}
 	if untried == 0 {
 		t.Error("no dead delivery came from the outbox unattempted; the test did not exercise it")
+	}
+	if err := s.Unsubscribe(ctx, "shop", ds[0].SubID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.o.Store.Meta(ctx, healthKey(ds[0].SubID)); !errors.Is(err, chat.ErrNotFound) {
+		t.Errorf("health after unsubscribing: %v, want ErrNotFound", err)
 	}
 }

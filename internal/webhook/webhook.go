@@ -210,6 +210,38 @@ func (s *Service) Subscriptions(ctx context.Context, site string) ([]Subscriptio
 	return list, nil
 }
 
+// Listed is a subscription as the admins see it: with its Health while
+// its deliveries are paused.
+type Listed struct {
+	Subscription
+	Health *Health `json:"health,omitempty"`
+}
+
+// List returns a site's subscriptions with their health.
+func (s *Service) List(ctx context.Context, site string) ([]Listed, error) {
+	subs, err := s.Subscriptions(ctx, site)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Listed, len(subs))
+	for i, sub := range subs {
+		out[i].Subscription = sub
+		raw, err := s.o.Store.Meta(ctx, healthKey(sub.ID))
+		if errors.Is(err, chat.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var h Health
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return nil, fmt.Errorf("decode health of webhook %s: %w", sub.ID, err)
+		}
+		out[i].Health = &h
+	}
+	return out, nil
+}
+
 // maxSubscriptions bounds a site's subscriptions.
 const maxSubscriptions = 20
 
@@ -262,7 +294,10 @@ func (s *Service) Unsubscribe(ctx context.Context, site, id string) error {
 	if i < 0 {
 		return fmt.Errorf("webhook %s: %w", id, chat.ErrNotFound)
 	}
-	return s.saveSubs(ctx, site, slices.Delete(list, i, i+1))
+	if err := s.saveSubs(ctx, site, slices.Delete(list, i, i+1)); err != nil {
+		return err
+	}
+	return s.o.Store.DeleteMeta(ctx, healthKey(id))
 }
 
 func (s *Service) saveSubs(ctx context.Context, site string, list []Subscription) error {
@@ -392,7 +427,8 @@ func (s *Service) Start(ctx context.Context) {
 	for range s.o.Workers {
 		workers.Go(func() {
 			for j := range jobs {
-				done <- result{sub: j.d.SubID, out: s.attempt(ctx, j)}
+				out, err := s.attempt(ctx, j)
+				done <- result{sub: j.d.SubID, out: out, err: err}
 			}
 		})
 	}
@@ -517,25 +553,26 @@ func (s *Service) release(it chat.OutboxItem) {
 	}
 }
 
-// attempt makes one delivery attempt and records its outcome.
-func (s *Service) attempt(ctx context.Context, j job) outcome {
+// attempt makes one delivery attempt and records its outcome; a failed
+// one comes with its error.
+func (s *Service) attempt(ctx context.Context, j job) (outcome, error) {
 	it, d := j.it, j.d
 	subs, err := s.cachedSubscriptions(ctx, d.Site)
 	if err != nil {
 		if ctx.Err() != nil {
 			s.release(it)
 		}
-		return notSent // else the lease brings it back
+		return notSent, nil // else the lease brings it back
 	}
 	i := slices.IndexFunc(subs, func(x Subscription) bool { return x.ID == d.SubID })
 	if i < 0 {
 		_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID) // unsubscribed
-		return notSent
+		return notSent, nil
 	}
 	err = s.send(ctx, subs[i], it.ID, d.Event, d.Body)
 	if ctx.Err() != nil {
 		s.release(it) // stopping: hand it back for the next start
-		return notSent
+		return notSent, nil
 	}
 	now := s.o.Now()
 	if err == nil {
@@ -545,13 +582,13 @@ func (s *Service) attempt(ctx context.Context, j job) outcome {
 		default:
 			s.ack(ctx, it.ID)
 		}
-		return delivered
+		return delivered, nil
 	}
 	d.Attempts++
 	d.LastError, d.LastAt, d.Manual = err.Error(), now, false
 	if now.Sub(d.First) >= s.o.MaxAge {
 		s.bury(ctx, it.ID, d, now)
-		return failed
+		return failed, err
 	}
 	s.retried.Inc()
 	data, _ := json.Marshal(d)
@@ -559,7 +596,7 @@ func (s *Service) attempt(ctx context.Context, j job) outcome {
 	if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: it.ID, Due: next, Data: data}); err != nil {
 		s.o.Logger.Warn("webhook reschedule", "delivery", it.ID, "err", err)
 	}
-	return failed
+	return failed, err
 }
 
 // Deliveries answered 2xx are deleted from the outbox by ackers, up to
