@@ -98,3 +98,23 @@ func BenchmarkVisitMemory(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 }
+
+// BenchmarkDecodeEvent decodes the widget's events: a page view in
+// ASCII, the same page titled in French, and an error message.
+func BenchmarkDecodeEvent(b *testing.B) {
+	for name, raw := range map[string]string{
+		"ascii": `{"t":1767603600000,"k":"page","path":"/checkout","title":"Checkout - Shop","ref":"/cart"}`,
+		"utf8":  `{"t":1767603600000,"k":"page","path":"/caisse","title":"Paiement — Boutique été","ref":"/panier"}`,
+		"error": `{"t":1767603600000,"k":"error","msg":"Carte refusée","fp":"ab12","src":"/app.js","line":3,"col":9}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			data := []byte(raw)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := detect.DecodeEvent(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

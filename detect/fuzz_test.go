@@ -102,6 +102,7 @@ var wireSeeds = []string{
 	`{"flags":[]}`, `{"flags":null}`, `{"flags":["a","b"],"flags":["c"]}`, `{"msg":null}`, `{"msg":"a\"b"}`,
 	`{"title":"Caf\u00e9"}`, "{\"title\":\"Café\"}", `{"ok":true,"visible":false,"idle":true,"dead":false}`,
 	`{"x":-1.25e-3,"y":0}`, `{"t":1}x`, `{"t":1,}`, `{"t":"1"}`, `{"props":{}}`, `{"unknown":1}`,
+	"{\"title\":\"\xff\"}", "{\"msg\":\"caf\xc3\"}", "{\"path\":\"\u2028\"}", "{\"k\":\"pagé\"}",
 }
 
 // FuzzDecodeFast holds the hand decoder to encoding/json: whatever it
@@ -127,13 +128,16 @@ func FuzzDecodeFast(f *testing.F) {
 
 // The events the widget sends take the fast path; the rest fall back.
 func TestDecodeFastCoversTheWidgetsEvents(t *testing.T) {
-	for _, s := range eventSeeds[:8] {
+	// Pages and errors in most languages are not ASCII.
+	text := []string{"{\"t\":1,\"k\":\"page\",\"path\":\"/caf\u00e9\",\"title\":\"Café — Boutique\"}",
+		"{\"t\":2,\"k\":\"error\",\"msg\":\"Carte refusée\",\"src\":\"/paiement\"}"}
+	for _, s := range append(eventSeeds[:8:8], text...) {
 		var w wireEvent
 		if !w.decodeFast([]byte(s)) {
 			t.Errorf("decodeFast(%s) fell back", s)
 		}
 	}
-	for _, s := range []string{eventSeeds[8], eventSeeds[11], eventSeeds[12], `{"t":1,"T":2}`, `{"msg":null}`, `{"line":1.5}`, `{"t":1}x`} {
+	for _, s := range []string{eventSeeds[8], eventSeeds[11], `{"k":"a\u0062"}`, `{"t":1,"T":2}`, `{"msg":null}`, `{"line":1.5}`, `{"t":1}x`} {
 		var w wireEvent
 		if w.decodeFast([]byte(s)) {
 			t.Errorf("decodeFast(%s) took it", s)

@@ -7,8 +7,9 @@ import (
 )
 
 // decodeFast fills w from data, an event object in the layout the widget
-// writes: known keys only, strings of printable ASCII without escapes,
-// integers where the field is an integer. It reports false for anything
+// writes: known keys only, strings without escapes (valid UTF-8 in the
+// fields that hold text, such as a page's title or an error's message;
+// printable ASCII in the others), integers where the field is an integer. It reports false for anything
 // else (an escape, a null, an unknown key, "props", a syntax error), and
 // the caller decodes with encoding/json instead. Whenever it reports
 // true, w is what json.Unmarshal would have made of data; FuzzDecodeFast
@@ -32,29 +33,29 @@ func (w *wireEvent) field(s *jsonwire.Scanner, key []byte) bool {
 	case "k":
 		return s.StrTo(&w.K)
 	case "path":
-		return s.StrTo(&w.Path)
+		return s.TextTo(&w.Path)
 	case "title":
-		return s.StrTo(&w.Title)
+		return s.TextTo(&w.Title)
 	case "ref":
-		return s.StrTo(&w.Ref)
+		return s.TextTo(&w.Ref)
 	case "fp":
 		return s.StrTo(&w.FP)
 	case "src":
-		return s.StrTo(&w.Src)
+		return s.TextTo(&w.Src)
 	case "method":
 		return s.StrTo(&w.Method)
 	case "form":
-		return s.StrTo(&w.Form)
+		return s.TextTo(&w.Form)
 	case "field":
-		return s.StrTo(&w.Field)
+		return s.TextTo(&w.Field)
 	case "ftype":
 		return s.StrTo(&w.FType)
 	case "sel":
-		return s.StrTo(&w.Sel)
+		return s.TextTo(&w.Sel)
 	case "name":
-		return s.StrTo(&w.Name)
+		return s.TextTo(&w.Name)
 	case "msg":
-		return jsonwire.Ptr(&w.Msg, s.StrTo)
+		return jsonwire.Ptr(&w.Msg, s.TextTo)
 	case "line":
 		return s.IntTo(&w.Line)
 	case "col":
