@@ -19,6 +19,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/server"
 	"github.com/lifelinehq/lifeline/internal/store/bolt"
 	"github.com/lifelinehq/lifeline/internal/struggle"
+	"github.com/lifelinehq/lifeline/internal/webhook"
 )
 
 const (
@@ -34,6 +35,7 @@ type node struct {
 	Hub   *chat.Hub
 	Auth  *auth.Service
 	Site  chat.Site
+	Hooks *webhook.Service // delivers to 127.0.0.1; a failed delivery is dead at once
 }
 
 func startNode(t *testing.T) *node {
@@ -77,8 +79,13 @@ func startNode(t *testing.T) *node {
 	if err := st.PutSite(ctx, site); err != nil {
 		t.Fatal(err)
 	}
-	srv := browsertest.StartServer(t, server.New(server.Config{Hub: hub, Store: st, Auth: a, Struggle: detector, Assist: assistant, Secret: secret, Console: Handler()}))
-	return &node{URL: srv.URL, Store: st, Hub: hub, Auth: a, Site: site}
+	hooks := webhook.New(webhook.Options{Store: st, AllowHosts: []string{"127.0.0.1"}, Poll: 50 * time.Millisecond,
+		MaxAge: time.Nanosecond, Pause: time.Hour}) // a failed delivery dies at once
+	hooks.Start(ctx)
+	t.Cleanup(hooks.Stop)
+	srv := browsertest.StartServer(t, server.New(server.Config{Hub: hub, Store: st, Auth: a, Struggle: detector, Assist: assistant, Secret: secret,
+		Webhooks: hooks, Console: Handler()}))
+	return &node{URL: srv.URL, Store: st, Hub: hub, Auth: a, Site: site, Hooks: hooks}
 }
 
 // visitor is a widget stand-in speaking the visitor protocol.

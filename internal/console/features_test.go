@@ -3,7 +3,10 @@ package console
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,6 +387,85 @@ func TestConsoleSitesPage(t *testing.T) {
 	p.WaitJS("the box unticked after the reload", `document.querySelector(`+jsString(sec+` input[type=checkbox]`)+`)?.checked === false`)
 	p.Eval(`document.querySelector(`+jsString(sec)+`).scrollIntoView(), true`, nil)
 	save(p, "sites")
+	checkClean(t, p)
+}
+
+// TestConsoleSiteWebhooks: an admin adds a webhook on the Sites page,
+// sees why it was paused and which deliveries stopped, sends one again
+// once the receiver is fixed, and removes the webhook.
+func TestConsoleSiteWebhooks(t *testing.T) {
+	n := startNode(t)
+	var status, got atomic.Int32
+	status.Store(http.StatusInternalServerError)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := int(status.Load()); st != http.StatusOK {
+			w.WriteHeader(st)
+			return
+		}
+		got.Add(1)
+	}))
+	defer rcv.Close()
+	p := browsertest.New(t)
+	login(t, p, n.URL, adminEmail, adminPassword)
+	click(t, p, `a[href="/console/sites"]`)
+	const sec = `section.site[data-site="demo"]`
+	p.WaitJS("webhook form", `document.querySelector(`+jsString(sec+` form.add-hook`)+`) !== null`)
+	p.Eval(`(() => {
+		const f = document.querySelector(`+jsString(sec+` form.add-hook`)+`);
+		f.querySelector('[aria-label="Webhook URL"]').value = `+jsString(rcv.URL+"/hook")+`;
+		f.requestSubmit();
+		return true;
+	})()`, nil)
+	p.WaitJS("webhook listed", `[...document.querySelectorAll(`+jsString(sec+` li[data-hook] code.url`)+`)].some(c => c.textContent === `+jsString(rcv.URL+"/hook")+`)`)
+
+	// Four deliveries fail (each dead at once in this node): the webhook
+	// is paused, and the page says why after a reload.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := client.Login(ctx, n.URL, adminEmail, adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		c := chat.Conversation{ID: fmt.Sprint("c", i), Ref: fmt.Sprint("LF-", i), SiteKey: "demo", VisitorID: "v1", Status: chat.StatusActive}
+		n.Hooks.Emit(ctx, chat.Event{Type: chat.EventConversationCreated, SiteKey: "demo", VisitorID: "v1", At: time.Now(), Conversation: &c})
+	}
+	var dead struct{ Deliveries []struct{ ID string } }
+	for deadline := time.Now().Add(15 * time.Second); len(dead.Deliveries) < 4; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead deliveries after 15 s, want 4", len(dead.Deliveries))
+		}
+		if err := admin.Do(ctx, http.MethodGet, "/api/v1/webhooks/dead?site=demo", nil, &dead); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Eval(`location.reload(), true`, nil)
+	p.WaitJS("the pause and the stopped deliveries shown", `(document.querySelector(`+jsString(sec+` .webhooks .paused`)+`)?.textContent ?? '').includes('500') && document.querySelectorAll(`+jsString(sec+` li[data-dead]`)+`).length === 4`)
+	var paused string
+	p.Eval(`document.querySelector(`+jsString(sec+` .webhooks .paused`)+`).textContent`, &paused)
+	if !strings.Contains(paused, "Paused until") || !strings.Contains(paused, "4 failures in a row") {
+		t.Errorf("paused line: %q", paused)
+	}
+	p.Eval(`document.querySelector(`+jsString(sec+` .webhooks`)+`).scrollIntoView(), true`, nil)
+	save(p, "sites-webhooks")
+
+	// The receiver is fixed: "Send again" delivers at once despite the
+	// pause, which that success ends.
+	status.Store(http.StatusOK)
+	p.Eval(`document.querySelector(`+jsString(sec+` li[data-dead] button`)+`).click(), true`, nil)
+	p.WaitJS("the pause gone, three stopped", `document.querySelector(`+jsString(sec+` .webhooks .paused`)+`) === null && document.querySelectorAll(`+jsString(sec+` li[data-dead]`)+`).length === 3`)
+	for deadline := time.Now().Add(15 * time.Second); got.Load() != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries after sending one again, want 1", got.Load())
+		}
+	}
+
+	p.Eval(`window.confirm = () => true, document.querySelector(`+jsString(sec+` li[data-hook] button.danger`)+`).click(), true`, nil)
+	p.WaitJS("webhook removed", `document.querySelector(`+jsString(sec+` li[data-hook]`)+`) === null && (document.querySelector(`+jsString(sec+` .webhooks .empty`)+`)?.textContent ?? '').startsWith('No webhooks')`)
+	var list struct{ Webhooks []struct{ ID string } }
+	if err := admin.Do(ctx, http.MethodGet, "/api/v1/sites/demo/webhooks", nil, &list); err != nil || len(list.Webhooks) != 0 {
+		t.Fatalf("webhooks after removing: %+v, %v", list.Webhooks, err)
+	}
 	checkClean(t, p)
 }
 

@@ -2,9 +2,9 @@
 // teams the detectors, sites and agents.
 
 import { api, ApiError, notAvailable } from "./api";
-import { ago, h, replace, s, toast } from "./dom";
+import { ago, clock, h, replace, s, toast } from "./dom";
 import type { AgentSocket } from "./socket";
-import type { Agent, Role, Site, Visitor } from "./types";
+import type { Agent, DeadDelivery, Role, Site, Visitor, Webhook } from "./types";
 
 export interface Page {
   el: HTMLElement;
@@ -462,6 +462,7 @@ export class SitesPage implements Page {
       h("h3", null, "Snippet"),
       h("pre", { class: "snippet" }, snippet),
       h("button", { onclick: () => void navigator.clipboard.writeText(snippet).then(() => toast("Snippet copied."), () => toast("Copy failed: select the text and copy it.", "error")) }, "Copy snippet"),
+      this.admin ? webhooks(site.key) : null,
     );
   }
 
@@ -482,6 +483,56 @@ export class SitesPage implements Page {
       }
     } }, h("h2", null, "Add a site"), h("div", { class: "row" }, h("label", null, "Name", name), h("label", null, "Key", key), h("label", null, "Origins", origins), h("button", { type: "submit", class: "primary" }, "Add")), err);
   }
+}
+
+// webhooks is a site's webhook section for admins: the subscriptions, a
+// paused one's reason, adding and removing, and the dead deliveries with
+// a way to send them again.
+function webhooks(siteKey: string): HTMLElement {
+  const el = h("div", { class: "webhooks" });
+  const site = encodeURIComponent(siteKey);
+  const err = h("p", { class: "field-error" });
+  const act = async (what: () => Promise<unknown>, done: string) => {
+    err.textContent = "";
+    try {
+      await what();
+      toast(done);
+      void load();
+    } catch (e) {
+      err.textContent = (e as Error).message;
+    }
+  };
+  const hook = (w: Webhook) => h("li", { "data-hook": w.id },
+    h("code", { class: "url" }, w.url),
+    h("span", { class: "hint" }, ` ${w.events.length} event${w.events.length === 1 ? "" : "s"} · secret `, h("code", { class: "secret" }, w.secret)),
+    w.health ? h("p", { class: "paused" }, `Paused until ${clock(w.health.paused_until)} after ${w.health.failures_in_a_row} failures in a row: ${w.health.last_error}`) : null,
+    h("button", { class: "link danger", onclick: () => { if (confirm(`Stop sending events to ${w.url}?`)) void act(() => api("DELETE", `/sites/${site}/webhooks/${encodeURIComponent(w.id)}`), "Webhook removed."); } }, "Remove"));
+  const dead = (d: DeadDelivery) => h("li", { "data-dead": d.id },
+    h("span", null, `${d.event}, stopped ${clock(d.died_at)} after ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}: ${d.last_error} `),
+    h("button", { class: "link", onclick: () => void act(() => api("POST", `/webhooks/dead/${encodeURIComponent(d.id)}/redeliver?site=${site}`), "Sent again.") }, "Send again"));
+  const url = h("input", { type: "url", required: true, "aria-label": "Webhook URL", placeholder: "https://example.com/hooks/lifeline", size: 40 });
+  const add = h("form", { class: "add-hook", onsubmit: (e: Event) => {
+    e.preventDefault();
+    void act(() => api("POST", `/sites/${site}/webhooks`, { url: url.value.trim() }), "Webhook added: every event, signed with the secret shown.");
+  } }, url, h("button", { type: "submit" }, "Add webhook"));
+  const load = async () => {
+    let hooks: Webhook[], deadList: DeadDelivery[];
+    try {
+      [hooks, deadList] = await Promise.all([
+        api<{ webhooks: Webhook[] }>("GET", `/sites/${site}/webhooks`).then((r) => r.webhooks),
+        api<{ deliveries: DeadDelivery[] }>("GET", `/webhooks/dead?site=${site}`).then((r) => r.deliveries),
+      ]);
+    } catch (e) {
+      replace(el, notAvailable(e) ? null : h("p", { class: "error" }, (e as Error).message));
+      return;
+    }
+    replace(el, h("h3", null, "Webhooks"),
+      hooks.length ? h("ul", { class: "hooks" }, hooks.map(hook)) : h("p", { class: "empty" }, "No webhooks: events reach no other system."),
+      add, err,
+      deadList.length ? [h("h4", null, "Stopped deliveries"), h("ul", { class: "dead" }, deadList.map(dead))] : null);
+  };
+  void load();
+  return el;
 }
 
 // ---- agents ----

@@ -100,6 +100,28 @@ export interface Site {
   created_at: string;
 }
 
+/** Webhook is a site's subscription (docs/webhooks.md); health is set
+ * while its deliveries are paused after failures in a row. */
+export interface Webhook {
+  id: string;
+  site: string;
+  url: string;
+  secret: string;
+  events: string[];
+  created_at: string;
+  health?: { paused_until: string; failures_in_a_row: number; last_error: string };
+}
+
+/** DeadDelivery is a webhook delivery that failed for a day and stopped. */
+export interface DeadDelivery {
+  id: string;
+  subscription: string;
+  event: string;
+  attempts: number;
+  died_at: string;
+  last_error: string;
+}
+
 export interface Transcript {
   conversation: Conversation;
   visitor?: Visitor;
