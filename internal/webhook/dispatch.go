@@ -24,8 +24,9 @@ import (
 // success ends it. The dispatcher claims no more while maxHeld wait in
 // memory, so a hanging receiver with a backlog of more than that still
 // holds the others up, but only until it is paused: about one Timeout
-// with the defaults. This is each node's own view: with several nodes,
-// each keeps its own limits and pauses.
+// with the defaults. Each node keeps its own limits; a pause is stored
+// (as the subscription's Health), and the other nodes keep to it once
+// they next read it, within subsCacheTTL.
 
 // job is a claimed delivery on its way to a worker.
 type job struct {
@@ -140,13 +141,13 @@ func (p *dispatcher) claim(ctx context.Context) bool {
 			_ = s.o.Store.DeleteOutbox(ctx, liveQueue, it.ID)
 			continue
 		}
-		p.route(job{it: it, d: d, claimed: now}, now)
+		p.route(ctx, job{it: it, d: d, claimed: now}, now)
 	}
 	return len(items) == batch
 }
 
 // route sends j on, holds it, or puts it back to wait out a pause.
-func (p *dispatcher) route(j job, now time.Time) {
+func (p *dispatcher) route(ctx context.Context, j job, now time.Time) {
 	limit := p.s.o.ReceiverLimit
 	r := p.recv[j.d.SubID]
 	if r == nil {
@@ -154,6 +155,13 @@ func (p *dispatcher) route(j job, now time.Time) {
 		p.recv[j.d.SubID] = r
 	}
 	r.last = now
+	if !now.Before(r.until) {
+		// Another node may have paused it: keep to that pause too.
+		if h := p.s.cachedHealth(ctx, j.d.SubID); h != nil && now.Before(h.PausedUntil) {
+			r.until = h.PausedUntil
+			r.fails = max(r.fails, p.s.o.TripAfter)
+		}
+	}
 	switch {
 	case now.Before(r.until) && !j.d.Manual:
 		p.putPaused(j, r)
@@ -331,6 +339,36 @@ type Health struct {
 
 func healthKey(sub string) string { return "webhooks/health/" + sub }
 
+// cachedHealth returns sub's stored Health, read at most every
+// subsCacheTTL; nil when there is none or it cannot be read (deliveries
+// then go on).
+func (s *Service) cachedHealth(ctx context.Context, sub string) *Health {
+	now := s.o.Now()
+	s.healthMu.Lock()
+	c, ok := s.health[sub]
+	s.healthMu.Unlock()
+	if ok && now.Sub(c.at) < subsCacheTTL {
+		return c.h
+	}
+	var h *Health
+	raw, err := s.o.Store.Meta(ctx, healthKey(sub))
+	if err == nil {
+		h = new(Health)
+		if json.Unmarshal(raw, h) != nil {
+			h = nil
+		}
+	}
+	s.healthMu.Lock()
+	s.health[sub] = cachedHealthOf{h: h, at: now}
+	s.healthMu.Unlock()
+	return h
+}
+
+type cachedHealthOf struct {
+	h  *Health
+	at time.Time
+}
+
 // saveHealth stores h as sub's health, or clears it when h is nil. The
 // dispatcher calls it when a pause starts or ends, rarely, and waits for
 // it so that the two are written in order.
@@ -347,6 +385,9 @@ func (s *Service) saveHealth(sub string, h *Health) {
 	if err != nil {
 		s.o.Logger.Warn("webhook health", "subscription", sub, "err", err)
 	}
+	s.healthMu.Lock()
+	s.health[sub] = cachedHealthOf{h: h, at: s.o.Now()}
+	s.healthMu.Unlock()
 }
 
 func errText(err error) string {

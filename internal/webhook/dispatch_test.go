@@ -283,6 +283,30 @@ func TestFailingReceiverIsPaused(t *testing.T) {
 	waitFor(t, "every delivery after the pause", func() bool { got, _ := rcv.count(); return got == n+2 })
 }
 
+// A pause is kept by the other nodes too: a second service on the same
+// store, started after the first paused the receiver, puts its
+// deliveries back unattempted until the pause ends.
+func TestPauseHoldsOnEveryNode(t *testing.T) {
+	ctx := context.Background()
+	s, _, g, _ := failing(t, 4)
+	waitPaused(t, s, 4)
+	_, _, before := g.read()
+	s.Stop() // only the second node claims from here on
+
+	o := s.o
+	o.Registerer = nil
+	other := New(o)
+	other.Start(ctx)
+	defer other.Stop()
+	for range 6 {
+		other.Emit(ctx, event(chat.EventMessageCreated))
+	}
+	waitPaused(t, other, 10)
+	if _, _, after := g.read(); after != before {
+		t.Errorf("the second node attempted %d deliveries during the first node's pause", after-before)
+	}
+}
+
 // A delivery whose receiver stays paused past MaxAge ends in the
 // dead-letter list rather than being put back for ever.
 func TestPausedPastMaxAgeIsDead(t *testing.T) {

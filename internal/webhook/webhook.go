@@ -96,6 +96,9 @@ type Service struct {
 	subsMu sync.Mutex
 	subs   map[string]cachedSubs // by site
 
+	healthMu sync.Mutex
+	health   map[string]cachedHealthOf // by subscription
+
 	// active is false once a check found no site with a subscription:
 	// Emit then drops events at once, so a node without webhooks pays
 	// nothing per message. It starts true (not yet known); a subscription
@@ -166,7 +169,7 @@ func New(o Options) *Service {
 	s := &Service{
 		o: o, allow: newAllowList(o.AllowHosts),
 		events: make(chan chat.Event, o.QueueLen), kick: make(chan struct{}, 1),
-		subs:      map[string]cachedSubs{},
+		subs: map[string]cachedSubs{}, health: map[string]cachedHealthOf{},
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_delivered_total", Help: "Webhook deliveries answered 2xx."}),
 		retried:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_retries_total", Help: "Webhook delivery attempts that failed and were rescheduled."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dead_total", Help: "Webhook deliveries moved to the dead-letter list."}),
@@ -297,6 +300,9 @@ func (s *Service) Unsubscribe(ctx context.Context, site, id string) error {
 	if err := s.saveSubs(ctx, site, slices.Delete(list, i, i+1)); err != nil {
 		return err
 	}
+	s.healthMu.Lock()
+	delete(s.health, id)
+	s.healthMu.Unlock()
 	return s.o.Store.DeleteMeta(ctx, healthKey(id))
 }
 
