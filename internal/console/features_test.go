@@ -390,9 +390,10 @@ func TestConsoleSitesPage(t *testing.T) {
 	checkClean(t, p)
 }
 
-// TestConsoleSiteWebhooks: an admin adds a webhook on the Sites page,
-// sees why it was paused and which deliveries stopped, sends one again
-// once the receiver is fixed, and removes the webhook.
+// TestConsoleSiteWebhooks: an admin adds a webhook for one event and
+// removes it, adds one for every event on the Sites page, sees why it was
+// paused and which deliveries stopped, sends one again once the receiver
+// is fixed, and removes the webhook.
 func TestConsoleSiteWebhooks(t *testing.T) {
 	n := startNode(t)
 	var status, got atomic.Int32
@@ -410,22 +411,65 @@ func TestConsoleSiteWebhooks(t *testing.T) {
 	click(t, p, `a[href="/console/sites"]`)
 	const sec = `section.site[data-site="demo"]`
 	p.WaitJS("webhook form", `document.querySelector(`+jsString(sec+` form.add-hook`)+`) !== null`)
-	p.Eval(`(() => {
-		const f = document.querySelector(`+jsString(sec+` form.add-hook`)+`);
-		f.querySelector('[aria-label="Webhook URL"]').value = `+jsString(rcv.URL+"/hook")+`;
-		f.requestSubmit();
-		return true;
-	})()`, nil)
-	p.WaitJS("webhook listed", `[...document.querySelectorAll(`+jsString(sec+` li[data-hook] code.url`)+`)].some(c => c.textContent === `+jsString(rcv.URL+"/hook")+`)`)
+	var offered []string
+	p.Eval(`[...document.querySelectorAll(`+jsString(sec+` form.add-hook input[type=checkbox]`)+`)].map(b => b.value)`, &offered)
+	var want []string
+	for _, e := range chat.EventTypes {
+		want = append(want, string(e))
+	}
+	if strings.Join(offered, ",") != strings.Join(want, ",") {
+		t.Fatalf("the page offers the events %v, the server has %v", offered, want)
+	}
+	// hookItem is the list item of the webhook to url.
+	hookItem := func(url string) string {
+		return `[...document.querySelectorAll(` + jsString(sec+` li[data-hook]`) + `)].find(li => li.querySelector('code.url').textContent === ` + jsString(url) + `)`
+	}
+	addHook := func(url string, only ...string) {
+		t.Helper()
+		p.Eval(`(() => {
+			const f = document.querySelector(`+jsString(sec+` form.add-hook`)+`);
+			f.querySelector('[aria-label="Webhook URL"]').value = `+jsString(url)+`;
+			const only = `+jsString(strings.Join(only, ","))+`.split(',').filter(Boolean);
+			if (only.length) f.querySelectorAll('input[type=checkbox]').forEach(b => { b.checked = only.includes(b.value); });
+			f.requestSubmit();
+			return true;
+		})()`, nil)
+		p.WaitJS("webhook listed", hookItem(url)+` !== undefined`)
+	}
 
-	// Four deliveries fail (each dead at once in this node): the webhook
-	// is paused, and the page says why after a reload.
+	// One event only: the API has just that one, and the page says so.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := client.Login(ctx, n.URL, adminEmail, adminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Eval(`(() => { const d = document.querySelector(`+jsString(sec+` details.hook-events`)+`); d.open = true; d.scrollIntoView(); return true; })()`, nil)
+	save(p, "sites-webhook-events")
+	addHook(rcv.URL+"/resolved", "conversation.resolved")
+	var list struct {
+		Webhooks []struct {
+			ID     string
+			URL    string
+			Events []string
+		}
+	}
+	if err := admin.Do(ctx, http.MethodGet, "/api/v1/sites/demo/webhooks", nil, &list); err != nil || len(list.Webhooks) != 1 ||
+		strings.Join(list.Webhooks[0].Events, ",") != "conversation.resolved" {
+		t.Fatalf("webhooks after adding one for conversation.resolved: %+v, %v", list.Webhooks, err)
+	}
+	var shown string
+	p.Eval(hookItem(rcv.URL+"/resolved")+`.querySelector('.events').textContent`, &shown)
+	if strings.TrimSpace(shown) != "conversation.resolved" {
+		t.Errorf("the page shows its events as %q", shown)
+	}
+	p.Eval(`window.confirm = () => true, `+hookItem(rcv.URL+"/resolved")+`.querySelector('button.danger').click(), true`, nil)
+	p.WaitJS("the one-event webhook removed", hookItem(rcv.URL+"/resolved")+` === undefined`)
+
+	addHook(rcv.URL + "/hook")
+
+	// Four deliveries fail (each dead at once in this node): the webhook
+	// is paused, and the page says why after a reload.
 	for i := range 4 {
 		c := chat.Conversation{ID: fmt.Sprint("c", i), Ref: fmt.Sprint("LF-", i), SiteKey: "demo", VisitorID: "v1", Status: chat.StatusActive}
 		n.Hooks.Emit(ctx, chat.Event{Type: chat.EventConversationCreated, SiteKey: "demo", VisitorID: "v1", At: time.Now(), Conversation: &c})
@@ -460,9 +504,8 @@ func TestConsoleSiteWebhooks(t *testing.T) {
 		}
 	}
 
-	p.Eval(`window.confirm = () => true, document.querySelector(`+jsString(sec+` li[data-hook] button.danger`)+`).click(), true`, nil)
+	p.Eval(`window.confirm = () => true, `+hookItem(rcv.URL+"/hook")+`.querySelector('button.danger').click(), true`, nil)
 	p.WaitJS("webhook removed", `document.querySelector(`+jsString(sec+` li[data-hook]`)+`) === null && (document.querySelector(`+jsString(sec+` .webhooks .empty`)+`)?.textContent ?? '').startsWith('No webhooks')`)
-	var list struct{ Webhooks []struct{ ID string } }
 	if err := admin.Do(ctx, http.MethodGet, "/api/v1/sites/demo/webhooks", nil, &list); err != nil || len(list.Webhooks) != 0 {
 		t.Fatalf("webhooks after removing: %+v, %v", list.Webhooks, err)
 	}

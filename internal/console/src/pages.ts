@@ -4,6 +4,7 @@
 import { api, ApiError, notAvailable } from "./api";
 import { ago, clock, h, replace, s, toast } from "./dom";
 import type { AgentSocket } from "./socket";
+import { webhookEvents } from "./types";
 import type { Agent, DeadDelivery, Role, Site, Visitor, Webhook } from "./types";
 
 export interface Page {
@@ -504,17 +505,32 @@ function webhooks(siteKey: string): HTMLElement {
   };
   const hook = (w: Webhook) => h("li", { "data-hook": w.id },
     h("code", { class: "url" }, w.url),
-    h("span", { class: "hint" }, ` ${w.events.length} event${w.events.length === 1 ? "" : "s"} · secret `, h("code", { class: "secret" }, w.secret)),
+    h("span", { class: "hint events", title: w.events.join(", ") },
+      w.events.length === webhookEvents.length ? " every event" : w.events.length === 1 ? ` ${w.events[0]}` : ` ${w.events.length} events`),
+    h("span", { class: "hint" }, " · secret ", h("code", { class: "secret" }, w.secret)),
     w.health ? h("p", { class: "paused" }, `Paused until ${clock(w.health.paused_until)} after ${w.health.failures_in_a_row} failures in a row: ${w.health.last_error}`) : null,
     h("button", { class: "link danger", onclick: () => { if (confirm(`Stop sending events to ${w.url}?`)) void act(() => api("DELETE", `/sites/${site}/webhooks/${encodeURIComponent(w.id)}`), "Webhook removed."); } }, "Remove"));
   const dead = (d: DeadDelivery) => h("li", { "data-dead": d.id },
     h("span", null, `${d.event}, stopped ${clock(d.died_at)} after ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}: ${d.last_error} `),
     h("button", { class: "link", onclick: () => void act(() => api("POST", `/webhooks/dead/${encodeURIComponent(d.id)}/redeliver?site=${site}`), "Sent again.") }, "Send again"));
   const url = h("input", { type: "url", required: true, "aria-label": "Webhook URL", placeholder: "https://example.com/hooks/lifeline", size: 40 });
+  const boxes = webhookEvents.map((ev) => h("input", { type: "checkbox", value: ev, checked: true }));
+  const events = h("details", { class: "hook-events" }, h("summary", null, "Events"),
+    h("div", { class: "grid" }, boxes.map((b) => h("label", null, b, " ", b.value))));
   const add = h("form", { class: "add-hook", onsubmit: (e: Event) => {
     e.preventDefault();
-    void act(() => api("POST", `/sites/${site}/webhooks`, { url: url.value.trim() }), "Webhook added: every event, signed with the secret shown.");
-  } }, url, h("button", { type: "submit" }, "Add webhook"));
+    const chosen = boxes.filter((b) => b.checked).map((b) => b.value);
+    if (!chosen.length) {
+      err.textContent = "Choose at least one event.";
+      return;
+    }
+    const all = chosen.length === boxes.length;
+    void act(async () => {
+      await api("POST", `/sites/${site}/webhooks`, { url: url.value.trim(), events: all ? undefined : chosen });
+      url.value = "";
+      for (const b of boxes) b.checked = true;
+    }, `Webhook added: ${all ? "every event" : chosen.join(", ")}, signed with the secret shown.`);
+  } }, url, h("button", { type: "submit" }, "Add webhook"), events);
   const load = async () => {
     let hooks: Webhook[], deadList: DeadDelivery[];
     try {

@@ -112,6 +112,15 @@ export interface Webhook {
   health?: { paused_until: string; failures_in_a_row: number; last_error: string };
 }
 
+/** webhookEvents are the event types a webhook can take (chat.EventTypes,
+ * docs/webhooks.md), in the server's order. */
+export const webhookEvents = [
+  "conversation.created", "conversation.assigned", "conversation.transferred",
+  "conversation.resolved", "conversation.reopened", "message.created",
+  "struggle.detected", "offer.shown", "offer.accepted", "offer.declined",
+  "visitor.identified",
+];
+
 /** DeadDelivery is a webhook delivery that failed for a day and stopped. */
 export interface DeadDelivery {
   id: string;
