@@ -165,6 +165,43 @@ func TestSlowReceiverGetsEverythingInTurn(t *testing.T) {
 	}
 }
 
+// slowDeletes takes its time to delete from the outbox, as a busy store
+// would.
+type slowDeletes struct{ chat.Store }
+
+func (s slowDeletes) DeleteOutbox(ctx context.Context, queue, id string) error {
+	time.Sleep(200 * time.Millisecond)
+	return s.Store.DeleteOutbox(ctx, queue, id)
+}
+
+// A delivery answered 2xx is deleted from the outbox before Stop returns,
+// even while the deletes lag behind, so a restart does not send it again.
+func TestStopDeletesWhatWasDelivered(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st)
+	rcv := newReceiver(t)
+	o := fastOptions(st)
+	o.Store = slowDeletes{st}
+	s := New(o)
+	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.secret = sub.Secret
+	s.Start(ctx)
+	const n = 100 // many more than the ackers
+	for range n {
+		s.Emit(ctx, event(chat.EventMessageCreated))
+	}
+	waitFor(t, "every delivery answered", func() bool { return counted(s.delivered) == n })
+	s.Stop()
+	if items, _ := st.OutboxItems(ctx, liveQueue, n); len(items) != 0 {
+		t.Errorf("%d delivered deliveries still in the outbox after Stop", len(items))
+	}
+}
+
 // failing starts a service whose clock the test moves, subscribed to a
 // receiver answering 500, and queues n events for it.
 func failing(t *testing.T, n int) (s *Service, rcv *receiver, g *gauge, skip *atomic.Int64) {

@@ -576,12 +576,12 @@ func (s *Service) attempt(ctx context.Context, j job) (outcome, error) {
 		return notSent, nil
 	}
 	err = s.send(ctx, subs[i], it.ID, d.Event, d.Body)
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		s.release(it) // stopping: hand it back for the next start
 		return notSent, nil
 	}
 	now := s.o.Now()
-	if err == nil {
+	if err == nil { // delivered, even if the node is stopping now
 		s.delivered.Inc()
 		select {
 		case s.acks <- it.ID:
