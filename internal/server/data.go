@@ -29,6 +29,7 @@ func (s *Server) addDataRoutes(mux *http.ServeMux, admins func(http.Handler) htt
 		mux.Handle("DELETE /api/v1/sites/{key}/webhooks/{id}", admins(http.HandlerFunc(s.deleteWebhook)))
 		mux.Handle("GET /api/v1/webhooks/dead", admins(http.HandlerFunc(s.deadWebhooks)))
 		mux.Handle("POST /api/v1/webhooks/dead/{id}/redeliver", admins(http.HandlerFunc(s.redeliverWebhook)))
+		mux.Handle("POST /api/v1/webhooks/dead/redeliver", admins(http.HandlerFunc(s.redeliverAllWebhooks)))
 	}
 	if s.cfg.Privacy != nil {
 		mux.Handle("GET /api/v1/visitors/{id}/export", admins(http.HandlerFunc(s.exportVisitor)))
@@ -100,6 +101,20 @@ func (s *Server) redeliverWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpjson.Write(w, http.StatusAccepted, map[string]string{"status": "queued"})
+}
+
+func (s *Server) redeliverAllWebhooks(w http.ResponseWriter, r *http.Request) {
+	site := r.URL.Query().Get("site")
+	if site == "" {
+		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site")
+		return
+	}
+	n, err := s.cfg.Webhooks.RedeliverAll(r.Context(), site)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusAccepted, map[string]any{"status": "queued", "queued": n})
 }
 
 func (s *Server) exportVisitor(w http.ResponseWriter, r *http.Request) {

@@ -59,10 +59,7 @@ func TestHangingReceiverHoldsItsShare(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, filepath.Join(t.TempDir(), "db"))
 	defer st.Close()
-	addSite(t, st)
-	if err := st.PutSite(ctx, chat.Site{Key: "other"}); err != nil {
-		t.Fatal(err)
-	}
+	addSite(t, st, "other")
 	release := make(chan struct{})
 	var g gauge
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -289,13 +286,31 @@ func TestFailingReceiverIsPaused(t *testing.T) {
 		t.Errorf("health = %+v, want %d failures in a row, the 500, paused for the hour", h, s.o.TripAfter)
 	}
 
+	bury := func(id string) {
+		t.Helper()
+		d := delivery{Site: "shop", SubID: ds[0].SubID, Event: chat.EventMessageCreated, Body: []byte(`{}`), First: s.o.Now()}
+		data, _ := json.Marshal(d)
+		if err := s.o.Store.PutOutbox(ctx, deadQueue, chat.OutboxItem{ID: id, Due: s.o.Now(), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Sending three dead ones again while the receiver still fails tries
+	// only the first; the others wait out the pause.
+	for _, id := range []string{"dlv_a", "dlv_b", "dlv_c"} {
+		bury(id)
+	}
+	if q, err := s.RedeliverAll(ctx, "shop"); err != nil || q != 3 {
+		t.Fatalf("RedeliverAll = %d, %v; want 3", q, err)
+	}
+	waitPaused(t, s, n+3)
+	if _, _, now := g.read(); now != tried+1 {
+		t.Errorf("%d attempts for three redelivered during the pause, want 1", now-tried)
+	}
+
 	// The receiver is fixed; an admin redelivers a dead delivery.
 	rcv.status.Store(200)
-	d := delivery{Site: "shop", SubID: ds[0].SubID, Event: chat.EventMessageCreated, Body: []byte(`{}`), First: s.o.Now()}
-	data, _ := json.Marshal(d)
-	if err := s.o.Store.PutOutbox(ctx, deadQueue, chat.OutboxItem{ID: "dlv_dead", Due: s.o.Now(), Data: data}); err != nil {
-		t.Fatal(err)
-	}
+	bury("dlv_dead")
 	if err := s.Redeliver(ctx, "shop", "dlv_dead"); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +332,7 @@ func TestFailingReceiverIsPaused(t *testing.T) {
 	waitFor(t, "a new delivery after the pause ended", func() bool { got, _ := rcv.count(); return got == 2 })
 
 	skip.Store(int64(2 * time.Hour))
-	waitFor(t, "every delivery after the pause", func() bool { got, _ := rcv.count(); return got == n+2 })
+	waitFor(t, "every delivery after the pause", func() bool { got, _ := rcv.count(); return got == n+5 })
 }
 
 // A pause is kept by the other nodes too: a second service on the same

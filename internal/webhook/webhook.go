@@ -751,36 +751,58 @@ func (s *Service) Dead(ctx context.Context, site string, limit int) ([]DeadDeliv
 }
 
 // Redeliver moves a dead delivery of site back to the outbox, due now,
-// with a fresh retry budget. chat.ErrNotFound if there is none.
+// with a fresh retry budget; it is tried even while its receiver's
+// deliveries are paused. chat.ErrNotFound if there is none.
 func (s *Service) Redeliver(ctx context.Context, site, id string) error {
+	n, err := s.redeliver(ctx, site, func(it chat.OutboxItem) bool { return it.ID == id })
+	if err == nil && n == 0 {
+		err = fmt.Errorf("dead delivery %s: %w", id, chat.ErrNotFound)
+	}
+	return err
+}
+
+// RedeliverAll moves every dead delivery of site back to the outbox, as
+// Redeliver does, and returns how many. Only the first of each
+// subscription is tried during a pause: if it succeeds the pause ends and
+// the rest follow, and if not they wait it out rather than all failing
+// again.
+func (s *Service) RedeliverAll(ctx context.Context, site string) (int, error) {
+	return s.redeliver(ctx, site, func(chat.OutboxItem) bool { return true })
+}
+
+// redeliver moves the dead deliveries of site that match back to the
+// outbox, marking the first of each subscription Manual.
+func (s *Service) redeliver(ctx context.Context, site string, match func(chat.OutboxItem) bool) (int, error) {
 	items, err := s.o.Store.OutboxItems(ctx, deadQueue, maxDeadScan)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	probed := map[string]bool{}
+	n := 0
 	for _, it := range items {
-		if it.ID != id {
+		var d delivery
+		if !match(it) || json.Unmarshal(it.Data, &d) != nil || d.Site != site {
 			continue
 		}
-		var d delivery
-		if json.Unmarshal(it.Data, &d) != nil || d.Site != site {
-			break
-		}
 		now := s.o.Now()
-		d.Attempts, d.First, d.Manual = 0, now, true
+		d.Attempts, d.First, d.Manual = 0, now, !probed[d.SubID]
+		probed[d.SubID] = true
 		data, _ := json.Marshal(d)
-		if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: id, Due: now, Data: data}); err != nil {
-			return err
+		if err := s.o.Store.PutOutbox(ctx, liveQueue, chat.OutboxItem{ID: it.ID, Due: now, Data: data}); err != nil {
+			return n, err
 		}
-		if err := s.o.Store.DeleteOutbox(ctx, deadQueue, id); err != nil {
-			return err
+		if err := s.o.Store.DeleteOutbox(ctx, deadQueue, it.ID); err != nil {
+			return n, err
 		}
+		n++
+	}
+	if n > 0 {
 		select {
 		case s.kick <- struct{}{}:
 		default:
 		}
-		return nil
 	}
-	return fmt.Errorf("dead delivery %s: %w", id, chat.ErrNotFound)
+	return n, nil
 }
 
 // ForgetVisitor deletes queued and dead deliveries about a visitor, for

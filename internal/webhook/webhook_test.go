@@ -117,10 +117,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func addSite(t *testing.T, st chat.Store) {
+// addSite stores the site "shop", and the sites named in more.
+func addSite(t *testing.T, st chat.Store, more ...string) {
 	t.Helper()
-	if err := st.PutSite(context.Background(), chat.Site{Key: "shop"}); err != nil {
-		t.Fatal(err)
+	for _, key := range append([]string{"shop"}, more...) {
+		if err := st.PutSite(context.Background(), chat.Site{Key: key}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -277,6 +280,54 @@ func TestDeadLetterAndRedeliver(t *testing.T) {
 	}
 }
 
+// TestRedeliverAll: every dead delivery of a site goes out again once its
+// receiver answers; another site's stay dead.
+func TestRedeliverAll(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	addSite(t, st, "other")
+	rcv := newReceiver(t)
+	rcv.status.Store(500)
+	o := fastOptions(st)
+	o.MaxAge = time.Nanosecond // dead at the first failure
+	o.TripAfter = 1000         // and no pause, which would bury them again at once
+	s := New(o)
+	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.secret = sub.Secret
+	if _, err := s.Subscribe(ctx, "other", rcv.srv.URL, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(ctx)
+	defer s.Stop()
+	for range 6 {
+		s.Emit(ctx, event(chat.EventConversationResolved))
+	}
+	e := event(chat.EventConversationResolved)
+	e.SiteKey = "other"
+	s.Emit(ctx, e)
+	waitFor(t, "seven dead deliveries", func() bool {
+		a, _ := s.Dead(ctx, "shop", 0)
+		b, _ := s.Dead(ctx, "other", 0)
+		return len(a) == 6 && len(b) == 1
+	})
+	rcv.status.Store(200)
+	n, err := s.RedeliverAll(ctx, "shop")
+	if err != nil || n != 6 {
+		t.Fatalf("RedeliverAll = %d, %v; want 6", n, err)
+	}
+	waitFor(t, "the six delivered", func() bool { got, _ := rcv.count(); return got == 6 })
+	if d, _ := s.Dead(ctx, "shop", 0); len(d) != 0 {
+		t.Errorf("%d dead deliveries of the site left", len(d))
+	}
+	if d, _ := s.Dead(ctx, "other", 0); len(d) != 1 {
+		t.Errorf("the other site's dead deliveries: %d, want 1", len(d))
+	}
+}
+
 // TestEmitNeverBlocks fills the queue of a service that was never started.
 func TestEmitNeverBlocks(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "db"))
@@ -374,10 +425,7 @@ func TestEmitDropsWhileNoSiteSubscribes(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, filepath.Join(t.TempDir(), "db"))
 	defer st.Close()
-	addSite(t, st)
-	if err := st.PutSite(ctx, chat.Site{Key: "blog"}); err != nil {
-		t.Fatal(err)
-	}
+	addSite(t, st, "blog")
 	s, other := New(fastOptions(st)), New(fastOptions(st))
 	// emit emits one event on svc and checks how many are queued since.
 	emit := func(svc *Service, want int, when string) {

@@ -486,6 +486,9 @@ export class SitesPage implements Page {
   }
 }
 
+// shownDead is how many stopped deliveries a site's card lists.
+const shownDead = 20;
+
 // webhooks is a site's webhook section for admins: the subscriptions, a
 // paused one's reason, adding and removing, and the dead deliveries with
 // a way to send them again.
@@ -545,7 +548,13 @@ function webhooks(siteKey: string): HTMLElement {
     replace(el, h("h3", null, "Webhooks"),
       hooks.length ? h("ul", { class: "hooks" }, hooks.map(hook)) : h("p", { class: "empty" }, "No webhooks: events reach no other system."),
       add, err,
-      deadList.length ? [h("h4", null, "Stopped deliveries"), h("ul", { class: "dead" }, deadList.map(dead))] : null);
+      deadList.length ? [
+        h("h4", null, "Stopped deliveries"),
+        h("ul", { class: "dead" }, deadList.slice(0, shownDead).map(dead)),
+        deadList.length > shownDead ? h("p", { class: "hint" }, `and ${deadList.length - shownDead}${deadList.length >= 500 ? " or more" : ""} more`) : null,
+        deadList.length > 1 ? h("button", { "data-action": "resend-all",
+          onclick: () => void act(() => api("POST", `/webhooks/dead/redeliver?site=${site}`), "Stopped deliveries sent again.") }, "Send all again") : null,
+      ] : null);
   };
   void load();
   return el;
