@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -73,7 +75,6 @@ type dispatcher struct {
 	recv  map[string]*endpoint // by subscription ID
 	ready []job                // admitted, waiting for a free worker
 	back  []putBack            // to write before the next wait
-	held  int                  // jobs held by all receivers
 }
 
 // dispatchLoop claims due deliveries and hands them to the workers through
@@ -85,8 +86,7 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- job, done <-chan
 	defer t.Stop()
 	claim := true
 	for {
-		room := len(p.ready) < s.o.Workers && p.held < maxHeld
-		if claim && room {
+		if claim && p.room() {
 			claim = p.claim(ctx)
 		}
 		p.writeBack(ctx)
@@ -96,7 +96,7 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- job, done <-chan
 			out, next = jobs, p.ready[0]
 		}
 		var more <-chan struct{} // ready at once while more may be due
-		if claim && room {
+		if claim && p.room() {
 			more = closed
 		}
 		select {
@@ -116,6 +116,20 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- job, done <-chan
 			return
 		}
 	}
+}
+
+// room reports whether the dispatcher may claim more: a worker's worth
+// is not already waiting for one, and fewer than maxHeld wait for their
+// receivers.
+func (p *dispatcher) room() bool {
+	if len(p.ready) >= p.s.o.Workers {
+		return false
+	}
+	held := 0
+	for _, r := range p.recv {
+		held += len(r.held)
+	}
+	return held < maxHeld
 }
 
 // closed is a channel that is always ready.
@@ -170,7 +184,6 @@ func (p *dispatcher) route(ctx context.Context, j job, now time.Time) {
 		p.ready = append(p.ready, j)
 	default:
 		r.held = append(r.held, j)
-		p.held++
 	}
 }
 
@@ -218,14 +231,12 @@ func (p *dispatcher) finish(res result) {
 		for _, j := range r.held {
 			p.putPaused(j, r)
 		}
-		p.held -= len(r.held)
 		r.held = nil
 	} else if len(r.held) > 0 && r.busy < s.o.ReceiverLimit {
 		r.busy++
 		p.ready = append(p.ready, r.held[0])
 		r.held[0] = job{}
 		r.held = r.held[1:]
-		p.held--
 	}
 	if r.fails == 0 && r.idle(now) {
 		delete(p.recv, res.sub)
@@ -263,7 +274,6 @@ func (p *dispatcher) sweep() {
 				continue
 			}
 			p.back = append(p.back, putBack{j: j, due: now})
-			p.held--
 		}
 		clear(r.held[len(kept):])
 		r.held = kept
@@ -308,12 +318,13 @@ func (p *dispatcher) writeBack(ctx context.Context) {
 // outbox, due now, so that the next start sends them without waiting out
 // their lease.
 func (p *dispatcher) stop() {
+	now := p.s.o.Now()
 	for _, j := range p.ready {
-		p.s.release(j.it)
+		p.back = append(p.back, putBack{j: j, due: now})
 	}
 	for _, r := range p.recv {
 		for _, j := range r.held {
-			p.s.release(j.it)
+			p.back = append(p.back, putBack{j: j, due: now})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -339,6 +350,22 @@ type Health struct {
 
 func healthKey(sub string) string { return "webhooks/health/" + sub }
 
+// readHealth returns sub's stored Health, nil when there is none.
+func (s *Service) readHealth(ctx context.Context, sub string) (*Health, error) {
+	raw, err := s.o.Store.Meta(ctx, healthKey(sub))
+	if errors.Is(err, chat.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var h Health
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, fmt.Errorf("decode health of webhook %s: %w", sub, err)
+	}
+	return &h, nil
+}
+
 // cachedHealth returns sub's stored Health, read at most every
 // subsCacheTTL; nil when there is none or it cannot be read (deliveries
 // then go on).
@@ -348,25 +375,13 @@ func (s *Service) cachedHealth(ctx context.Context, sub string) *Health {
 	c, ok := s.health[sub]
 	s.healthMu.Unlock()
 	if ok && now.Sub(c.at) < subsCacheTTL {
-		return c.h
+		return c.v
 	}
-	var h *Health
-	raw, err := s.o.Store.Meta(ctx, healthKey(sub))
-	if err == nil {
-		h = new(Health)
-		if json.Unmarshal(raw, h) != nil {
-			h = nil
-		}
-	}
+	h, _ := s.readHealth(ctx, sub)
 	s.healthMu.Lock()
-	s.health[sub] = cachedHealthOf{h: h, at: now}
+	s.health[sub] = cached[*Health]{v: h, at: now}
 	s.healthMu.Unlock()
 	return h
-}
-
-type cachedHealthOf struct {
-	h  *Health
-	at time.Time
 }
 
 // saveHealth stores h as sub's health, or clears it when h is nil. The
@@ -386,7 +401,7 @@ func (s *Service) saveHealth(sub string, h *Health) {
 		s.o.Logger.Warn("webhook health", "subscription", sub, "err", err)
 	}
 	s.healthMu.Lock()
-	s.health[sub] = cachedHealthOf{h: h, at: s.o.Now()}
+	s.health[sub] = cached[*Health]{v: h, at: s.o.Now()}
 	s.healthMu.Unlock()
 }
 

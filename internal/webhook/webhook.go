@@ -94,10 +94,10 @@ type Service struct {
 	stopped atomic.Bool
 
 	subsMu sync.Mutex
-	subs   map[string]cachedSubs // by site
+	subs   map[string]cached[[]Subscription] // by site
 
 	healthMu sync.Mutex
-	health   map[string]cachedHealthOf // by subscription
+	health   map[string]cached[*Health] // by subscription
 
 	// active is false once a check found no site with a subscription:
 	// Emit then drops events at once, so a node without webhooks pays
@@ -112,9 +112,10 @@ type Service struct {
 	delivered, retried, dead, dropped, deferred, paused prometheus.Counter
 }
 
-type cachedSubs struct {
-	list []Subscription
-	at   time.Time
+// cached is a value read from the store, and when.
+type cached[T any] struct {
+	v  T
+	at time.Time
 }
 
 var _ chat.Emitter = (*Service)(nil)
@@ -169,12 +170,12 @@ func New(o Options) *Service {
 	s := &Service{
 		o: o, allow: newAllowList(o.AllowHosts),
 		events: make(chan chat.Event, o.QueueLen), kick: make(chan struct{}, 1),
-		subs: map[string]cachedSubs{}, health: map[string]cachedHealthOf{},
+		subs: map[string]cached[[]Subscription]{}, health: map[string]cached[*Health]{},
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_delivered_total", Help: "Webhook deliveries answered 2xx."}),
 		retried:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_retries_total", Help: "Webhook delivery attempts that failed and were rescheduled."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dead_total", Help: "Webhook deliveries moved to the dead-letter list."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_dropped_total", Help: "Events dropped because the webhook queue was full."}),
-		deferred:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_deferred_total", Help: "Webhook deliveries put back in the outbox unattempted because their receiver was busy or paused."}),
+		deferred:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_deferred_total", Help: "Webhook deliveries put back in the outbox unattempted: their receiver was paused or busy, or the node was stopping."}),
 		paused:    prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeline_webhook_paused_total", Help: "Times a webhook receiver's deliveries were paused after failures in a row."}),
 	}
 	s.active.Store(true)
@@ -229,18 +230,9 @@ func (s *Service) List(ctx context.Context, site string) ([]Listed, error) {
 	out := make([]Listed, len(subs))
 	for i, sub := range subs {
 		out[i].Subscription = sub
-		raw, err := s.o.Store.Meta(ctx, healthKey(sub.ID))
-		if errors.Is(err, chat.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+		if out[i].Health, err = s.readHealth(ctx, sub.ID); err != nil {
 			return nil, err
 		}
-		var h Health
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return nil, fmt.Errorf("decode health of webhook %s: %w", sub.ID, err)
-		}
-		out[i].Health = &h
 	}
 	return out, nil
 }
@@ -378,14 +370,14 @@ func (s *Service) cachedSubscriptions(ctx context.Context, site string) ([]Subsc
 	c, ok := s.subs[site]
 	s.subsMu.Unlock()
 	if ok && now.Sub(c.at) < subsCacheTTL {
-		return c.list, nil
+		return c.v, nil
 	}
 	list, err := s.Subscriptions(ctx, site)
 	if err != nil {
 		return nil, err
 	}
 	s.subsMu.Lock()
-	s.subs[site] = cachedSubs{list: list, at: now}
+	s.subs[site] = cached[[]Subscription]{v: list, at: now}
 	s.subsMu.Unlock()
 	return list, nil
 }
