@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,18 @@ type gauge struct {
 	mu        sync.Mutex
 	now, most int
 	total     int
+}
+
+// server serves h on 127.0.0.1 until the test ends, counting the
+// requests it serves.
+func (g *gauge) server(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.enter()
+		defer g.leave()
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func (g *gauge) enter() {
@@ -57,20 +68,15 @@ func counted(c prometheus.Counter) float64 {
 // site's deliveries go out while it hangs, and none of its own is lost.
 func TestHangingReceiverHoldsItsShare(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st, "other")
+	st := shopStore(t, "other")
 	release := make(chan struct{})
 	var g gauge
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.enter()
-		defer g.leave()
+	slow := g.server(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	}))
-	defer slow.Close()
+	})
 	defer close(release)
 	rcv := newReceiver(t)
 	o := fastOptions(st)
@@ -81,11 +87,7 @@ func TestHangingReceiverHoldsItsShare(t *testing.T) {
 	if _, err := s.Subscribe(ctx, "shop", slow.URL+"/hook", "", nil); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := s.Subscribe(ctx, "other", rcv.srv.URL+"/hook", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "other", rcv.srv.URL+"/hook")
 	s.Start(ctx)
 	defer s.Stop()
 	const hung = 200 // more than the workers, and than a claim takes
@@ -125,24 +127,15 @@ func TestHangingReceiverHoldsItsShare(t *testing.T) {
 // its share at a time.
 func TestSlowReceiverGetsEverythingInTurn(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	var g gauge
 	rcv := newReceiver(t)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.enter()
-		defer g.leave()
+	slow := g.server(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(20 * time.Millisecond)
 		rcv.srv.Config.Handler.ServeHTTP(w, r)
-	}))
-	defer slow.Close()
+	})
 	s := New(fastOptions(st))
-	sub, err := s.Subscribe(ctx, "shop", slow.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", slow.URL)
 	s.Start(ctx)
 	defer s.Stop()
 	const n = 60
@@ -175,18 +168,12 @@ func (s slowDeletes) DeleteOutbox(ctx context.Context, queue, id string) error {
 // even while the deletes lag behind, so a restart does not send it again.
 func TestStopDeletesWhatWasDelivered(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	rcv := newReceiver(t)
 	o := fastOptions(st)
 	o.Store = slowDeletes{st}
 	s := New(o)
-	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", rcv.srv.URL)
 	s.Start(ctx)
 	const n = 100 // many more than the ackers
 	for range n {
@@ -204,28 +191,17 @@ func TestStopDeletesWhatWasDelivered(t *testing.T) {
 func failing(t *testing.T, n int) (s *Service, rcv *receiver, g *gauge, skip *atomic.Int64) {
 	t.Helper()
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	t.Cleanup(func() { st.Close() })
-	addSite(t, st)
+	st := shopStore(t)
 	rcv = newReceiver(t)
 	rcv.status.Store(500)
 	g = &gauge{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.enter()
-		defer g.leave()
-		rcv.srv.Config.Handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv := g.server(t, rcv.srv.Config.Handler.ServeHTTP)
 	skip = &atomic.Int64{}
 	o := fastOptions(st)
 	o.Pause = time.Hour
 	o.Now = func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
 	s = New(o)
-	sub, err := s.Subscribe(ctx, "shop", srv.URL, "", []chat.EventType{chat.EventMessageCreated})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", srv.URL, chat.EventMessageCreated)
 	s.Start(ctx)
 	t.Cleanup(s.Stop)
 	for range n {

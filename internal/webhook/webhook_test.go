@@ -87,6 +87,17 @@ func newReceiver(t *testing.T) *receiver {
 	return r
 }
 
+// listen subscribes url to site's events on s (every event when none are
+// given), and checks what arrives against the new subscription's secret.
+func (r *receiver) listen(t *testing.T, s *Service, site, url string, events ...chat.EventType) {
+	t.Helper()
+	sub, err := s.Subscribe(context.Background(), site, url, "", events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.secret = sub.Secret
+}
+
 func (r *receiver) count() (deliveries, bad int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -115,6 +126,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// shopStore opens a store for the test, closed at its end, with the site
+// "shop" and the sites named in more.
+func shopStore(t *testing.T, more ...string) *bolt.Store {
+	t.Helper()
+	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	t.Cleanup(func() { st.Close() })
+	addSite(t, st, more...)
+	return st
 }
 
 // addSite stores the site "shop", and the sites named in more.
@@ -148,16 +169,10 @@ func event(typ chat.EventType) chat.Event {
 // signed.
 func TestEveryEventOnceSigned(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	rcv := newReceiver(t)
 	s := New(fastOptions(st))
-	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL+"/hook", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", rcv.srv.URL+"/hook")
 	s.Start(ctx)
 	defer s.Stop()
 	for _, typ := range chat.EventTypes {
@@ -191,11 +206,7 @@ func TestRetryAcrossRestart(t *testing.T) {
 	rcv := newReceiver(t)
 	rcv.status.Store(503)
 	s := New(fastOptions(st))
-	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL, "", []chat.EventType{chat.EventMessageCreated})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", rcv.srv.URL, chat.EventMessageCreated)
 	s.Start(ctx)
 	for range 5 {
 		s.Emit(ctx, event(chat.EventMessageCreated))
@@ -235,24 +246,19 @@ func TestRetryAcrossRestart(t *testing.T) {
 // dead-letter list; redelivery after it recovers succeeds.
 func TestDeadLetterAndRedeliver(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	rcv := newReceiver(t)
 	rcv.status.Store(500)
 	o := fastOptions(st)
 	o.MaxAge = 150 * time.Millisecond
 	s := New(o)
-	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", rcv.srv.URL)
 	s.Start(ctx)
 	defer s.Stop()
 	s.Emit(ctx, event(chat.EventConversationResolved))
 	var dead []DeadDelivery
 	waitFor(t, "a dead delivery", func() bool {
+		var err error
 		dead, err = s.Dead(ctx, "shop", 0)
 		return err == nil && len(dead) == 1
 	})
@@ -284,20 +290,14 @@ func TestDeadLetterAndRedeliver(t *testing.T) {
 // receiver answers; another site's stay dead.
 func TestRedeliverAll(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st, "other")
+	st := shopStore(t, "other")
 	rcv := newReceiver(t)
 	rcv.status.Store(500)
 	o := fastOptions(st)
 	o.MaxAge = time.Nanosecond // dead at the first failure
 	o.TripAfter = 1000         // and no pause, which would bury them again at once
 	s := New(o)
-	sub, err := s.Subscribe(ctx, "shop", rcv.srv.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv.secret = sub.Secret
+	rcv.listen(t, s, "shop", rcv.srv.URL)
 	if _, err := s.Subscribe(ctx, "other", rcv.srv.URL, "", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -366,9 +366,7 @@ func TestBlocked(t *testing.T) {
 // receiver redirects there.
 func TestGuardRefusesLocalAddresses(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	s := New(Options{Store: st})
 	for _, u := range []string{"http://127.0.0.1:9/x", "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://localhost:8080/", "http://10.0.0.1/", "ftp://example.com/", "http://user:pw@example.com/"} {
 		if _, err := s.Subscribe(ctx, "shop", u, "", nil); !errors.Is(err, chat.ErrInvalid) {
@@ -423,9 +421,7 @@ func TestGuardRefusesLocalAddresses(t *testing.T) {
 // events are queued.
 func TestEmitDropsWhileNoSiteSubscribes(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st, "blog")
+	st := shopStore(t, "blog")
 	s, other := New(fastOptions(st)), New(fastOptions(st))
 	// emit emits one event on svc and checks how many are queued since.
 	emit := func(svc *Service, want int, when string) {
@@ -472,9 +468,7 @@ func (m *metaHook) Meta(ctx context.Context, key string) ([]byte, error) {
 // (after it read that site) is not undone by the check's answer.
 func TestSubscribeDuringCheckStaysActive(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	hooked := &metaHook{Store: st}
 	s := New(fastOptions(hooked))
 	hooked.after = func(key string) {
@@ -515,9 +509,7 @@ func (s *overlapStore) PutOutbox(ctx context.Context, queue string, item chat.Ou
 // other; every event still lands once.
 func TestEventsWrittenAtOnce(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer st.Close()
-	addSite(t, st)
+	st := shopStore(t)
 	ost := &overlapStore{Store: st, t: t, overlap: make(chan struct{})}
 	o := fastOptions(ost)
 	o.Poll = time.Hour // keep the items in the outbox: nothing is delivered
