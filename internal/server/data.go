@@ -76,10 +76,18 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) deadWebhooks(w http.ResponseWriter, r *http.Request) {
+// siteParam returns the request's ?site=, or answers 400 without one.
+func siteParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	site := r.URL.Query().Get("site")
 	if site == "" {
 		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site")
+	}
+	return site, site != ""
+}
+
+func (s *Server) deadWebhooks(w http.ResponseWriter, r *http.Request) {
+	site, ok := siteParam(w, r)
+	if !ok {
 		return
 	}
 	list, err := s.cfg.Webhooks.Dead(r.Context(), site, 500)
@@ -91,9 +99,8 @@ func (s *Server) deadWebhooks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) redeliverWebhook(w http.ResponseWriter, r *http.Request) {
-	site := r.URL.Query().Get("site")
-	if site == "" {
-		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site")
+	site, ok := siteParam(w, r)
+	if !ok {
 		return
 	}
 	if err := s.cfg.Webhooks.Redeliver(r.Context(), site, r.PathValue("id")); err != nil {
@@ -104,9 +111,8 @@ func (s *Server) redeliverWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) redeliverAllWebhooks(w http.ResponseWriter, r *http.Request) {
-	site := r.URL.Query().Get("site")
-	if site == "" {
-		httpjson.Error(w, http.StatusBadRequest, "invalid", "give site")
+	site, ok := siteParam(w, r)
+	if !ok {
 		return
 	}
 	n, err := s.cfg.Webhooks.RedeliverAll(r.Context(), site)
