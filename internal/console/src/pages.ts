@@ -486,8 +486,10 @@ export class SitesPage implements Page {
   }
 }
 
-// shownDead is how many stopped deliveries a site's card lists.
+// shownDead is how many stopped deliveries a site's card lists;
+// deadListed, how many the server's list holds at most.
 const shownDead = 20;
+const deadListed = 500;
 
 // webhooks is a site's webhook section for admins: the subscriptions, a
 // paused one's reason, adding and removing, and the dead deliveries with
@@ -551,7 +553,7 @@ function webhooks(siteKey: string): HTMLElement {
       deadList.length ? [
         h("h4", null, "Stopped deliveries"),
         h("ul", { class: "dead" }, deadList.slice(0, shownDead).map(dead)),
-        deadList.length > shownDead ? h("p", { class: "hint" }, `and ${deadList.length - shownDead}${deadList.length >= 500 ? " or more" : ""} more`) : null,
+        deadList.length > shownDead ? h("p", { class: "hint" }, `and ${deadList.length >= deadListed ? "at least " : ""}${deadList.length - shownDead} more`) : null,
         deadList.length > 1 ? h("button", { "data-action": "resend-all",
           onclick: () => void act(() => api("POST", `/webhooks/dead/redeliver?site=${site}`), "Stopped deliveries sent again.") }, "Send all again") : null,
       ] : null);
