@@ -484,6 +484,13 @@ func TestConsoleSiteWebhooks(t *testing.T) {
 			}
 		}
 	}
+	// reload loads the page again and waits for the new one: the old one
+	// can still answer for a moment after location.reload().
+	reload := func() {
+		t.Helper()
+		p.Eval(`window.staleConsole = true, location.reload(), true`, nil)
+		p.WaitJS("the reloaded page", `window.staleConsole === undefined && document.readyState === 'complete'`)
+	}
 	paused := func() bool {
 		var l struct{ Webhooks []struct{ Health *struct{} } }
 		return admin.Do(ctx, http.MethodGet, "/api/v1/sites/demo/webhooks", nil, &l) == nil && len(l.Webhooks) == 1 && l.Webhooks[0].Health != nil
@@ -492,7 +499,7 @@ func TestConsoleSiteWebhooks(t *testing.T) {
 		var dead struct{ Deliveries []struct{ ID string } }
 		return admin.Do(ctx, http.MethodGet, "/api/v1/webhooks/dead?site=demo", nil, &dead) == nil && len(dead.Deliveries) == 4 && paused()
 	})
-	p.Eval(`location.reload(), true`, nil)
+	reload()
 	p.WaitJS("the pause and the stopped deliveries shown", `(document.querySelector(`+jsString(sec+` .webhooks .paused`)+`)?.textContent ?? '').includes('500') && document.querySelectorAll(`+jsString(sec+` li[data-dead]`)+`).length === 4`)
 	var line string
 	p.Eval(`document.querySelector(`+jsString(sec+` .webhooks .paused`)+`).textContent`, &line)
@@ -508,7 +515,7 @@ func TestConsoleSiteWebhooks(t *testing.T) {
 	p.Eval(`document.querySelector(`+jsString(sec+` li[data-dead] button`)+`).click(), true`, nil)
 	p.WaitJS("three stopped", `document.querySelectorAll(`+jsString(sec+` li[data-dead]`)+`).length === 3`)
 	until("the delivery sent again, and the pause ended", func() bool { return got.Load() == 1 && !paused() })
-	p.Eval(`location.reload(), true`, nil)
+	reload()
 	p.WaitJS("the pause gone, three stopped", `document.querySelector(`+jsString(sec+` li[data-hook]`)+`) !== null && document.querySelector(`+jsString(sec+` .webhooks .paused`)+`) === null && document.querySelectorAll(`+jsString(sec+` li[data-dead]`)+`).length === 3`)
 	p.Eval(`document.querySelector(`+jsString(sec+` [data-action=resend-all]`)+`).click(), true`, nil)
 	p.WaitJS("no stopped deliveries", `document.querySelector(`+jsString(sec+` .webhooks`)+`) !== null && document.querySelectorAll(`+jsString(sec+` li[data-dead]`)+`).length === 0 && document.querySelector(`+jsString(sec+` [data-action=resend-all]`)+`) === null`)
