@@ -107,10 +107,12 @@ type Options struct {
 	PutDelay time.Duration
 	// CheckpointInterval is how long appended messages may stay in the
 	// message log (wal.go) before a checkpoint copies them into the
-	// B+tree; a log over 16 MiB is checkpointed at once. Longer intervals
-	// spread a checkpoint's fixed costs (a page write per conversation it
-	// touches) over more messages and hold more of them in memory; the
-	// log is replayed on Open after a crash. Defaults to 5 s.
+	// B+tree; a log over 16 MiB is checkpointed at once. A checkpoint
+	// spreads its writes over half the time its messages took to arrive
+	// (paceSpan). Longer intervals spread a checkpoint's fixed costs (a
+	// page write per conversation it touches) over more messages and hold
+	// more of them in memory; the log is replayed on Open after a crash.
+	// Defaults to 5 s.
 	CheckpointInterval time.Duration
 	// NoSync skips fsync on commit: acknowledged messages may be lost on a
 	// crash. For tests and benchmarks only. Defaults to false.
@@ -154,13 +156,14 @@ type Store struct {
 
 	// The message log (wal.go, checkpoint.go). wal and ckptBusy belong to
 	// the writer goroutine.
-	wal      *wal
-	pend     *pendingLog
-	every    time.Duration // Options.CheckpointInterval
-	ckptBusy bool          // a generation is with the checkpointer
-	ckptReq  chan uint64   // writer -> checkpointer: store this generation
-	ckptDone chan struct{} // checkpointer -> writer: stored
-	logErr   atomic.Pointer[error]
+	wal       *wal
+	pend      *pendingLog
+	every     time.Duration // Options.CheckpointInterval
+	ckptBusy  bool          // a generation is with the checkpointer
+	ckptReq   chan ckptJob  // writer -> checkpointer: store this generation
+	ckptDone  chan struct{} // checkpointer -> writer: stored
+	ckptHurry chan struct{} // writer -> checkpointer: stop pacing; buffered
+	logErr    atomic.Pointer[error]
 	// released counts the checkpointer's drops from pend, each counted
 	// before it starts. A read transaction that began before a checkpoint
 	// committed, and read pend after the checkpointer dropped what it
@@ -172,12 +175,15 @@ type Store struct {
 	// request), are called by the append writer and the put writer with
 	// the size of each group before it commits.
 	batchHook, putHook func(n int)
-	// ckptChunk is how many messages one checkpoint transaction stores
-	// at most (defaultCkptChunk; smaller in tests). pieceHook, if set by
-	// a test, is called after each transaction of a checkpoint but its
-	// last.
-	ckptChunk int
+	// ckptPiece is about how many bytes one checkpoint transaction
+	// writes (defaultCkptPiece; smaller in tests). pieceHook, if set by a
+	// test, is called after each transaction of a checkpoint but its
+	// last. pace waits between them (waitUntil; tests record it), and a
+	// paceOver set by a test replaces paceSpan.
+	ckptPiece int
 	pieceHook func()
+	pace      func(until time.Time) bool
+	paceOver  time.Duration
 }
 
 var _ chat.Store = (*Store)(nil)
@@ -264,10 +270,12 @@ func Open(path string, opts Options) (*Store, error) {
 		wal:       w,
 		pend:      newPendingLog(),
 		every:     opts.CheckpointInterval,
-		ckptChunk: defaultCkptChunk,
-		ckptReq:   make(chan uint64),
+		ckptPiece: defaultCkptPiece,
+		ckptReq:   make(chan ckptJob),
 		ckptDone:  make(chan struct{}),
+		ckptHurry: make(chan struct{}, 1),
 	}
+	s.pace = s.waitUntil
 	if err := s.replay(logged); err != nil {
 		return nil, errors.Join(fmt.Errorf("open bolt store %s: replay message log: %w", path, err), w.close(), db.Close())
 	}
@@ -292,7 +300,7 @@ func (s *Store) replay(logged []loggedGen) error {
 		}
 		n += len(lg.msgs)
 	}
-	if err := s.storeLogged(byConv, logged[len(logged)-1].gen); err != nil {
+	if err := s.storeLogged(byConv, logged[len(logged)-1].gen, 0); err != nil {
 		return err
 	}
 	s.log.Info("message log replayed", "messages", n, "generations", len(logged))

@@ -136,7 +136,7 @@ func (s *Store) writer() {
 		case <-ckptDone:
 			s.ckptBusy = false
 		case <-tick:
-			s.startCheckpoint()
+			s.startCheckpoint(false)
 		}
 		timer.Stop()
 		if !ok {
@@ -164,7 +164,7 @@ func (s *Store) writer() {
 		clear(batch)
 		clear(flushes)
 		if !s.ckptBusy && s.wal.due(s.every) {
-			s.startCheckpoint()
+			s.startCheckpoint(false)
 		}
 	}
 }

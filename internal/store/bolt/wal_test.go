@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -329,7 +330,7 @@ func TestBackupHoldsPendingMessages(t *testing.T) {
 // Open replays it, and nothing is lost or doubled.
 func TestCheckpointInPieces(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never, NoSync: true})
-	s.ckptChunk = 10
+	s.ckptPiece = 2 * ckptConvCost // a and b in the first transaction, c in the second
 	piece, resume := make(chan struct{}), make(chan struct{})
 	s.pieceHook = func() { piece <- struct{}{}; <-resume }
 	for _, id := range []string{"a", "b", "c"} {
@@ -338,7 +339,7 @@ func TestCheckpointInPieces(t *testing.T) {
 	}
 	flushed := make(chan error, 1)
 	go func() { flushed <- s.flush(context.Background()) }()
-	<-piece // a and b stored (12 messages ≥ 10), c not yet
+	<-piece // a and b stored, c not yet
 	crashed := crashCopy(t, s)
 	close(resume)
 	if err := <-flushed; err != nil {
@@ -358,6 +359,96 @@ func TestCheckpointInPieces(t *testing.T) {
 	appendN(t, r, "c", 7, 8)
 }
 
+// A checkpoint given a span starts each transaction when its share of the
+// generation's bytes is due, so that its page writes and fsyncs reach the
+// disk a few at a time instead of holding up the log's fsyncs in one
+// burst; a hurry (pace answering false) writes the rest at once.
+func TestCheckpointPaced(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never, NoSync: true})
+	s.ckptPiece = 1 // a transaction a conversation
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		createConv(t, s, id)
+		appendN(t, s, id, 1, 3)
+	}
+	var dues []time.Time
+	hurryAfter := len(ids)
+	s.pace = func(at time.Time) bool {
+		dues = append(dues, at)
+		return len(dues) < hurryAfter
+	}
+	store := func(span time.Duration) (time.Time, time.Time) {
+		t.Helper()
+		dues = nil
+		start := time.Now()
+		if err := s.storeLogged(s.pend.upTo(math.MaxUint64), 0, span); err != nil {
+			t.Fatal(err)
+		}
+		return start, time.Now()
+	}
+
+	// The conversations cost the same, so the second starts a quarter of
+	// the span in, the third half-way, the last three quarters in.
+	const span = time.Hour
+	start, end := store(span)
+	if len(dues) != len(ids)-1 {
+		t.Fatalf("%d paced starts for %d transactions, want %d", len(dues), len(ids), len(ids)-1)
+	}
+	for i, at := range dues {
+		share := span * time.Duration(i+1) / time.Duration(len(ids))
+		if at.Before(start.Add(share)) || at.After(end.Add(share)) {
+			t.Errorf("transaction %d due %v after the start, want %v", i+2, at.Sub(start), share)
+		}
+	}
+	for _, id := range ids {
+		wantMessages(t, s, id, 3)
+	}
+
+	hurryAfter = 1
+	if store(span); len(dues) != 1 {
+		t.Errorf("%d paced starts after a hurry at the first, want 1", len(dues))
+	}
+	if store(0); len(dues) != 0 {
+		t.Errorf("%d paced starts without a span, want none", len(dues))
+	}
+}
+
+// A flush (and Close) while a paced checkpoint waits between its
+// transactions hurries it: the flush does not wait out the span.
+func TestFlushHurriesPacedCheckpoint(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: 10 * time.Millisecond, NoSync: true})
+	s.ckptPiece = 1
+	s.paceOver = never
+	paused := make(chan struct{})
+	var once sync.Once
+	s.pieceHook = func() { once.Do(func() { close(paused) }) }
+	createConv(t, s, "a")
+	createConv(t, s, "b")
+	n := 0
+	for waiting := true; waiting; {
+		if n++; n > 2000 {
+			t.Fatal("no checkpoint of both conversations started")
+		}
+		appendN(t, s, "a", n, n)
+		appendN(t, s, "b", n, n)
+		select {
+		case <-paused:
+			waiting = false
+		default:
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.flush(ctx); err != nil {
+		t.Fatalf("flush during a paced checkpoint: %v", err)
+	}
+	if p := s.pend.len(); p != 0 {
+		t.Fatalf("%d messages pending after the flush, want 0", p)
+	}
+	wantMessages(t, s, "a", n)
+	wantMessages(t, s, "b", n)
+}
+
 // A backlog (the checkpointer stuck while the writer logs on) grows a log
 // file past its keep size; once checkpoints run again the file is cut back
 // as it is reused, and nothing logged is lost.
@@ -365,7 +456,7 @@ func TestLogShrinksAfterABacklog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	s := openT(t, path, Options{CheckpointInterval: never, NoSync: true})
 	s.wal.limit, s.wal.keep = 4<<10, 8<<10
-	s.ckptChunk = 10
+	s.ckptPiece = 1
 	stuck, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	s.pieceHook = func() { once.Do(func() { close(stuck); <-release }) }
