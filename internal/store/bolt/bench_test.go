@@ -174,3 +174,33 @@ func BenchmarkStartConversationParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "conversations/s")
 }
+
+// BenchmarkAuditParallel is 64 goroutines per CPU recording agents'
+// actions in an audit trail that is already full (audit.Keep entries of
+// the size audit.Log writes), as a busy support team's resolves and claims
+// do: each action appends to the global trail and the site's.
+func BenchmarkAuditParallel(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"), bolt.Options{})
+	defer s.Close()
+	ctx := context.Background()
+	entry := []byte(`{"at":"2026-11-30T23:59:59.123456789Z","agent_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","agent_email":"sam@example.com","action":"conversation.resolve","site":"site-bench","target":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c","detail":"LF-8K2M"}`)
+	const keep = 5000
+	for range keep {
+		for _, k := range []string{"audit-global", "audit/site-bench"} {
+			if err := s.AppendLog(ctx, k, entry, keep); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	elapsed := parallel64(b, func(pb *testing.PB) {
+		for pb.Next() {
+			for _, k := range []string{"audit-global", "audit/site-bench"} {
+				if err := s.AppendLog(ctx, k, entry, keep); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "actions/s")
+}

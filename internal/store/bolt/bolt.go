@@ -58,12 +58,13 @@ var (
 	bMessages    = []byte("messages")        // see codec.go
 	bNotes       = []byte("notes")           // conv \0 n(8, big-endian) -> Note
 	bMeta        = []byte("meta")            // key -> value
+	bLogs        = []byte("logs")            // name \0 n(8, big-endian, from 1 without gaps) -> entry
 	bLog         = []byte("log")             // the message log's ID and checkpoint (checkpoint.go)
 
 	allBuckets = [][]byte{
 		bSites, bVisitors, bVisSite, bVisEmail, bVisExt, bAgents, bAgentEmail,
 		bSessions, bSessionExp, bConvs, bConvRef, bConvAll, bConvStatus, bConvAgent,
-		bConvVisitor, bConvSite, bAgentOpen, bMessages, bNotes, bMeta, bLog,
+		bConvVisitor, bConvSite, bAgentOpen, bMessages, bNotes, bMeta, bLogs, bLog,
 	}
 )
 
@@ -235,6 +236,9 @@ func Open(path string, opts Options) (*Store, error) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		if err := moveLogs(tx); err != nil {
+			return err
 		}
 		b := tx.Bucket(bLog)
 		if v := b.Get(keyLogID); len(v) == 8 {

@@ -1,8 +1,11 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -168,5 +171,77 @@ func TestGroupChangeFailureFailsTheGroup(t *testing.T) {
 	}
 	if err := s.PutMeta(ctx, "later", nil); err != nil {
 		t.Fatalf("PutMeta after a failed group = %v", err)
+	}
+}
+
+// Log appends join the put writer's groups (an audit entry is written to
+// two logs for each agent's action), and appends to one log in one group
+// each see those before them.
+func TestLogAppendsInOneGroup(t *testing.T) {
+	h := newHarness(t)
+	s, ctx := h.s, context.Background()
+	p := holdPuts(t, s)
+	var done []<-chan error
+	for i := range 6 {
+		done = append(done, p.call(func() error { return s.AppendLog(ctx, "trail", []byte{byte('a' + i)}, 4) }))
+	}
+	p.release()
+	for _, d := range done {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Log(ctx, "trail", 0)
+	if err != nil || len(got) != 4 || string(bytes.Join(got, nil)) != "fedc" {
+		t.Fatalf("Log(trail) = %q, %v; want the newest four, newest first: fedc", got, err)
+	}
+}
+
+// A store written by a version that kept each log whole, as one JSON list
+// in the meta bucket, opens with its logs moved to an entry a key, in
+// order, and appends go on from the newest.
+func TestLogsOfAnOlderVersionMove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		old, _ := json.Marshal([][]byte{[]byte("c"), []byte("b"), []byte("a")}) // newest first
+		return tx.Bucket(bMeta).Put([]byte(logPrefix+"audit-global"), old)
+	})
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openT(t, path, Options{})
+	ctx := context.Background()
+	want := func(w string) {
+		t.Helper()
+		got, err := s.Log(ctx, "audit-global", 0)
+		if err != nil || string(bytes.Join(got, nil)) != w {
+			t.Fatalf("Log(audit-global) = %q, %v; want %s", got, err, w)
+		}
+	}
+	want("cba")
+	if err := s.AppendLog(ctx, "audit-global", []byte("d"), 3); err != nil {
+		t.Fatal(err)
+	}
+	want("dcb")
+	err = s.view(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get([]byte(logPrefix + "audit-global")); v != nil {
+			return errors.New("the old whole log is still in the meta bucket")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

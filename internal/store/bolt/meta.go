@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -9,8 +11,9 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Keys in the meta bucket: plain settings use their key, counter sets and
-// logs get a prefix that a setting key cannot start with.
+// Keys in the meta bucket: plain settings use their key, counter sets get
+// a prefix that a setting key cannot start with. Logs had one too before
+// they moved to bLogs (moveLogs).
 const (
 	counterPrefix = "\x00counters\x00"
 	logPrefix     = "\x00log\x00"
@@ -110,29 +113,18 @@ func (s *Store) Counters(_ context.Context, k string) (map[string]int64, error) 
 	return set, nil
 }
 
-// AppendLog puts entry at the front of log k, keeping max entries.
-func (s *Store) AppendLog(_ context.Context, k string, entry []byte, max int) error {
-	if k == "" || max < 1 {
-		return fmt.Errorf("append log: empty key or max < 1: %w", chat.ErrInvalid)
+// AppendLog puts entry at the front of log k, keeping max entries, in the
+// put writer's group commit. Each entry is a key of its own (see bLogs):
+// an append writes a page or two however long the log is.
+func (s *Store) AppendLog(ctx context.Context, k string, entry []byte, max int) error {
+	if k == "" || max < 1 || hasNUL(k) || len(k)+9 > bbolt.MaxKeySize {
+		return fmt.Errorf("append log: empty key, NUL, key over %d bytes or max < 1: %w", bbolt.MaxKeySize-9, chat.ErrInvalid)
 	}
-	err := s.updateKnown(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bMeta)
-		key := []byte(logPrefix + k)
-		var list [][]byte
-		if cur := b.Get(key); cur != nil {
-			if err := json.Unmarshal(cur, &list); err != nil {
-				return err
-			}
-		}
-		list = append([][]byte{entry}, list...)
-		if len(list) > max {
-			list = list[:max]
-		}
-		data, err := json.Marshal(list)
-		if err != nil {
-			return err
-		}
-		return b.Put(key, data)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append log %s: %w", k, err)
+	}
+	err := s.changeInGroup(ctx, func(tx *bbolt.Tx) error {
+		return appendLogEntry(tx, prefix(k), entry, max)
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("append log %s: %w", k, err)
@@ -140,20 +132,90 @@ func (s *Store) AppendLog(_ context.Context, k string, entry []byte, max int) er
 	return nil
 }
 
-// Log returns up to limit entries of log k, newest first.
+// appendLogEntry stores entry after the log's newest, numbered one past
+// it, and deletes those that fall more than max behind. The numbers of a
+// log's entries run without gaps, so the oldest to keep is known without
+// counting them.
+func appendLogEntry(tx *bbolt.Tx, p, entry []byte, max int) error {
+	last := uint64(0)
+	err := scanPrefix(tx, bLogs, p, true, func(k, _ []byte) (bool, error) {
+		last = binary.BigEndian.Uint64(k[len(p):])
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bLogs)
+	if err := b.Put(binary.BigEndian.AppendUint64(bytes.Clone(p), last+1), entry); err != nil {
+		return err
+	}
+	if last+1 <= uint64(max) {
+		return nil
+	}
+	oldest := last + 2 - uint64(max) // the first of the max kept
+	var drop [][]byte
+	err = scanPrefix(tx, bLogs, p, false, func(k, _ []byte) (bool, error) {
+		if binary.BigEndian.Uint64(k[len(p):]) >= oldest {
+			return false, nil
+		}
+		drop = append(drop, bytes.Clone(k))
+		return true, nil
+	})
+	for _, k := range drop {
+		if err == nil {
+			err = b.Delete(k)
+		}
+	}
+	return err
+}
+
+// Log returns up to limit entries of log k, newest first; limit ≤ 0
+// returns them all.
 func (s *Store) Log(_ context.Context, k string, limit int) ([][]byte, error) {
 	var list [][]byte
 	err := s.view(func(tx *bbolt.Tx) error {
-		if cur := tx.Bucket(bMeta).Get([]byte(logPrefix + k)); cur != nil {
-			return json.Unmarshal(cur, &list)
-		}
-		return nil
+		return scanPrefix(tx, bLogs, prefix(k), true, func(_, v []byte) (bool, error) {
+			list = append(list, bytes.Clone(v))
+			return limit <= 0 || len(list) < limit, nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("log %s: %w", k, err)
 	}
-	if limit > 0 && len(list) > limit {
-		list = list[:limit]
-	}
 	return list, nil
+}
+
+// moveLogs moves the logs that an older version kept whole, as one JSON
+// list under logPrefix+name in bMeta (every append rewrote all of it: a
+// full audit trail, megabytes, for each agent's action), into bLogs, an
+// entry a key. Open runs it once in its first transaction.
+func moveLogs(tx *bbolt.Tx) error {
+	type old struct {
+		name string
+		list [][]byte
+	}
+	var logs []old
+	err := scanPrefix(tx, bMeta, []byte(logPrefix), false, func(k, v []byte) (bool, error) {
+		var list [][]byte
+		if err := json.Unmarshal(v, &list); err != nil {
+			return false, fmt.Errorf("decode log %q: %w", k[len(logPrefix):], err)
+		}
+		logs = append(logs, old{string(k[len(logPrefix):]), list})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range logs {
+		p := prefix(l.name)
+		for i, e := range l.list { // newest first
+			if err := tx.Bucket(bLogs).Put(binary.BigEndian.AppendUint64(bytes.Clone(p), uint64(len(l.list)-i)), e); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bMeta).Delete([]byte(logPrefix + l.name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
