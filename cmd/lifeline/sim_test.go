@@ -79,11 +79,13 @@ type conn struct {
 	done    chan struct{} // closed when the pump has returned
 }
 
-// open starts pumping c's frames; other sees every frame but acks and errors.
+// open starts pumping c's frames; other sees every frame but acks, errors
+// and the first welcome.
 func (l *simLog) open(ctx context.Context, c *client.Conn, other func(client.Frame)) *conn {
 	k := &conn{c: c, replies: make(chan client.Frame, 64), welcome: make(chan client.Frame, 1), done: make(chan struct{})}
 	go func() {
 		defer close(k.done)
+		welcomed := false
 		for {
 			f, err := c.Next(ctx)
 			if err != nil {
@@ -98,8 +100,16 @@ func (l *simLog) open(ctx context.Context, c *client.Conn, other func(client.Fra
 				}
 				l.show(m)
 			case "welcome":
+				// An agent's node sends a fresh welcome after it lost
+				// broker traffic (a Redis restart: once per gap, and one
+				// restart may make more than one); a visitor's never does.
+				if welcomed && other != nil {
+					other(f)
+					continue
+				}
 				select {
 				case k.welcome <- f:
+					welcomed = true
 				default:
 					l.fail(errors.New("a second welcome"))
 				}
@@ -344,8 +354,13 @@ func (a *simAgent) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	k := a.open(ctx, c, func(f client.Frame) {
-		if f.Type == "conversation" {
+		switch f.Type {
+		case "conversation":
 			a.assigned(f.Conversation)
+		case "welcome": // after a broker gap: the conversations as they are now
+			for _, raw := range f.Assigned {
+				a.assigned(raw)
+			}
 		}
 	})
 	a.mu.Lock()
