@@ -179,12 +179,10 @@ type Store struct {
 	// ckptPiece is about how many bytes one checkpoint transaction
 	// writes (defaultCkptPiece; smaller in tests). pieceHook, if set by a
 	// test, is called after each transaction of a checkpoint but its
-	// last. pace waits between them (waitUntil; tests record it), and a
-	// paceOver set by a test replaces paceSpan.
+	// last. pace waits between them (waitUntil; tests replace it).
 	ckptPiece int
 	pieceHook func()
 	pace      func(until time.Time) bool
-	paceOver  time.Duration
 }
 
 var _ chat.Store = (*Store)(nil)

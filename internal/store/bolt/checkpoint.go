@@ -31,9 +31,6 @@ func (s *Store) startCheckpoint(hurried bool) {
 	span := time.Duration(0)
 	if !hurried {
 		span = paceSpan(s.every, time.Since(s.wal.began))
-		if s.paceOver > 0 {
-			span = s.paceOver
-		}
 	}
 	gen, err := s.wal.rotate()
 	if err != nil {

@@ -420,7 +420,7 @@ func TestCheckpointPaced(t *testing.T) {
 func TestFlushHurriesPacedCheckpoint(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: 10 * time.Millisecond, NoSync: true})
 	s.ckptPiece = 1
-	s.paceOver = never
+	s.pace = func(time.Time) bool { return s.waitUntil(time.Now().Add(never)) }
 	paused := make(chan struct{})
 	var once sync.Once
 	s.pieceHook = func() { once.Do(func() { close(paused) }) }
