@@ -3,6 +3,7 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -70,7 +71,7 @@ func New() *Metrics {
 	}
 	m.syncLog, m.syncTree = m.storeSync.WithLabelValues("log"), m.storeSync.WithLabelValues("tree")
 	m.reg.MustRegister(m.conns, m.connsTotal, m.frames, m.messages, m.ackLatency, m.errors, m.queue, m.slow, m.httpRejected,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(schedLatencies)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -202,3 +203,10 @@ func (d *Detection) OfferLatency(t time.Duration) { d.offerLatency.Observe(t.Sec
 
 // Resolved counts a conversation resolved after a rule's finding.
 func (d *Detection) Resolved(site, rule string) { d.resolved.WithLabelValues(site, rule).Inc() }
+
+// schedLatencies adds the Go scheduler's latency histogram,
+// go_sched_latencies_seconds: how long goroutines waited to run once they
+// were ready. Its tail is the first thing to read when a node's latencies
+// grow under load: a long wait there means the node was short of CPU (or
+// of Ps), not slow at its work.
+var schedLatencies = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/latencies:seconds$`)}

@@ -430,7 +430,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
 	_, body = get("/metrics")
-	for _, name := range []string{"lifeline_connections", "lifeline_frames_received_total", "lifeline_ack_latency_seconds", "lifeline_queue_length", "go_goroutines"} {
+	for _, name := range []string{"lifeline_connections", "lifeline_frames_received_total", "lifeline_ack_latency_seconds", "lifeline_queue_length", "go_goroutines", "go_sched_latencies_seconds_bucket"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
