@@ -2,6 +2,9 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -149,6 +152,24 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store. Calls after Close return ErrClosed.
 	Close() error
+}
+
+// MetaJSON decodes the JSON value stored under key (with PutMeta) into v
+// and reports whether there was one. A missing key is not an error: it
+// leaves v as it was and reports false, so a caller that reads settings,
+// health or a journey chooses its own default.
+func MetaJSON(ctx context.Context, st Store, key string, v any) (bool, error) {
+	data, err := st.Meta(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("decode stored %s: %w", key, err)
+	}
+	return true, nil
 }
 
 // VisitorQuery selects visitors of one site.

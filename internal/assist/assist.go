@@ -168,16 +168,13 @@ type StoredDoc struct {
 
 // stored reads the site's document, or the defaults.
 func (s *Service) stored(ctx context.Context, site string) (StoredDoc, error) {
-	data, err := s.o.Store.Meta(ctx, docKey(site))
-	if errors.Is(err, chat.ErrNotFound) {
-		return StoredDoc{Playbooks: DefaultJSON(), Revision: "builtin"}, nil
-	}
+	var sd StoredDoc
+	ok, err := chat.MetaJSON(ctx, s.o.Store, docKey(site), &sd)
 	if err != nil {
 		return StoredDoc{}, err
 	}
-	var sd StoredDoc
-	if err := json.Unmarshal(data, &sd); err != nil {
-		return StoredDoc{}, fmt.Errorf("decode stored playbooks of %s: %w", site, err)
+	if !ok {
+		return StoredDoc{Playbooks: DefaultJSON(), Revision: "builtin"}, nil
 	}
 	return sd, nil
 }
@@ -282,14 +279,8 @@ type convState struct {
 
 func (s *Service) convState(ctx context.Context, id string) (convState, error) {
 	var cs convState
-	data, err := s.o.Store.Meta(ctx, convKey(id))
-	if errors.Is(err, chat.ErrNotFound) {
-		return cs, nil
-	}
-	if err != nil {
-		return cs, err
-	}
-	return cs, json.Unmarshal(data, &cs)
+	_, err := chat.MetaJSON(ctx, s.o.Store, convKey(id), &cs)
+	return cs, err
 }
 
 // updateConv changes a conversation's state and adds counter deltas.

@@ -46,15 +46,8 @@ func retentionKey(site string) string { return "retention/" + site }
 // Retention returns a site's periods (zero when none are set).
 func (s *Service) Retention(ctx context.Context, site string) (Retention, error) {
 	var r Retention
-	raw, err := s.o.Store.Meta(ctx, retentionKey(site))
-	if errors.Is(err, chat.ErrNotFound) {
-		return r, nil
-	}
-	if err != nil {
-		return r, err
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return r, fmt.Errorf("decode retention of %s: %w", site, err)
+	if _, err := chat.MetaJSON(ctx, s.o.Store, retentionKey(site), &r); err != nil {
+		return Retention{}, err
 	}
 	return r, nil
 }

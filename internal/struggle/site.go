@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -127,17 +126,14 @@ func (s *Service) loadSite(ctx context.Context, key string) (*site, error) {
 
 // rulesDoc reads the site's stored rules, or the defaults.
 func (s *Service) rulesDoc(ctx context.Context, key string) (RulesDoc, error) {
-	data, err := s.o.Store.Meta(ctx, rulesKey(key))
-	if errors.Is(err, chat.ErrNotFound) {
-		rs := detect.DefaultRuleset()
-		return RulesDoc{Rules: detect.DefaultRulesetJSON(), Revision: rs.Revision}, nil
-	}
+	var doc RulesDoc
+	ok, err := chat.MetaJSON(ctx, s.o.Store, rulesKey(key), &doc)
 	if err != nil {
 		return RulesDoc{}, err
 	}
-	var doc RulesDoc
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return RulesDoc{}, fmt.Errorf("decode stored rules of %s: %w", key, err)
+	if !ok {
+		rs := detect.DefaultRuleset()
+		return RulesDoc{Rules: detect.DefaultRulesetJSON(), Revision: rs.Revision}, nil
 	}
 	return doc, nil
 }
@@ -197,15 +193,8 @@ func (s *Service) SetRules(ctx context.Context, siteKey string, data []byte, by 
 // Policy returns a site's offer policy (defaults when none is stored).
 func (s *Service) Policy(ctx context.Context, siteKey string) (chat.OfferPolicy, error) {
 	var p chat.OfferPolicy
-	data, err := s.o.Store.Meta(ctx, policyKey(siteKey))
-	if errors.Is(err, chat.ErrNotFound) {
-		return p, nil
-	}
-	if err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(data, &p); err != nil {
-		return p, fmt.Errorf("decode stored offer policy of %s: %w", siteKey, err)
+	if _, err := chat.MetaJSON(ctx, s.o.Store, policyKey(siteKey), &p); err != nil {
+		return chat.OfferPolicy{}, err
 	}
 	return p, nil
 }

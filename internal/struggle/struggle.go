@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -287,16 +286,9 @@ type storedJourneyRecord struct {
 }
 
 func (s *Service) storedJourney(ctx context.Context, visitorID string) (*storedJourneyRecord, error) {
-	data, err := s.o.Store.Meta(ctx, journeyKey(visitorID))
-	if errors.Is(err, chat.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var j storedJourneyRecord
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("decode journey of %s: %w", visitorID, err)
+	if ok, err := chat.MetaJSON(ctx, s.o.Store, journeyKey(visitorID), &j); !ok {
+		return nil, err
 	}
 	return &j, nil
 }

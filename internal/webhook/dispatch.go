@@ -3,8 +3,6 @@ package webhook
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -352,16 +350,9 @@ func healthKey(sub string) string { return "webhooks/health/" + sub }
 
 // readHealth returns sub's stored Health, nil when there is none.
 func (s *Service) readHealth(ctx context.Context, sub string) (*Health, error) {
-	raw, err := s.o.Store.Meta(ctx, healthKey(sub))
-	if errors.Is(err, chat.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var h Health
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("decode health of webhook %s: %w", sub, err)
+	if ok, err := chat.MetaJSON(ctx, s.o.Store, healthKey(sub), &h); !ok {
+		return nil, err
 	}
 	return &h, nil
 }

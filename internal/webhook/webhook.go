@@ -13,7 +13,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -200,16 +199,9 @@ func subsKey(site string) string { return "webhooks/" + site }
 
 // Subscriptions returns a site's subscriptions.
 func (s *Service) Subscriptions(ctx context.Context, site string) ([]Subscription, error) {
-	raw, err := s.o.Store.Meta(ctx, subsKey(site))
-	if errors.Is(err, chat.ErrNotFound) {
-		return []Subscription{}, nil
-	}
-	if err != nil {
+	list := []Subscription{}
+	if _, err := chat.MetaJSON(ctx, s.o.Store, subsKey(site), &list); err != nil {
 		return nil, err
-	}
-	var list []Subscription
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("decode webhooks of %s: %w", site, err)
 	}
 	return list, nil
 }
