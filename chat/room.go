@@ -368,10 +368,11 @@ func (h *Hub) agentName(ctx context.Context, id string) string {
 
 // Resync catches this node's live state up with the Store after broker
 // traffic may have been lost, as when the broker reconnects to Redis after a
-// restart: every local socket is sent what it missed (see resyncOnce), and
-// the router re-reads the queue. It returns at once; calls
-// made while a resync is pending coalesce. Start arranges for it to run
-// after every resubscription of a broker that reports them.
+// restart: every local socket is sent what it missed (see resyncOnce), the
+// detector replays its unanswered offers, and the router re-reads the
+// queue. It returns at once; calls made while a resync is pending
+// coalesce. Start arranges for it to run after every resubscription of a
+// broker that reports them.
 func (h *Hub) Resync() {
 	select {
 	case h.resync <- struct{}{}:
@@ -397,6 +398,9 @@ func (h *Hub) resyncLoop() {
 			}
 			backoff = min(2*backoff, 5*time.Second)
 		}
+		if h.detector != nil {
+			h.detector.ReplayOffers(h.ctx)
+		}
 		h.kickRouter()
 	}
 }
@@ -412,7 +416,9 @@ func (h *Hub) resyncLoop() {
 //     status and load), joins what was assigned to them meanwhile, and gets
 //     the agent list.
 //
-// It reports whether every read succeeded.
+// Once it has succeeded, the detector sends again the offers it made
+// meanwhile (Detector.ReplayOffers). It reports whether every read
+// succeeded.
 func (h *Hub) resyncOnce() bool {
 	start := h.now()
 	visitors, ok := h.resyncVisitors()

@@ -27,6 +27,10 @@ type Detector interface {
 	Resolved(ctx context.Context, conv Conversation)
 	// VisitorGone says the visitor has no socket left on this node.
 	VisitorGone(v VisitorRef)
+	// ReplayOffers says broker traffic may have been lost and is flowing
+	// again (see Hub.Resync): offers made meanwhile, still unanswered, are
+	// sent again through Hub.Offer.
+	ReplayOffers(ctx context.Context)
 }
 
 // FeedbackObserver is an optional capability of a Detector: it hears each

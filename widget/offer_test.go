@@ -39,6 +39,13 @@ func TestOffer(t *testing.T) {
 	if ev := hostEvents(p); !strings.Contains(ev, `"offer"`) {
 		t.Errorf("host page got no lifeline:offer event: %s", ev)
 	}
+	// The same offer again, as a node sends it after a broker gap, is the
+	// one already shown: no second lifeline:offer for the site's analytics.
+	offer("o1")
+	sync()
+	if ev := hostEvents(p); strings.Count(ev, `"offer"`) != 1 {
+		t.Errorf("host page events after the same offer twice: %s, want one offer", ev)
+	}
 	shot(p, "offer")
 	var panelHidden bool
 	p.Eval(shadow(".p")+`.hidden`, &panelHidden)

@@ -15,6 +15,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/client"
 	"github.com/lifelinehq/lifeline/internal/redis"
 	"github.com/lifelinehq/lifeline/internal/redistest"
+	"github.com/lifelinehq/lifeline/internal/struggle"
 )
 
 // deafBroker is a node's Broker that can stop hearing, as when Redis cuts
@@ -271,6 +272,74 @@ func TestResyncAfterLostEvents(t *testing.T) {
 			t.Fatalf("erased visitor's socket on B ended with %v, want close status %d", err, chat.ClosePolicy)
 		}
 		break
+	}
+}
+
+// TestOfferReplayedAfterLostEvents: a visitor struggles while their node
+// cannot hear the broker, so the offer it publishes never reaches their
+// socket. Once the node has resubscribed, the visitor gets that offer,
+// the same one, once.
+func TestOfferReplayedAfterLostEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rdb := redistest.Shared(t).Client(t)
+	prefix := redistest.Prefix(t)
+	st := redis.NewStore(rdb, redis.StoreOptions{Prefix: prefix})
+	t.Cleanup(func() { st.Close() })
+	site, err := chat.NewSite("demo", "Demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	br := &deafBroker{Broker: redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix})}
+	t.Cleanup(func() { br.Close() })
+	det := struggle.New(struggle.Options{Store: st})
+	node := newHubNode(t, st, br, "B", func(c *chat.Config) { c.Detector = det })
+	det.Attach(node.hub)
+
+	v, err := client.DialVisitor(ctx, node.url, "demo", client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.CloseNow() })
+	mustSend(ctx, t, v, map[string]any{"type": "hello"})
+	if _, err := v.Until(ctx, "welcome", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	br.deaf.Store(true)
+	now := time.Now().UnixMilli()
+	mustSend(ctx, t, v, map[string]any{"type": "events", "events": []map[string]any{
+		{"t": now - 10_000, "k": "page", "path": "/checkout"},
+		{"t": now - 5_000, "k": "report", "msg": "Your card was declined"},
+		{"t": now, "k": "report", "msg": "Your card was declined"},
+	}})
+	br.waitDropped(ctx, t, `"offer_id"`)
+	var lost struct {
+		Offer struct {
+			OfferID string `json:"offer_id"`
+		} `json:"offer"`
+	}
+	br.mu.Lock()
+	for _, p := range br.dropped {
+		if bytes.Contains(p, []byte(`"offer_id"`)) {
+			_ = json.Unmarshal(p, &lost)
+		}
+	}
+	br.mu.Unlock()
+	if lost.Offer.OfferID == "" {
+		t.Fatal("the dropped offer has no offer_id")
+	}
+	br.hear()
+
+	f, err := v.Until(ctx, "offer", nil)
+	if err != nil {
+		t.Fatalf("the visitor never got the offer lost in the gap: %v", err)
+	}
+	if f.OfferID != lost.Offer.OfferID {
+		t.Errorf("offer %q after the gap, want the lost %q", f.OfferID, lost.Offer.OfferID)
 	}
 }
 

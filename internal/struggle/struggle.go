@@ -136,7 +136,7 @@ type visit struct {
 	dirty   bool         // changed since it was written
 	urgent  bool         // a finding, an offer or an answer not yet written
 	offer   chat.OfferState
-	pending map[string]string // offer ID → cause rule
+	pending map[string]sentOffer // unanswered offers by ID
 	cause   string
 	online  bool      // has a socket on this node
 	since   time.Time // online since
@@ -200,7 +200,7 @@ func (s *Service) visitFor(ref chat.VisitorRef, st *site) *visit {
 		if len(s.visits) >= maxVisits {
 			s.evictOldestLocked()
 		}
-		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, sh: st.shardOf(ref.VisitorID), visitorID: ref.VisitorID, pending: map[string]string{}}
+		v = &visit{key: ref.SiteKey + "/" + ref.VisitorID, site: ref.SiteKey, sh: st.shardOf(ref.VisitorID), visitorID: ref.VisitorID, pending: map[string]sentOffer{}}
 		s.visits[ref.VisitorID] = v
 	}
 	return v
@@ -384,7 +384,7 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	}
 	policy := st.policy.Load()
 
-	var offers []pendingOffer
+	var offers []sentOffer
 	var found []chat.FindingSeen
 	var countBuf [8]counted
 	counts := countBuf[:0]
@@ -432,10 +432,11 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 			if len(v.pending) > 8 {
 				clear(v.pending)
 			}
-			v.pending[id] = a.Cause.Rule
+			o := sentOffer{id: id, text: a.OfferText, mode: d.Mode, rule: a.Cause.Rule, at: start}
+			v.pending[id] = o
 			counts = append(counts, counted{a.Cause.Rule, "offered"})
 			s.o.Metrics.Offer(ref.SiteKey, a.Cause.Rule, d.Mode)
-			offers = append(offers, pendingOffer{id: id, text: a.OfferText, mode: d.Mode, rule: a.Cause.Rule})
+			offers = append(offers, o)
 		}
 	}
 	v.dirty = true
@@ -458,7 +459,53 @@ func (s *Service) HandleEvents(ctx context.Context, ref chat.VisitorRef, raw [][
 	}
 }
 
-type pendingOffer struct{ id, text, mode, rule string }
+// sentOffer is an offer as it was sent, kept until the visitor answers it.
+type sentOffer struct {
+	id, text, mode, rule string
+	at                   time.Time // when its batch arrived
+}
+
+// replayFor is how old an unanswered offer may be and still be sent again
+// after a broker gap: a visitor who struggled a minute ago may still want
+// the help, one who struggled ten minutes ago has moved on.
+const replayFor = 2 * time.Minute
+
+// ReplayOffers sends again, after broker traffic may have been lost, the
+// offers this node made in the last replayFor that are still unanswered,
+// to visitors still connected here. A visitor whose tab did get an offer
+// sees the same one again (same ID), which the widget shows as one; the
+// policy counts it once.
+func (s *Service) ReplayOffers(ctx context.Context) {
+	s.mu.Lock()
+	online := make([]*visit, 0, len(s.visits))
+	for _, v := range s.visits {
+		if v.online {
+			online = append(online, v)
+		}
+	}
+	s.mu.Unlock()
+	since := s.o.Now().Add(-replayFor)
+	type replay struct {
+		visitor string
+		o       sentOffer
+	}
+	var again []replay
+	for _, v := range online {
+		v.sh.mu.Lock()
+		for _, o := range v.pending {
+			if o.at.After(since) {
+				again = append(again, replay{v.visitorID, o})
+			}
+		}
+		v.sh.mu.Unlock()
+	}
+	for _, r := range again {
+		s.hub.Offer(ctx, r.visitor, r.o.id, r.o.text, r.o.mode)
+	}
+	if len(again) > 0 {
+		s.o.Logger.Info("offers sent again after a broker gap", "offers", len(again))
+	}
+}
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
@@ -472,7 +519,8 @@ func (s *Service) OfferResponse(ctx context.Context, ref chat.VisitorRef, offerI
 	v := s.visitFor(ref, st)
 	v.sh.mu.Lock()
 	s.load(ctx, v)
-	rule, ok := v.pending[offerID]
+	sent, ok := v.pending[offerID]
+	rule := sent.rule
 	if !ok {
 		v.sh.mu.Unlock()
 		return // unknown or answered already: count each offer once

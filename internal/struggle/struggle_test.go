@@ -149,6 +149,41 @@ func TestOfferThenNoThanksSilencesAcrossNodes(t *testing.T) {
 	}
 }
 
+// After a broker gap, the offers of the last two minutes that are still
+// unanswered go out again, the same offer, to visitors still connected
+// here. An answered offer, an older one and a departed visitor's do not.
+func TestOffersReplayedAfterBrokerGap(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	refs := map[string]chat.VisitorRef{}
+	for _, id := range []string{"old", "answered", "gone", "fresh"} {
+		refs[id] = f.visitor(t, id)
+		f.declines(f.svc, refs[id], 2)
+		if id == "old" {
+			f.clock.Add(replayFor)
+		}
+	}
+	sent := map[string]offer{}
+	for _, o := range f.hub.taken() {
+		sent[o.visitor] = o
+	}
+	if len(sent) != 4 {
+		t.Fatalf("offers to %v, want one to each of the 4 visitors", sent)
+	}
+	f.svc.OfferResponse(ctx, refs["answered"], sent["answered"].id, true)
+	f.svc.VisitorGone(refs["gone"])
+
+	f.svc.ReplayOffers(ctx)
+	if got := f.hub.taken(); len(got) != 1 || got[0] != sent["fresh"] {
+		t.Fatalf("replayed %+v, want only %+v", got, sent["fresh"])
+	}
+	f.svc.OfferResponse(ctx, refs["fresh"], sent["fresh"].id, false)
+	f.svc.ReplayOffers(ctx)
+	if got := f.hub.taken(); len(got) != 0 {
+		t.Fatalf("replayed %+v after the last offer was answered, want none", got)
+	}
+}
+
 func TestNoAgentOnlineOffersMessage(t *testing.T) {
 	f := newFixture(t)
 	f.hub.online = false

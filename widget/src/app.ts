@@ -528,7 +528,9 @@ function frame(f: Obj): void {
       log.scrollTop = log.scrollHeight;
       break;
     case 'offer': {
-      if (isOpen || (st.decl && now() - st.decl < 10 * 60000)) break;
+      // An offer comes again, same ID, after the server lost broker
+      // traffic; it was shown (or answered) once already.
+      if (isOpen || (st.decl && now() - st.decl < 10 * 60000) || str(f.offer_id) === offerId) break;
       offerId = str(f.offer_id);
       offerMode = str(f.mode);
       const text = str(f.text);
