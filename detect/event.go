@@ -205,12 +205,15 @@ func DecodeEvent(data []byte) (Event, error) {
 	// The widget's layout is read by hand; anything else by json.Unmarshal,
 	// not a Decoder: it rejects trailing data too, and a Decoder's buffers
 	// per event were the node's largest detection cost.
+	// w stays on the stack (it is about 350 bytes an event); the fallback
+	// decodes into a copy of its own, which encoding/json moves to the heap.
 	var w wireEvent
 	if !w.decodeFast(data) {
-		w = wireEvent{}
-		if err := json.Unmarshal(data, &w); err != nil {
+		slow := new(wireEvent)
+		if err := json.Unmarshal(data, slow); err != nil {
 			return Event{}, fmt.Errorf("%w: %w", ErrEvent, err)
 		}
+		w = *slow
 	}
 	if w.T == nil {
 		return Event{}, fmt.Errorf("%w: missing \"t\"", ErrEvent)

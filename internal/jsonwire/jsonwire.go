@@ -160,7 +160,14 @@ func (s *Scanner) TextTo(dst *string) bool {
 		*dst = string(body)
 		return true
 	}
-	return json.Unmarshal(tok, dst) == nil
+	// Decoded into a string of its own: handing dst to encoding/json would
+	// make every caller's destination escape to the heap, fast path too.
+	var text string
+	if json.Unmarshal(tok, &text) != nil {
+		return false
+	}
+	*dst = text
+	return true
 }
 
 // Strings reads an array of strings as Str does, as encoding/json fills a
