@@ -16,7 +16,8 @@ import (
 // Hub.Offer.
 type Detector interface {
 	// HandleEvents receives a batch of at most MaxBatchEvents raw behaviour
-	// events (JSON objects, see docs/protocol.md).
+	// events (JSON objects, see docs/protocol.md). The slices are the
+	// frame's read buffer, reused once it returns: copy what you keep.
 	HandleEvents(ctx context.Context, v VisitorRef, events [][]byte)
 	// OfferResponse reports the visitor's answer to an offer.
 	OfferResponse(ctx context.Context, v VisitorRef, offerID string, accepted bool)
