@@ -345,7 +345,7 @@ func (r *socketReader) step() {
 		buf := frameBufs.Get().(*bytes.Buffer)
 		typ, err := r.read(buf)
 		if err != nil {
-			frameBufs.Put(buf)
+			putFrameBuf(buf)
 			if s := websocket.CloseStatus(err); s == -1 && !errors.Is(err, context.Canceled) {
 				r.hub.log.Debug("socket read ended", "kind", r.c.kind.String(), "err", err)
 			}
@@ -353,9 +353,7 @@ func (r *socketReader) step() {
 			return
 		}
 		r.frame(typ, buf.Bytes())
-		if buf.Cap() <= maxPooledFrame {
-			frameBufs.Put(buf)
-		}
+		putFrameBuf(buf)
 		if !r.s.idle.buffered() {
 			return
 		}
@@ -386,6 +384,13 @@ var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledFrame is the largest buffer frameBufs keeps: a rare big frame
 // (an agent's long message) does not pin its buffer.
 const maxPooledFrame = 16 << 10
+
+// putFrameBuf returns buf to frameBufs unless it grew past maxPooledFrame.
+func putFrameBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledFrame {
+		frameBufs.Put(buf)
+	}
+}
 
 func (r *socketReader) frame(typ websocket.MessageType, data []byte) {
 	if r.draining {
