@@ -146,28 +146,23 @@ const ckptConvCost = 8 << 10
 // checkpoint and its log's reuse) rewrites the same bytes.
 func (s *Store) storeLogged(byConv map[string][]pendingMsg, gen uint64, span time.Duration) error {
 	ids := slices.Sorted(maps.Keys(byConv))
-	cost := func(id string) int {
-		n := ckptConvCost
-		for _, pm := range byConv[id] {
-			n += len(pm.enc)
-		}
-		return n
-	}
+	costs := make([]int, len(ids)) // what each conversation adds to a transaction
 	total := 0
-	if span > 0 {
-		for _, id := range ids {
-			total += cost(id)
+	for i, id := range ids {
+		costs[i] = ckptConvCost
+		for _, pm := range byConv[id] {
+			costs[i] += len(pm.enc)
 		}
+		total += costs[i]
 	}
 	start, written := time.Now(), 0
 	var k []byte
 	for {
 		err := s.dbUpdate(func(tx *bbolt.Tx) error {
 			convs, msgs := tx.Bucket(bConvs), tx.Bucket(bMessages)
-			for n := 0; len(ids) > 0 && n < s.ckptPiece; ids = ids[1:] {
+			for n := 0; len(ids) > 0 && n < s.ckptPiece; ids, costs = ids[1:], costs[1:] {
 				id := ids[0]
-				c := cost(id)
-				n, written = n+c, written+c
+				n, written = n+costs[0], written+costs[0]
 				if convs.Get([]byte(id)) == nil {
 					continue
 				}

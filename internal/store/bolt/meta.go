@@ -124,7 +124,7 @@ func (s *Store) AppendLog(ctx context.Context, k string, entry []byte, max int) 
 		return fmt.Errorf("append log %s: %w", k, err)
 	}
 	err := s.changeInGroup(ctx, func(tx *bbolt.Tx) error {
-		return appendLogEntry(tx, prefix(k), entry, max)
+		return appendLogEntry(tx, k, entry, max)
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("append log %s: %w", k, err)
@@ -136,7 +136,8 @@ func (s *Store) AppendLog(ctx context.Context, k string, entry []byte, max int) 
 // it, and deletes those that fall more than max behind. The numbers of a
 // log's entries run without gaps, so the oldest to keep is known without
 // counting them.
-func appendLogEntry(tx *bbolt.Tx, p, entry []byte, max int) error {
+func appendLogEntry(tx *bbolt.Tx, name string, entry []byte, max int) error {
+	p := prefix(name)
 	last := uint64(0)
 	err := scanPrefix(tx, bLogs, p, true, func(k, _ []byte) (bool, error) {
 		last = binary.BigEndian.Uint64(k[len(p):])
@@ -146,7 +147,7 @@ func appendLogEntry(tx *bbolt.Tx, p, entry []byte, max int) error {
 		return err
 	}
 	b := tx.Bucket(bLogs)
-	if err := b.Put(binary.BigEndian.AppendUint64(bytes.Clone(p), last+1), entry); err != nil {
+	if err := b.Put(logEntryKey(name, last+1), entry); err != nil {
 		return err
 	}
 	if last+1 <= uint64(max) {
@@ -167,6 +168,11 @@ func appendLogEntry(tx *bbolt.Tx, p, entry []byte, max int) error {
 		}
 	}
 	return err
+}
+
+// logEntryKey is the key of log name's entry n in bLogs.
+func logEntryKey(name string, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(prefix(name), n)
 }
 
 // Log returns up to limit entries of log k, newest first; limit ≤ 0
@@ -207,9 +213,8 @@ func moveLogs(tx *bbolt.Tx) error {
 		return err
 	}
 	for _, l := range logs {
-		p := prefix(l.name)
 		for i, e := range l.list { // newest first
-			if err := tx.Bucket(bLogs).Put(binary.BigEndian.AppendUint64(bytes.Clone(p), uint64(len(l.list)-i)), e); err != nil {
+			if err := tx.Bucket(bLogs).Put(logEntryKey(l.name, uint64(len(l.list)-i)), e); err != nil {
 				return err
 			}
 		}
