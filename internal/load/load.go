@@ -427,27 +427,28 @@ func (r *runner) visitor(ctx context.Context, path string) (*conn, error) {
 	return c, nil
 }
 
-// dialAll runs open(i) for i in [0, n) with bounded concurrency, returning
-// how many failed and how long it took.
+// dialAll runs open(i) for i in [0, n), Concurrency at a time, returning
+// how many failed and how long it took. The dials run on Concurrency
+// goroutines that each take the next index until none is left: a
+// goroutine per dial would start on the smallest stack and grow it
+// through the handshake every time, CPU the load takes from the node it
+// measures.
 func (r *runner) dialAll(ctx context.Context, n int, open func(ctx context.Context, i int) error) (failed int, took time.Duration) {
 	start := time.Now()
-	var nf atomic.Int64
-	sem := make(chan struct{}, r.cfg.Concurrency)
+	var nf, next atomic.Int64
 	var wg sync.WaitGroup
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			nf.Add(int64(n - i))
-			wg.Wait()
-			return int(nf.Load()), time.Since(start)
-		}
+	for range min(r.cfg.Concurrency, n) {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			defer cancel()
-			if err := open(dctx, i); err != nil {
-				nf.Add(1)
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if ctx.Err() != nil {
+					nf.Add(1)
+					continue
+				}
+				dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				if err := open(dctx, i); err != nil {
+					nf.Add(1)
+				}
+				cancel()
 			}
 		})
 	}
