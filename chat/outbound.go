@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lifelinehq/lifeline/internal/jsonwire"
 )
@@ -209,20 +208,20 @@ func visitorView(c Conversation, agentName string) *VisitorConversation {
 // appendAck appends f as encoding/json would.
 func appendAck(b []byte, f *ackFrame) []byte {
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, f.Type)
+	b = jsonwire.AppendString(b, f.Type)
 	if f.ID != "" {
 		b = append(b, `,"id":`...)
-		b = appendJSONString(b, f.ID)
+		b = jsonwire.AppendString(b, f.ID)
 	}
 	b = append(b, `,"client_id":`...)
-	b = appendJSONString(b, f.ClientID)
+	b = jsonwire.AppendString(b, f.ClientID)
 	b = append(b, `,"conversation_id":`...)
-	b = appendJSONString(b, f.ConversationID)
+	b = jsonwire.AppendString(b, f.ConversationID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, f.Seq, 10)
 	if f.Ref != "" {
 		b = append(b, `,"ref":`...)
-		b = appendJSONString(b, f.Ref)
+		b = jsonwire.AppendString(b, f.Ref)
 	}
 	return append(b, '}')
 }
@@ -231,7 +230,7 @@ func appendAck(b []byte, f *ackFrame) []byte {
 // needs encoding/json (a time it cannot format).
 func appendMessageFrame(b []byte, typ string, m *Message) ([]byte, bool) {
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, typ)
+	b = jsonwire.AppendString(b, typ)
 	b = append(b, `,"message":`...)
 	b, ok := appendMessage(b, m)
 	return append(b, '}'), ok
@@ -252,82 +251,26 @@ func appendMessage(b []byte, m *Message) ([]byte, bool) {
 		return b, false
 	}
 	b = append(b, `{"conversation_id":`...)
-	b = appendJSONString(b, m.ConversationID)
+	b = jsonwire.AppendString(b, m.ConversationID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, m.Seq, 10)
 	b = append(b, `,"client_id":`...)
-	b = appendJSONString(b, m.ClientID)
+	b = jsonwire.AppendString(b, m.ClientID)
 	b = append(b, `,"author":{"kind":`...)
-	b = appendJSONString(b, string(m.Author.Kind))
+	b = jsonwire.AppendString(b, string(m.Author.Kind))
 	if m.Author.ID != "" {
 		b = append(b, `,"id":`...)
-		b = appendJSONString(b, m.Author.ID)
+		b = jsonwire.AppendString(b, m.Author.ID)
 	}
 	if m.Author.Name != "" {
 		b = append(b, `,"name":`...)
-		b = appendJSONString(b, m.Author.Name)
+		b = jsonwire.AppendString(b, m.Author.Name)
 	}
 	b = append(b, `},"text":`...)
-	b = appendJSONString(b, m.Text)
+	b = jsonwire.AppendString(b, m.Text)
 	b = append(b, `,"at":"`...)
 	b = m.At.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...), true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s quoted as encoding/json does: HTML-safe
-// (<, > and & escaped), invalid UTF-8 replaced by U+FFFD, and U+2028 and
-// U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // UnmarshalJSON decodes a broker event. A message event in the layout

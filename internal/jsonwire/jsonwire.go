@@ -1,6 +1,7 @@
 // Package jsonwire reads the plain subset of JSON that Lifeline's own
 // clients write, byte by byte and without reflection, for the decoders on
-// the node's hottest paths (behaviour events, socket frames).
+// the node's hottest paths (behaviour events, socket frames), and writes
+// JSON strings exactly as encoding/json does for the encoders beside them.
 //
 // A Scanner never accepts what encoding/json would refuse. It refuses some
 // JSON that encoding/json accepts (string escapes in the values a decoder
@@ -410,4 +411,61 @@ func (s *Scanner) skipString() bool {
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s quoted as encoding/json does: HTML-safe (<, >
+// and & escaped), invalid UTF-8 replaced by U+FFFD, and U+2028 and U+2029
+// escaped. The node's hand-written encoders use it, each held by a test
+// to the bytes encoding/json writes.
+func AppendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

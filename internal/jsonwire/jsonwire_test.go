@@ -110,3 +110,23 @@ func TestFieldsInsideAValueAndNull(t *testing.T) {
 		t.Fatal("Null took a prefix, or Object took an object with input after it")
 	}
 }
+
+// FuzzAppendString holds AppendString to the bytes encoding/json writes
+// for the same string, appended after what the buffer held.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{
+		"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\r\x00\x01\x1f\x7f",
+		"bad utf8 \xff\xfe end", "line sep \u2028 para \u2029", "emoji 🙂 and ünïcödé", "\xed\xa0\x80 surrogate half", "\b\f",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("AppendString(%q) = %s, want x%s", s, got, want)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lifelinehq/lifeline/internal/client"
+	"github.com/lifelinehq/lifeline/internal/jsonwire"
 )
 
 // loadAgentPassword is the password of the load-test agent accounts.
@@ -97,7 +98,7 @@ func (p *chatPart) resolve(ctx context.Context) {
 			tick := time.NewTicker(time.Second / 15)
 			defer tick.Stop()
 			for _, id := range ids {
-				f := append(append([]byte(`{"type":"resolve","conversation_id":`), appendJSONString(nil, id)...), '}')
+				f := append(append([]byte(`{"type":"resolve","conversation_id":`), jsonwire.AppendString(nil, id)...), '}')
 				if a.conn.send(ctx, f) != nil {
 					return
 				}
