@@ -118,3 +118,29 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		})
 	}
 }
+
+// encoded keeps what BenchmarkMarshalEvent encodes, as a caller would.
+var encoded []byte
+
+// BenchmarkMarshalEvent encodes decoded events as the struggle service's
+// journey saves do.
+func BenchmarkMarshalEvent(b *testing.B) {
+	for name, raw := range map[string]string{
+		"page":  `{"t":1767603600000,"k":"page","path":"/checkout","title":"Checkout - Shop","ref":"/cart"}`,
+		"click": `{"t":1767603600000,"k":"click","sel":"button#pay","x":10,"y":20,"dead":true,"rage":4}`,
+		"error": `{"t":1767603600000,"k":"error","msg":"Carte refusée","fp":"ab12","src":"/app.js","line":3,"col":9}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			ev, err := detect.DecodeEvent([]byte(raw))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if encoded, err = ev.MarshalJSON(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

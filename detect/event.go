@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lifelinehq/lifeline/internal/jsonwire"
 )
 
 // Kind is the kind of a behaviour event, the "k" field of docs/protocol.md.
@@ -273,10 +278,11 @@ func DecodeEvent(data []byte) (Event, error) {
 		}
 		ev.Dur = dur(w.Dur)
 	case KindInvalid:
-		if w.Form == "" && w.Field == "" {
+		// Checked once cut: a name of invalid UTF-8 alone cuts to nothing.
+		ev.Form, ev.Field, ev.FType = cut(w.Form, maxName), cut(w.Field, maxName), cut(w.FType, maxName)
+		if ev.Form == "" && ev.Field == "" {
 			return missing("field")
 		}
-		ev.Form, ev.Field, ev.FType = cut(w.Form, maxName), cut(w.Field, maxName), cut(w.FType, maxName)
 		for _, f := range w.Flags {
 			for i, n := range validityNames {
 				if f == n {
@@ -303,10 +309,9 @@ func DecodeEvent(data []byte) (Event, error) {
 		}
 		ev.Idle = *w.Idle
 	case KindTrack:
-		if w.Name == "" {
+		if ev.Name = cut(w.Name, maxName); ev.Name == "" {
 			return missing("name")
 		}
-		ev.Name = cut(w.Name, maxName)
 		if len(w.Props) > 0 {
 			ev.Props = make(map[string]string, min(len(w.Props), maxProps))
 			for k, v := range w.Props {
@@ -349,39 +354,114 @@ func DecodeBatch(raw []json.RawMessage) ([]Event, error) {
 
 // MarshalJSON writes the event in the wire format DecodeEvent reads. Site
 // and Visit are not part of it.
-func (ev Event) MarshalJSON() ([]byte, error) {
-	t := json.Number(fmt.Sprint(ev.Time.UnixMilli()))
-	w := wireEvent{T: &t, K: ev.Kind.String()}
+func (ev Event) MarshalJSON() ([]byte, error) { return ev.AppendJSON(make([]byte, 0, 160)) }
+
+// AppendJSON appends the event as MarshalJSON writes it: the bytes
+// encoding/json writes for the wire format's struct, the fields each kind
+// has in the struct's order, without reflection (the struggle service's
+// journey saves encode thousands of events a second).
+func (ev Event) AppendJSON(b []byte) ([]byte, error) {
+	if ev.Kind == KindUnknown || ev.Kind >= numKinds {
+		return b, fmt.Errorf("detect: marshal event: unknown kind %d", ev.Kind)
+	}
+	b = append(b, `{"t":`...)
+	b = strconv.AppendInt(b, ev.Time.UnixMilli(), 10)
+	b = append(b, `,"k":`...)
+	b = jsonwire.AppendString(b, kindNames[ev.Kind])
 	switch ev.Kind {
 	case KindPage:
-		w.Path, w.Title, w.Ref = ev.Path, ev.Title, ev.Ref
+		b = appendStr(b, `,"path":`, ev.Path)
+		b = appendStr(b, `,"title":`, ev.Title)
+		b = appendStr(b, `,"ref":`, ev.Ref)
 	case KindError:
-		w.Msg, w.FP, w.Src, w.Line, w.Col = &ev.Msg, ev.FP, ev.Src, ev.Line, ev.Col
+		b = append(b, `,"msg":`...)
+		b = jsonwire.AppendString(b, ev.Msg)
+		b = appendStr(b, `,"fp":`, ev.FP)
+		b = appendStr(b, `,"src":`, ev.Src)
+		b = appendInt(b, `,"line":`, ev.Line)
+		b = appendInt(b, `,"col":`, ev.Col)
 	case KindRequest:
-		d := float64(ev.Dur)
-		w.Method, w.Path, w.Status, w.Dur = ev.Method, ev.Path, &ev.Status, &d
+		b = appendStr(b, `,"path":`, ev.Path)
+		b = appendStr(b, `,"method":`, ev.Method)
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(ev.Status), 10)
+		b = appendNum(b, `,"dur":`, ev.Dur)
 	case KindInvalid:
-		w.Form, w.Field, w.FType, w.Flags = ev.Form, ev.Field, ev.FType, ev.Flags.Names()
+		b = appendStr(b, `,"form":`, ev.Form)
+		b = appendStr(b, `,"field":`, ev.Field)
+		b = appendStr(b, `,"ftype":`, ev.FType)
+		sep := `,"flags":[`
+		for i, n := range validityNames {
+			if ev.Flags&(1<<i) != 0 {
+				b = append(b, sep...)
+				b = jsonwire.AppendString(b, n)
+				sep = ","
+			}
+		}
+		if sep == "," {
+			b = append(b, ']')
+		}
 	case KindSubmit:
-		w.Form, w.OK = ev.Form, &ev.OK
+		b = appendStr(b, `,"form":`, ev.Form)
+		b = append(b, `,"ok":`...)
+		b = strconv.AppendBool(b, ev.OK)
 	case KindClick:
-		x, y := float64(ev.X), float64(ev.Y)
-		w.Sel, w.X, w.Y, w.Dead, w.Rage = ev.Sel, &x, &y, ev.Dead, ev.Rage
+		b = appendStr(b, `,"sel":`, ev.Sel)
+		b = appendNum(b, `,"x":`, ev.X)
+		b = appendNum(b, `,"y":`, ev.Y)
+		if ev.Dead {
+			b = append(b, `,"dead":true`...)
+		}
+		b = appendInt(b, `,"rage":`, ev.Rage)
 	case KindVisibility:
-		w.Visible = &ev.Visible
+		b = append(b, `,"visible":`...)
+		b = strconv.AppendBool(b, ev.Visible)
 	case KindIdle:
-		w.Idle = &ev.Idle
+		b = append(b, `,"idle":`...)
+		b = strconv.AppendBool(b, ev.Idle)
 	case KindTrack:
-		w.Name, w.Props = ev.Name, ev.Props
+		b = appendStr(b, `,"name":`, ev.Name)
+		if len(ev.Props) > 0 {
+			b = append(b, `,"props":{`...)
+			for i, k := range slices.Sorted(maps.Keys(ev.Props)) {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = jsonwire.AppendString(b, k)
+				b = append(b, ':')
+				b = jsonwire.AppendString(b, ev.Props[k])
+			}
+			b = append(b, '}')
+		}
 	case KindReport:
-		w.Msg = &ev.Msg
+		b = append(b, `,"msg":`...)
+		b = jsonwire.AppendString(b, ev.Msg)
 	case KindLongTask:
-		d := float64(ev.Dur)
-		w.Dur = &d
-	default:
-		return nil, fmt.Errorf("detect: marshal event: unknown kind %d", ev.Kind)
+		b = appendNum(b, `,"dur":`, ev.Dur)
 	}
-	return json.Marshal(w)
+	return append(b, '}'), nil
+}
+
+// appendStr appends key and s, unless s is empty (omitempty).
+func appendStr(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return jsonwire.AppendString(append(b, key...), s)
+}
+
+// appendInt appends key and n, unless n is 0 (omitempty).
+func appendInt(b []byte, key string, n int) []byte {
+	if n == 0 {
+		return b
+	}
+	return strconv.AppendInt(append(b, key...), int64(n), 10)
+}
+
+// appendNum appends key and n as the wire's float64 field holds it:
+// encoding/json writes an integral float64 of this size in 'f' format.
+func appendNum(b []byte, key string, n int) []byte {
+	return strconv.AppendFloat(append(b, key...), float64(n), 'f', -1, 64)
 }
 
 func dur(f *float64) int {

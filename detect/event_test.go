@@ -63,6 +63,8 @@ func TestDecodeEventErrors(t *testing.T) {
 		{`{"t":1,"k":"request","path":"/a","status":1000}`, "out of range"},
 		{`{"t":1,"k":"submit","form":"a"}`, `without "ok"`},
 		{`{"t":1,"k":"track"}`, `without "name"`},
+		{"{\"t\":1,\"k\":\"track\",\"name\":\"\xff\"}", `without "name"`},    // nothing left once cut
+		{"{\"t\":1,\"k\":\"invalid\",\"form\":\"\xe2\"}", `without "field"`}, // found by FuzzDecodeEvent
 		{`{"t":1,"k":"page","path":"/"} {}`, "after top-level value"},
 		{`{"t":1,"k":"page","path":"` + strings.Repeat("a", MaxEventBytes) + `"}`, "limit"},
 	}

@@ -2,7 +2,10 @@ package detect
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -41,6 +44,9 @@ func FuzzDecodeEvent(f *testing.F) {
 			if err != nil {
 				t.Fatalf("MarshalJSON(%+v): %v", ev, err)
 			}
+			if want, _ := wireJSON(ev); string(b) != string(want) {
+				t.Fatalf("MarshalJSON(%+v) =\n%s\nencoding/json writes\n%s", ev, b, want)
+			}
 			again, err := DecodeEvent(b)
 			if err != nil {
 				t.Fatalf("DecodeEvent(MarshalJSON(DecodeEvent(%q))) = %v", part, err)
@@ -59,6 +65,76 @@ func FuzzDecodeEvent(f *testing.F) {
 			_, _ = DecodeBatch(raws)
 		}
 	})
+}
+
+// wireJSON is what encoding/json makes of the event's wire struct: the
+// bytes AppendJSON must write.
+func wireJSON(ev Event) ([]byte, error) {
+	t := json.Number(strconv.FormatInt(ev.Time.UnixMilli(), 10))
+	w := wireEvent{T: &t, K: ev.Kind.String()}
+	switch ev.Kind {
+	case KindPage:
+		w.Path, w.Title, w.Ref = ev.Path, ev.Title, ev.Ref
+	case KindError:
+		w.Msg, w.FP, w.Src, w.Line, w.Col = &ev.Msg, ev.FP, ev.Src, ev.Line, ev.Col
+	case KindRequest:
+		d := float64(ev.Dur)
+		w.Method, w.Path, w.Status, w.Dur = ev.Method, ev.Path, &ev.Status, &d
+	case KindInvalid:
+		w.Form, w.Field, w.FType, w.Flags = ev.Form, ev.Field, ev.FType, ev.Flags.Names()
+	case KindSubmit:
+		w.Form, w.OK = ev.Form, &ev.OK
+	case KindClick:
+		x, y := float64(ev.X), float64(ev.Y)
+		w.Sel, w.X, w.Y, w.Dead, w.Rage = ev.Sel, &x, &y, ev.Dead, ev.Rage
+	case KindVisibility:
+		w.Visible = &ev.Visible
+	case KindIdle:
+		w.Idle = &ev.Idle
+	case KindTrack:
+		w.Name, w.Props = ev.Name, ev.Props
+	case KindReport:
+		w.Msg = &ev.Msg
+	case KindLongTask:
+		d := float64(ev.Dur)
+		w.Dur = &d
+	default:
+		return nil, fmt.Errorf("unknown kind %d", ev.Kind)
+	}
+	return json.Marshal(w)
+}
+
+// AppendJSON writes what encoding/json writes for the wire struct, for
+// events no decoder would make too: every kind with empty and odd
+// strings, extreme numbers, several flags and properties.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	texts := []string{"", "plain", `q " \ <b>&</b>`, "tab\t\x00\x1f", "bad \xff", "\u2028", "émoji 🙂"}
+	nums := []int{0, 1, -1, 312, 1 << 30, -1 << 20, 1<<62 + 1, math.MinInt64}
+	at := time.UnixMilli(1767603600123)
+	for i, s := range texts {
+		n := nums[i%len(nums)]
+		m := nums[(i+3)%len(nums)]
+		for k := KindPage; k < numKinds; k++ {
+			ev := Event{Kind: k, Time: at.Add(time.Duration(n)), Path: s, Title: s, Ref: s, Msg: s, FP: s, Src: s,
+				Line: n, Col: m, Method: s, Status: n, Dur: m, Form: s, Field: s, FType: s, Flags: Validity(n),
+				OK: i%2 == 0, Sel: s, X: n, Y: m, Dead: i%2 == 1, Rage: m, Visible: i%2 == 0, Idle: i%2 == 1,
+				Name: s, Props: map[string]string{s: s, "z" + s: "", "a": s}}
+			want, err := wireJSON(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ev.AppendJSON([]byte("prefix"))
+			if err != nil || string(got) != "prefix"+string(want) {
+				t.Errorf("AppendJSON(%+v) =\n%s, %v\nencoding/json writes\n%s", ev, got, err, want)
+			}
+		}
+	}
+	for _, k := range []Kind{KindUnknown, numKinds} {
+		if b, err := (Event{Kind: k}).AppendJSON([]byte("x")); err == nil || string(b) != "x" {
+			t.Errorf("AppendJSON of kind %d = %q, %v; want x and an error", k, b, err)
+		}
+	}
 }
 
 // FuzzParseRuleset checks that ParseRuleset never panics, that input split
