@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -24,6 +26,14 @@ type loadReport struct {
 		Offers     int64 `json:"offers"`
 		Unprompted int64 `json:"offers_unprompted"`
 	} `json:"events"`
+	Server *struct {
+		CPUSeconds float64 `json:"cpu_seconds"`
+		SchedWait  []struct {
+			OverMs  float64 `json:"over_ms"`
+			Percent float64 `json:"percent"`
+		} `json:"sched_wait"`
+		RuntimeNote string `json:"runtime_note"`
+	} `json:"server"`
 }
 
 // TestLoadSmoke runs every scenario of the load tool with small numbers
@@ -61,11 +71,25 @@ func TestLoadSmoke(t *testing.T) {
 
 	// Subtests run in order: chat twice shows a second run against the same
 	// node is not confused by the first one's conversations.
-	for range 2 {
+	// The second also reads the node's figures: it runs in this process.
+	for i := range 2 {
 		t.Run("chat", func(t *testing.T) {
-			rep := load(t, "--scenario", "chat", "--pairs", "20", "--agents", "2", "--rate", "100", "--duration", "1s")
+			args := []string{"--scenario", "chat", "--pairs", "20", "--agents", "2", "--rate", "100", "--duration", "1s"}
+			if i == 1 {
+				args = append(args, "--pid", strconv.Itoa(os.Getpid()))
+			}
+			rep := load(t, args...)
 			if rep.Held != 22 || rep.Failed != 0 || !chatOK(rep) {
 				t.Fatalf("chat report = %+v, want 22 connections, every message acked and delivered once", rep)
+			}
+			if i == 0 {
+				if rep.Server != nil {
+					t.Errorf("without --pid the report has the node's figures: %+v", rep.Server)
+				}
+				return
+			}
+			if s := rep.Server; s == nil || s.RuntimeNote != "" || len(s.SchedWait) != 3 || s.SchedWait[0].OverMs >= s.SchedWait[1].OverMs {
+				t.Fatalf("with --pid the report's node figures are %+v, want three scheduler waits from /metrics", s)
 			}
 		})
 	}

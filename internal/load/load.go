@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,16 @@ type ServerUsage struct {
 	CPUCores         float64 `json:"cpu_cores"`
 	CPUMsPer1000     float64 `json:"cpu_ms_per_1000_messages,omitempty"`
 	CPUMsPer1000Evts float64 `json:"cpu_ms_per_1000_events,omitempty"`
+
+	// GCCycles and GCPauseMs are the node's garbage collections during
+	// the window and their stop-the-world pauses, summed; SchedWait is
+	// the share of its goroutine wake-ups that waited longer than about
+	// 1, 10 and 100 ms for a CPU. All from its /metrics, read at the
+	// window's edges; RuntimeNote says why they are missing, if they are.
+	GCCycles    uint64      `json:"gc_cycles"`
+	GCPauseMs   float64     `json:"gc_pause_ms"`
+	SchedWait   []SchedWait `json:"sched_wait,omitempty"`
+	RuntimeNote string      `json:"runtime_note,omitempty"`
 }
 
 // Main runs `lifeline load`.
@@ -155,7 +166,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long chat and events send, or idle holds (at most 10m)")
 	fs.StringVar(&sources, "sources", "8", "comma-separated local addresses to spread connections over, or N for 127.0.0.1..127.0.0.N")
 	fs.StringVar(&c.AdminEmail, "admin-email", "admin@lifeline.local", "admin login, to create the load agents")
-	fs.IntVar(&c.PID, "pid", 0, "server process id, to report its RSS and CPU from /proc")
+	fs.IntVar(&c.PID, "pid", 0, "server process id, to report its RSS and CPU from /proc, and its collections and scheduler waits from /metrics")
 	fs.IntVar(&c.Concurrency, "concurrency", 256, "dials in flight per process")
 	fs.IntVar(&c.Procs, "procs", 1, "load processes (a process may hold at most about 20,000 sockets)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
@@ -284,7 +295,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	if err := c.setDefaults(); err != nil {
 		return nil, err
 	}
-	ph := &procPhaser{pid: c.PID}
+	ph := &procPhaser{pid: c.PID, t: c.target}
 	if err := ph.baseline(); err != nil {
 		return nil, err
 	}
@@ -314,11 +325,15 @@ type phaser interface {
 	end(ctx context.Context) error
 }
 
-// procPhaser reads the server's /proc figures at the window's edges.
+// procPhaser reads the server's /proc figures and its runtime's /metrics
+// at the window's edges.
 type procPhaser struct {
 	pid             int
+	t               *target
 	base, beg, last ProcStats
 	t0, t1          time.Time
+	rt0, rt1        runtimeStats
+	rtErr           error // why a /metrics read failed
 }
 
 func (p *procPhaser) baseline() error {
@@ -330,7 +345,12 @@ func (p *procPhaser) baseline() error {
 	return err
 }
 
-func (p *procPhaser) begin(context.Context) error {
+// begin reads /metrics before the clock and /proc, and end after them,
+// so that the window's CPU does not count serving the reads.
+func (p *procPhaser) begin(ctx context.Context) error {
+	if p.pid > 0 {
+		p.rt0, p.rtErr = readRuntime(ctx, p.t)
+	}
 	p.t0 = time.Now()
 	if p.pid <= 0 {
 		return nil
@@ -340,14 +360,19 @@ func (p *procPhaser) begin(context.Context) error {
 	return err
 }
 
-func (p *procPhaser) end(context.Context) error {
+func (p *procPhaser) end(ctx context.Context) error {
 	p.t1 = time.Now()
 	if p.pid <= 0 {
 		return nil
 	}
 	var err error
-	p.last, err = ReadProc(p.pid)
-	return err
+	if p.last, err = ReadProc(p.pid); err != nil {
+		return err
+	}
+	if p.rtErr == nil {
+		p.rt1, p.rtErr = readRuntime(ctx, p.t)
+	}
+	return nil
 }
 
 func (p *procPhaser) usage(rep *Report) *ServerUsage {
@@ -366,6 +391,11 @@ func (p *procPhaser) usage(rep *Report) *ServerUsage {
 	}
 	if rep.Events != nil && rep.Events.Sent > 0 && rep.Scenario == "events" {
 		u.CPUMsPer1000Evts = u.CPUSeconds * 1000 / (float64(rep.Events.Sent) / 1000)
+	}
+	if p.rtErr != nil {
+		u.RuntimeNote = "no runtime figures: " + p.rtErr.Error()
+	} else {
+		p.rt1.since(p.rt0, u)
 	}
 	return u
 }
@@ -680,5 +710,18 @@ func (rep *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, ", %.1f ms CPU per 1,000 events", s.CPUMsPer1000Evts)
 		}
 		fmt.Fprintln(w)
+		if s.RuntimeNote != "" {
+			fmt.Fprintf(w, "  node runtime: %s\n", s.RuntimeNote)
+		} else {
+			fmt.Fprintf(w, "  node runtime: %d collections (%.1f ms paused)", s.GCCycles, s.GCPauseMs)
+			for i, sw := range s.SchedWait {
+				sep := ", "
+				if i == 0 {
+					sep = "; goroutine wake-ups waiting for a CPU "
+				}
+				fmt.Fprintf(w, "%sover %s ms %.2f %%", sep, strconv.FormatFloat(sw.OverMs, 'g', 3, 64), sw.Percent)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 }
