@@ -122,6 +122,20 @@ func TestClusterAssignRace(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The store may show an assignment before the Assign call that made
+	// it has returned to its node: wait for the nodes' logs to catch up.
+	for {
+		recorded := 0
+		for _, l := range logs {
+			l.mu.Lock()
+			recorded += len(l.wins)
+			l.mu.Unlock()
+		}
+		if recorded >= want || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	won := map[string][]string{}
 	perAgent := map[string]int{}
