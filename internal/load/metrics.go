@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -37,8 +38,11 @@ type SchedWait struct {
 	Percent float64 `json:"percent"`
 }
 
-// readRuntime scrapes the node's /metrics (Prometheus text).
+// readRuntime scrapes the node's /metrics (Prometheus text), giving up
+// after 5 s.
 func readRuntime(ctx context.Context, t *target) (runtimeStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.u.JoinPath("metrics").String(), nil)
 	if err != nil {
 		return runtimeStats{}, err
