@@ -103,7 +103,7 @@ func (s *Service) dispatchLoop(ctx context.Context, jobs chan<- job, done <-chan
 			p.ready[0] = job{}
 			p.ready = p.ready[1:]
 		case r := <-done:
-			p.finish(r)
+			p.finish(ctx, r)
 		case <-t.C:
 			claim = true
 			p.sweep()
@@ -194,7 +194,7 @@ func (p *dispatcher) putPaused(j job, r *endpoint) {
 
 // finish takes a worker's report: the receiver's health, then its next
 // held delivery.
-func (p *dispatcher) finish(res result) {
+func (p *dispatcher) finish(ctx context.Context, res result) {
 	s := p.s
 	r := p.recv[res.sub]
 	if r == nil {
@@ -205,7 +205,9 @@ func (p *dispatcher) finish(res result) {
 	r.last = now
 	switch res.out {
 	case delivered:
-		if r.pauses > 0 {
+		// A pause this node made, or one it kept to or only found stored,
+		// ends here: whichever node succeeds first clears it for all.
+		if r.pauses > 0 || s.cachedHealth(ctx, res.sub) != nil {
 			s.o.Logger.Info("webhook receiver answering again; deliveries resumed", "subscription", res.sub)
 			s.saveHealth(res.sub, nil)
 		}

@@ -313,10 +313,11 @@ func TestFailingReceiverIsPaused(t *testing.T) {
 
 // A pause is kept by the other nodes too: a second service on the same
 // store, started after the first paused the receiver, puts its
-// deliveries back unattempted until the pause ends.
+// deliveries back unattempted until the pause ends, and its first
+// success after it clears the pause for all.
 func TestPauseHoldsOnEveryNode(t *testing.T) {
 	ctx := context.Background()
-	s, _, g, _ := failing(t, 4)
+	s, rcv, g, skip := failing(t, 4)
 	waitPaused(t, s, 4)
 	_, _, before := g.read()
 	s.Stop() // only the second node claims from here on
@@ -333,6 +334,17 @@ func TestPauseHoldsOnEveryNode(t *testing.T) {
 	if _, _, after := g.read(); after != before {
 		t.Errorf("the second node attempted %d deliveries during the first node's pause", after-before)
 	}
+
+	// The receiver is fixed and the pause ends. The second node, which
+	// only kept to the first one's pause, clears the stored health with
+	// its first success: the listing no longer shows a pause.
+	rcv.status.Store(200)
+	skip.Store(int64(2 * time.Hour))
+	waitFor(t, "every delivery after the pause", func() bool { got, _ := rcv.count(); return got == 10 })
+	waitFor(t, "the health cleared by the second node", func() bool {
+		list, err := other.List(ctx, "shop")
+		return err == nil && len(list) == 1 && list[0].Health == nil
+	})
 }
 
 // A delivery whose receiver stays paused past MaxAge ends in the
