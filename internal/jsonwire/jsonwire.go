@@ -415,6 +415,15 @@ func isHex(c byte) bool {
 
 const hexDigits = "0123456789abcdef"
 
+// safeASCII[c] reports whether AppendString writes the ASCII byte c as
+// it is: one load a byte rather than six comparisons.
+var safeASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // AppendString appends s quoted as encoding/json does: HTML-safe (<, >
 // and & escaped), invalid UTF-8 replaced by U+FFFD, and U+2028 and U+2029
 // escaped. The node's hand-written encoders use it, each held by a test
@@ -424,7 +433,7 @@ func AppendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if safeASCII[c] {
 				i++
 				continue
 			}

@@ -130,3 +130,21 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppendString quotes what the node's frames carry most: IDs,
+// a short chat message, and a sentence with accents.
+func BenchmarkAppendString(b *testing.B) {
+	for name, s := range map[string]string{
+		"id":      "0193a6f2-7c1e-7d4b-9a55-2f0c8e1b3d47",
+		"message": "Hi, my card was declined twice at checkout. Can you help?",
+		"accents": "Bonjour, ma carte a été refusée deux fois à la caisse.",
+	} {
+		b.Run(name, func(b *testing.B) {
+			buf := make([]byte, 0, 256)
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				buf = AppendString(buf[:0], s)
+			}
+		})
+	}
+}
