@@ -55,8 +55,11 @@ func readRuntime(ctx context.Context, t *target) (runtimeStats, error) {
 	if resp.StatusCode != http.StatusOK {
 		return runtimeStats{}, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
 	}
-	return parseRuntime(resp.Body)
+	return parseRuntime(io.LimitReader(resp.Body, maxMetrics))
 }
+
+// maxMetrics bounds the /metrics text read: a node's is tens of KiB.
+const maxMetrics = 8 << 20
 
 // parseRuntime takes the runtime series out of a /metrics text. A node
 // without them (an older build, a collector turned off) is an error.
