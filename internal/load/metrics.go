@@ -20,9 +20,10 @@ import (
 // Read at both edges of the window, they tell a slow run on a host short
 // of CPU (goroutines queueing) from one slowed by the collector.
 type runtimeStats struct {
-	gcCycles uint64
-	gcPause  float64       // seconds, summed
-	sched    []schedBucket // cumulative, by upper bound
+	gcCycles   uint64
+	gcPause    float64       // seconds, summed
+	schedCount uint64        // wake-ups counted
+	sched      []schedBucket // cumulative, by upper bound
 }
 
 // schedBucket is one bucket of go_sched_latencies_seconds.
@@ -70,31 +71,26 @@ func parseRuntime(r io.Reader) (runtimeStats, error) {
 		return runtimeStats{}, fmt.Errorf("parse /metrics: %w", err)
 	}
 	var s runtimeStats
-	gc := summaryOf(fams["go_gc_duration_seconds"])
-	sched := histogramOf(fams["go_sched_latencies_seconds"])
+	gc := only(fams["go_gc_duration_seconds"]).GetSummary()
+	sched := only(fams["go_sched_latencies_seconds"]).GetHistogram()
 	if gc == nil || sched == nil {
 		return s, fmt.Errorf("/metrics has no go_gc_duration_seconds or go_sched_latencies_seconds")
 	}
 	s.gcCycles, s.gcPause = gc.GetSampleCount(), gc.GetSampleSum()
+	s.schedCount = sched.GetSampleCount()
 	for _, b := range sched.GetBucket() {
 		s.sched = append(s.sched, schedBucket{le: b.GetUpperBound(), count: b.GetCumulativeCount()})
 	}
-	s.sched = append(s.sched, schedBucket{le: math.Inf(1), count: sched.GetSampleCount()})
 	return s, nil
 }
 
-func summaryOf(f *dto.MetricFamily) *dto.Summary {
-	if f == nil || len(f.GetMetric()) != 1 {
+// only is a family's one series, nil if it has none or several (the
+// getters on a nil *dto.Metric return nil).
+func only(f *dto.MetricFamily) *dto.Metric {
+	if len(f.GetMetric()) != 1 {
 		return nil
 	}
-	return f.GetMetric()[0].GetSummary()
-}
-
-func histogramOf(f *dto.MetricFamily) *dto.Histogram {
-	if f == nil || len(f.GetMetric()) != 1 {
-		return nil
-	}
-	return f.GetMetric()[0].GetHistogram()
+	return f.GetMetric()[0]
 }
 
 // schedWaitOver are the bounds the report gives shares over, in seconds.
@@ -106,11 +102,8 @@ var schedWaitOver = []float64{0.001, 0.01, 0.1}
 func (b runtimeStats) since(a runtimeStats, u *ServerUsage) {
 	u.GCCycles = b.gcCycles - a.gcCycles
 	u.GCPauseMs = (b.gcPause - a.gcPause) * 1000
-	if len(a.sched) != len(b.sched) || len(b.sched) == 0 {
-		return
-	}
-	total := b.sched[len(b.sched)-1].count - a.sched[len(a.sched)-1].count
-	if total == 0 {
+	total := b.schedCount - a.schedCount
+	if len(a.sched) != len(b.sched) || total == 0 {
 		return
 	}
 	for _, over := range schedWaitOver {
