@@ -163,10 +163,13 @@ func DecodeAgent(data []byte) (Inbound, error) {
 func decode(data []byte, allowed map[string]bool) (Inbound, error) {
 	var in Inbound
 	if !in.decodeFast(data) {
-		in = Inbound{}
-		if err := json.Unmarshal(data, &in); err != nil {
+		// encoding/json takes its target as an interface, which would move
+		// in to the heap for every frame: only the slow path pays for that.
+		slow := new(Inbound)
+		if err := json.Unmarshal(data, slow); err != nil {
 			return Inbound{}, frameErr(CodeBadFrame, "frame is not a valid JSON object: %v", jsonProblem(err))
 		}
+		in = *slow
 	}
 	if in.Type == "" {
 		return in, frameErr(CodeUnknownType, "frame has no type")

@@ -78,7 +78,8 @@ func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
 	case TypePing:
 		c.send(pongFrame)
 	case TypeHello:
-		err = h.visitorHello(ctx, c, &in)
+		hello := in // a copy keeps in itself off the heap for every other frame
+		err = h.visitorHello(ctx, c, &hello)
 	case TypeMessage:
 		err = h.visitorMessage(ctx, c, &in, "")
 	case TypeLeaveMessage:
@@ -95,7 +96,8 @@ func (h *Hub) handleVisitor(ctx context.Context, c *client, data []byte) {
 	case TypeIdentify:
 		err = h.visitorIdentify(ctx, c, in.Identity)
 	case TypeContext:
-		err = h.updateVisitor(ctx, c.visitor, func(v *Visitor) { mergeAttributes(v, in.Attributes) })
+		attrs := in.Attributes
+		err = h.updateVisitor(ctx, c.visitor, func(v *Visitor) { mergeAttributes(v, attrs) })
 	case TypeFeedback:
 		err = h.visitorFeedback(ctx, c, in.ConversationID, *in.Solved)
 	case TypeEvents:
