@@ -419,3 +419,22 @@ func TestCommitDelayRunsOut(t *testing.T) {
 		t.Fatalf("append racing Close = %v, want stored or ErrClosed", r.err)
 	}
 }
+
+// BenchmarkLoggedMiss is the search a new message makes among its
+// conversation's pending messages for a retry of itself: at 10,000
+// msgs/s over 2,000 conversations a conversation holds 25–50 of them,
+// all with client IDs of one length.
+func BenchmarkLoggedMiss(b *testing.B) {
+	var gc groupConv
+	for i := range 50 {
+		m := chat.Message{ConversationID: "c", Seq: int64(i + 1), ClientID: fmt.Sprintf("visitor-0042-msg-%06d", i)}
+		gc.pending = append(gc.pending, newPending(m, nil, 1))
+	}
+	missing := fmt.Sprintf("visitor-0042-msg-%06d", 999999)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := gc.logged(missing); ok {
+			b.Fatal("found a message that is not there")
+		}
+	}
+}

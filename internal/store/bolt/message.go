@@ -467,7 +467,7 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 		}
 		m.Seq = gc.lastSeq + 1
 		gc.added = append(gc.added, len(g.fresh))
-		g.fresh = append(g.fresh, pendingMsg{m: m, enc: encodeMessage(m), gen: s.wal.gen})
+		g.fresh = append(g.fresh, newPending(m, encodeMessage(m), s.wal.gen))
 		gc.lastSeq = m.Seq
 		g.res[i] = appendRes{m: m, created: true}
 	}
@@ -503,8 +503,9 @@ func (gc *groupConv) load(tx *bbolt.Tx, id string, cache *recordCache) error {
 // conversation holds few pending messages (those of the last checkpoint
 // interval), so a scan beats a map.
 func (gc *groupConv) logged(clientID string) (chat.Message, bool) {
+	h := clientHash(clientID)
 	for i := len(gc.pending) - 1; i >= 0; i-- {
-		if gc.pending[i].m.ClientID == clientID {
+		if p := &gc.pending[i]; p.cid == h && p.m.ClientID == clientID {
 			return gc.pending[i].m, true
 		}
 	}

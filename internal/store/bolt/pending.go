@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"hash/maphash"
 	"sync"
 
 	"github.com/lifelinehq/lifeline/chat"
@@ -12,6 +13,19 @@ type pendingMsg struct {
 	m   chat.Message
 	enc []byte // encodeMessage(m), as logged and as it will be stored
 	gen uint64 // the log generation holding it
+	cid uint64 // clientHash(m.ClientID)
+}
+
+// clientSeed seeds clientHash for the life of the process.
+var clientSeed = maphash.MakeSeed()
+
+// clientHash lets a search for a client ID among pending messages compare
+// one word each, not the IDs, which are of one length and live elsewhere.
+func clientHash(id string) uint64 { return maphash.String(clientSeed, id) }
+
+// newPending makes the pending entry of m, logged as enc in generation gen.
+func newPending(m chat.Message, enc []byte, gen uint64) pendingMsg {
+	return pendingMsg{m: m, enc: enc, gen: gen, cid: clientHash(m.ClientID)}
 }
 
 // pendingLog serves the logged messages that are not in the B+tree yet.

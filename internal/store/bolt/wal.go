@@ -232,7 +232,7 @@ func decodeGroup(body []byte, gen uint64) ([]pendingMsg, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, pendingMsg{m: m, enc: enc, gen: gen})
+		out = append(out, newPending(m, enc, gen))
 	}
 	return out, nil
 }
