@@ -61,6 +61,19 @@ func intFlag(fs *flag.FlagSet, getenv func(string) string, p *int, name string, 
 	return nil
 }
 
+// durationFlag defines a duration flag defaulting to LIFELINE_<NAME> or def.
+func durationFlag(fs *flag.FlagSet, getenv func(string) string, p *time.Duration, name string, def time.Duration, usage string) error {
+	if v := getenv(envName(name)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usageError{fmt.Errorf("%s=%q is not a duration (like 5s)", envName(name), v)}
+		}
+		def = d
+	}
+	fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
+	return nil
+}
+
 // addStateFlags registers the flags shared by serve and the admin commands.
 func addStateFlags(fs *flag.FlagSet, getenv func(string) string, c *config) {
 	stringFlag(fs, getenv, &c.data, "data", "./lifeline-data", "directory of the embedded store")

@@ -51,6 +51,7 @@ func (b *syncBuffer) String() string {
 type testNode struct {
 	URL    string
 	Stdout *syncBuffer
+	Stderr *syncBuffer // the node's log
 	stop   func()
 }
 
@@ -71,7 +72,7 @@ func startNode(t *testing.T, dataDir string, env map[string]string) *testNode {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir}, func(k string) string { return vars[k] },
 			strings.NewReader(""), out, errOut)
 	}()
-	n := &testNode{Stdout: out}
+	n := &testNode{Stdout: out, Stderr: errOut}
 	var once sync.Once
 	n.stop = func() {
 		once.Do(func() {

@@ -20,6 +20,7 @@ import (
 	"github.com/lifelinehq/lifeline/internal/console"
 	"github.com/lifelinehq/lifeline/internal/demo"
 	"github.com/lifelinehq/lifeline/internal/gcfloor"
+	"github.com/lifelinehq/lifeline/internal/idletrim"
 	"github.com/lifelinehq/lifeline/internal/metrics"
 	"github.com/lifelinehq/lifeline/internal/privacy"
 	"github.com/lifelinehq/lifeline/internal/server"
@@ -51,6 +52,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := intFlag(fs, getenv, &gcFloorMiB, "gc-floor-mib", 128, "collect garbage only once the heap reaches this many MiB while the live heap is small (0: plain GOGC pacing; ignored when GOGC is set)"); err != nil {
 		return err
 	}
+	var idleTrim time.Duration
+	if err := durationFlag(fs, getenv, &idleTrim, "idle-trim", 5*time.Second, "after this long allocating under 1 MiB a second, return the free heap to the operating system, at most once a minute (0: leave it to Go's scavenger)"); err != nil {
+		return err
+	}
 	var webhookAllow string
 	stringFlag(fs, getenv, &webhookAllow, "webhook-allow-host", "", "comma-separated hosts webhooks may reach although loopback, private or link-local (e.g. an internal receiver)")
 	addStateFlags(fs, getenv, &c)
@@ -68,6 +73,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := c.validate(); err != nil {
 		return err
 	}
+	if idleTrim < 0 {
+		return usageError{fmt.Errorf("--idle-trim %s: want 0 or more", idleTrim)}
+	}
 	if gcFloorMiB < 0 {
 		return usageError{fmt.Errorf("--gc-floor-mib %d: want 0 or more", gcFloorMiB)}
 	}
@@ -75,6 +83,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log := c.logger(stderr)
 	if getenv("GOGC") == "" {
 		defer gcfloor.Floor(uint64(gcFloorMiB)<<20, 100)()
+	}
+	if idleTrim > 0 {
+		trimCtx, stopTrim := context.WithCancel(ctx)
+		defer stopTrim()
+		go idletrim.Run(trimCtx, idleTrim, uint64(idleTrim.Seconds()*(1<<20)), log)
 	}
 
 	ln, err := listen(ctx, c.addr)
