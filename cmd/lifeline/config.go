@@ -50,28 +50,30 @@ func stringFlag(fs *flag.FlagSet, getenv func(string) string, p *string, name, d
 
 // intFlag defines an int flag defaulting to LIFELINE_<NAME> or def.
 func intFlag(fs *flag.FlagSet, getenv func(string) string, p *int, name string, def int, usage string) error {
-	if v := getenv(envName(name)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return usageError{fmt.Errorf("%s=%q is not a whole number", envName(name), v)}
-		}
-		def = n
-	}
+	def, err := envDefault(getenv, name, def, strconv.Atoi, "a whole number")
 	fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
-	return nil
+	return err
 }
 
 // durationFlag defines a duration flag defaulting to LIFELINE_<NAME> or def.
 func durationFlag(fs *flag.FlagSet, getenv func(string) string, p *time.Duration, name string, def time.Duration, usage string) error {
-	if v := getenv(envName(name)); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return usageError{fmt.Errorf("%s=%q is not a duration (like 5s)", envName(name), v)}
-		}
-		def = d
-	}
+	def, err := envDefault(getenv, name, def, time.ParseDuration, "a duration (like 5s)")
 	fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
-	return nil
+	return err
+}
+
+// envDefault returns LIFELINE_<NAME> parsed, if it is set, else def; a
+// value that does not parse is a usage error saying it is not what.
+func envDefault[T any](getenv func(string) string, name string, def T, parse func(string) (T, error), what string) (T, error) {
+	v := getenv(envName(name))
+	if v == "" {
+		return def, nil
+	}
+	x, err := parse(v)
+	if err != nil {
+		return def, usageError{fmt.Errorf("%s=%q is not %s", envName(name), v, what)}
+	}
+	return x, nil
 }
 
 // addStateFlags registers the flags shared by serve and the admin commands.

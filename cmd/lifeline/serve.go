@@ -86,8 +86,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if idleTrim > 0 {
 		trimCtx, stopTrim := context.WithCancel(ctx)
-		defer stopTrim()
-		go idletrim.Run(trimCtx, idleTrim, uint64(idleTrim.Seconds()*(1<<20)), log)
+		trimDone := make(chan struct{})
+		go func() {
+			defer close(trimDone)
+			idletrim.Run(trimCtx, idleTrim, uint64(idleTrim.Seconds()*(1<<20)), func(released uint64, took time.Duration) {
+				log.Info("quiet: returned the free heap to the operating system",
+					"released_mib", float64(released)/(1<<20), "took", took.Round(time.Millisecond))
+			})
+		}()
+		defer func() { stopTrim(); <-trimDone }()
 	}
 
 	ln, err := listen(ctx, c.addr)

@@ -12,7 +12,6 @@ package idletrim
 
 import (
 	"context"
-	"log/slog"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -25,10 +24,11 @@ const minGap = time.Minute
 
 // Run checks every period how many bytes the process allocated since the
 // last check. After a period with less than quiet bytes that follows one
-// with more (or the start), it collects and releases the free heap, then
+// with more (or the start), it collects and releases the free heap and
+// calls trimmed with the bytes released and the time it took; then it
 // waits for the next busy period before doing so again, and for at least
 // minGap. It returns when ctx is done.
-func Run(ctx context.Context, period time.Duration, quiet uint64, log *slog.Logger) {
+func Run(ctx context.Context, period time.Duration, quiet uint64, trimmed func(released uint64, took time.Duration)) {
 	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	read := func() (allocs, released uint64) {
 		metrics.Read(sample)
@@ -50,9 +50,10 @@ func Run(ctx context.Context, period time.Duration, quiet uint64, log *slog.Logg
 		}
 		start := time.Now()
 		debug.FreeOSMemory()
+		took := time.Since(start)
 		_, after := read()
-		log.Info("quiet: returned the free heap to the operating system",
-			"released_mib", float64(after-before)/(1<<20), "took", time.Since(start).Round(time.Millisecond))
+		// The rest of the process may take released pages back meanwhile.
+		trimmed(max(after, before)-before, took)
 		allocs, _ = read() // the trim's own allocations are not traffic
 		w.last = allocs
 	}
