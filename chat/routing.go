@@ -215,6 +215,12 @@ func sortQueue(q []Conversation) {
 // pushQueuePositions sends each local waiting visitor its place and an
 // estimated wait, only when either changed.
 func (h *Hub) pushQueuePositions(queue []Conversation, online []*onlineAgent) {
+	if len(queue) == 0 {
+		// Nobody waits, so nobody has a position: no need to visit every
+		// visitor's socket (an idle node holding thousands of them runs
+		// this every RouteInterval).
+		return
+	}
 	pos := make(map[string]int, len(queue))
 	for i, c := range queue {
 		pos[c.ID] = i + 1

@@ -77,6 +77,8 @@ type Service struct {
 	mu     sync.Mutex
 	sites  map[string]*site
 	visits map[string]*visit // by visitor ID
+
+	flushing []flushed // flush's scratch list; only Run's goroutine flushes
 }
 
 var _ chat.Detector = (*Service)(nil)
@@ -610,15 +612,17 @@ func (s *Service) flush(ctx context.Context, all bool) {
 	for _, st := range s.sites {
 		sites = append(sites, st)
 	}
-	type flushed struct {
-		v    *visit
-		gone bool // the visitor left this node: another may take it over
-	}
-	visits := make([]flushed, 0, 64)
+	// The scratch list is kept between flushes: a node holding thousands
+	// of idle visitors would otherwise grow a new one every tick.
+	visits := s.flushing[:0]
 	for _, v := range s.visits {
 		visits = append(visits, flushed{v, !v.online})
 	}
 	s.mu.Unlock()
+	defer func() {
+		clear(visits) // keep no visit alive past its erasure
+		s.flushing = visits[:0]
+	}()
 	for _, st := range sites {
 		st.flush(ctx, s.o.Store, s.o.Logger)
 	}
@@ -640,6 +644,12 @@ func (s *Service) flush(ctx context.Context, all bool) {
 		})
 	}
 	wg.Wait()
+}
+
+// flushed is a visit a flush looks at.
+type flushed struct {
+	v    *visit
+	gone bool // the visitor left this node: another may take it over
 }
 
 // flushConcurrency bounds the journey writes a flush has in flight.
