@@ -506,7 +506,7 @@ func (gc *groupConv) logged(clientID string) (chat.Message, bool) {
 	h := clientHash(clientID)
 	for i := len(gc.pending) - 1; i >= 0; i-- {
 		if p := &gc.pending[i]; p.cid == h && p.m.ClientID == clientID {
-			return gc.pending[i].m, true
+			return p.m, true
 		}
 	}
 	return chat.Message{}, false
