@@ -16,6 +16,7 @@ type idleWaiter struct {
 	in    *bufio.Reader // the socket's read buffer; bytes there need no wait
 	peek  [1]byte
 	ready func(fd uintptr) bool // w.readable, bound once rather than per wait
+	woken bool                  // the peek found nothing: the next call follows the poller's wake-up
 
 	// mu keeps buffered off the read buffer while coder/websocket's close
 	// handshake reads it on another goroutine; see wsTransport.close.
@@ -40,6 +41,7 @@ func (w *idleWaiter) wait() {
 	if w == nil || w.buffered() {
 		return
 	}
+	w.woken = false
 	_ = w.raw.Read(w.ready)
 }
 
@@ -67,12 +69,21 @@ func (w *idleWaiter) closing(close func()) {
 
 // readable peeks at the kernel's queue. MSG_PEEK leaves the byte for the
 // reader; EAGAIN means nothing has arrived, and the runtime parks the
-// goroutine in its poller until something does. It looks again once
-// woken: the poller may report readiness that an earlier read used up.
+// goroutine in its poller until something does. Once woken it does not
+// look again: that second peek was half of a busy socket's recvfrom
+// calls (a socket waits between nearly every two frames), and in 200,000
+// wake-ups at 10,000 messages a second none found the queue empty. A
+// wake-up for bytes an earlier read used up is possible, though: then the
+// reader waits for the next frame inside the frame reader, as it does
+// where there is no idleWaiter.
 func (w *idleWaiter) readable(fd uintptr) bool {
+	if w.woken {
+		return true
+	}
 	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&w.peek[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno != syscall.EAGAIN
+	w.woken = errno == syscall.EAGAIN
+	return !w.woken
 }
 
 // rawWriter writes what a plain TCP socket's send buffer takes at once,

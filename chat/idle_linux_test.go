@@ -2,7 +2,9 @@ package chat
 
 import (
 	"bufio"
+	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,4 +83,59 @@ func TestIdleWaiterOnlyOnPlainTCP(t *testing.T) {
 		t.Fatal("waiter on a wrapped connection")
 	}
 	w.wait() // a nil waiter returns at once
+}
+
+// pollerConn stands in for the runtime's poller: Read calls f, and after a
+// call that finds nothing "wakes" and calls it again, as RawConn.Read
+// does once the poller reports the socket readable.
+type pollerConn struct {
+	syscall.RawConn
+	fd    uintptr
+	calls int
+}
+
+func (p *pollerConn) Read(f func(uintptr) bool) error {
+	for p.calls = 1; !f(p.fd); p.calls++ {
+		if p.calls == 3 {
+			return errors.New("f never reported the socket readable")
+		}
+	}
+	return nil
+}
+
+func TestIdleWaiterTrustsTheWakeUp(t *testing.T) {
+	server, client := tcpPair(t)
+	raw, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd uintptr
+	if err := raw.Control(func(f uintptr) { fd = f }); err != nil {
+		t.Fatal(err)
+	}
+	p := &pollerConn{fd: fd}
+	w := newIdleWaiter(p, bufio.NewReader(server))
+
+	// Nothing queued: one peek, then the wake-up is taken at its word
+	// (here the socket is still empty, which a second peek would see).
+	// Each wait peeks afresh rather than trusting the last one's wake-up.
+	for i := range 2 {
+		if w.wait(); p.calls != 2 {
+			t.Fatalf("wait %d on an empty socket called readable %d times, want 2", i, p.calls)
+		}
+	}
+	// Bytes queued: the first peek sees them.
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if w.wait(); p.calls == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queued byte was never seen by the first peek")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
