@@ -3,7 +3,9 @@ package chat
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -137,5 +139,89 @@ func TestIdleWaiterTrustsTheWakeUp(t *testing.T) {
 			t.Fatal("the queued byte was never seen by the first peek")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestRawReader(t *testing.T) {
+	server, client := tcpPair(t)
+	r := newRawReader(server, tcpRawConn(server))
+	if _, ok := r.(*rawReader); !ok {
+		t.Fatalf("a plain TCP socket's reader is %T", r)
+	}
+	if got := newRawReader(countingConn{Conn: server}, nil); got == r {
+		t.Fatal("a wrapped connection got a raw reader")
+	}
+
+	// Queued bytes come back from the raw read.
+	if _, err := client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	got := ""
+	for len(got) < 5 {
+		n, err := r.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += string(buf[:n])
+	}
+	if got != "hello" {
+		t.Fatalf("read %q", got)
+	}
+
+	// Nothing queued: the read waits in the runtime, deadline and all.
+	server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read with nothing queued past the deadline: %v", err)
+	}
+	server.SetReadDeadline(time.Time{})
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		client.Write([]byte("late"))
+	}()
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("waited read: %q, %v", buf[:n], err)
+	}
+
+	// The end of the stream, and a closed socket, read as net.Conn does.
+	client.Close()
+	if _, err := r.Read(buf); err != io.EOF {
+		t.Fatalf("read after the peer closed: %v", err)
+	}
+	server.Close()
+	if _, err := r.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+}
+
+func TestRawWriterWritesWhatTheKernelTakes(t *testing.T) {
+	server, client := tcpPair(t)
+	w := newRawWriter(tcpRawConn(server))
+	if n, err := w.writeNow([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("writeNow = %d, %v", n, err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("peer read %q, %v", buf, err)
+	}
+	// A full send buffer takes part, then nothing, never waiting.
+	big := make([]byte, 1<<20)
+	total := 0
+	for range 64 {
+		n, err := w.writeNow(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if n, _ := w.writeNow(big); n != 0 {
+		t.Fatalf("a full send buffer took %d more bytes (after %d)", n, total)
+	}
+	server.Close()
+	if _, err := w.writeNow([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("writeNow after close: %v", err)
 	}
 }

@@ -4,6 +4,8 @@ package chat
 
 import (
 	"bufio"
+	"io"
+	"net"
 	"syscall"
 )
 
@@ -25,3 +27,6 @@ type rawWriter struct{}
 func newRawWriter(syscall.RawConn) *rawWriter { return nil }
 
 func (*rawWriter) writeNow([]byte) (int, error) { return 0, nil }
+
+// newRawReader returns conn: off Linux every read goes through the runtime.
+func newRawReader(conn net.Conn, _ syscall.RawConn) io.Reader { return conn }
