@@ -2,7 +2,6 @@ package chat
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -98,13 +97,15 @@ func (w *idleWaiter) readable(fd uintptr) bool {
 // 10,000 msgs/s socket reads and writes were 45 % of the node's retakes
 // (410 a second), and sysmon's sleeps 4 % of its CPU.
 
-// rawReader reads what a plain TCP socket has queued with one raw read;
-// when nothing is queued, the stream ended, the read failed or a deadline
-// passed, conn.Read waits or reports it. The idle waiter has nearly
-// always seen bytes before a read, so the fallback is rare. Reads are
-// serialised by coder/websocket's read lock, as a bufio.Reader needs.
+// rawReader is a plain TCP socket whose reads take what is queued with
+// one raw read; when nothing is queued, the stream ended, the read failed
+// or a deadline passed, the connection's own Read waits or reports it.
+// The idle waiter has nearly always seen bytes before a read, so the
+// fallback is rare. Reads are serialised by coder/websocket's read lock,
+// as its bufio.Reader needs. It is what Hijack hands coder/websocket,
+// which reads through whatever net.Conn it is given.
 type rawReader struct {
-	conn  net.Conn
+	net.Conn
 	raw   syscall.RawConn
 	fn    func(fd uintptr) bool // r.read
 	p     []byte
@@ -114,11 +115,11 @@ type rawReader struct {
 
 // newRawReader returns conn itself for a socket that is not plain TCP
 // (raw nil).
-func newRawReader(conn net.Conn, raw syscall.RawConn) io.Reader {
+func newRawReader(conn net.Conn, raw syscall.RawConn) net.Conn {
 	if raw == nil {
 		return conn
 	}
-	r := &rawReader{conn: conn, raw: raw}
+	r := &rawReader{Conn: conn, raw: raw}
 	r.fn = r.read
 	return r
 }
@@ -131,7 +132,7 @@ func (r *rawReader) read(fd uintptr) bool {
 
 func (r *rawReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return r.conn.Read(p)
+		return r.Conn.Read(p)
 	}
 	r.p = p
 	err := r.raw.Read(r.fn)
@@ -139,7 +140,7 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	if err == nil && r.errno == 0 && r.n > 0 {
 		return r.n, nil
 	}
-	return r.conn.Read(p)
+	return r.Conn.Read(p)
 }
 
 // rawWriter writes what a plain TCP socket's send buffer takes at once,

@@ -148,8 +148,8 @@ func TestRawReader(t *testing.T) {
 	if _, ok := r.(*rawReader); !ok {
 		t.Fatalf("a plain TCP socket's reader is %T", r)
 	}
-	if got := newRawReader(countingConn{Conn: server}, nil); got == r {
-		t.Fatal("a wrapped connection got a raw reader")
+	if got, ok := newRawReader(countingConn{Conn: server}, nil).(*rawReader); ok {
+		t.Fatalf("a wrapped connection got a raw reader: %v", got)
 	}
 
 	// Queued bytes come back from the raw read.

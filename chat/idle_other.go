@@ -4,7 +4,6 @@ package chat
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"syscall"
 )
@@ -29,4 +28,4 @@ func newRawWriter(syscall.RawConn) *rawWriter { return nil }
 func (*rawWriter) writeNow([]byte) (int, error) { return 0, nil }
 
 // newRawReader returns conn: off Linux every read goes through the runtime.
-func newRawReader(conn net.Conn, _ syscall.RawConn) io.Reader { return conn }
+func newRawReader(conn net.Conn, _ syscall.RawConn) net.Conn { return conn }

@@ -69,13 +69,13 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	raw := tcpRawConn(conn)
-	in := newRawReader(conn, raw)
-	br := bufio.NewReaderSize(in, readBufferSize)
+	conn = newRawReader(conn, raw)
+	br := bufio.NewReaderSize(conn, readBufferSize)
 	if n := brw.Reader.Buffered(); n > 0 {
 		// The client wrote ahead of the handshake's answer. Accept takes
 		// what is buffered at hijack, so those bytes go into the new buffer.
 		early, _ := brw.Reader.Peek(n)
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), in), max(n, readBufferSize))
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(n, readBufferSize))
 		if _, err := br.Peek(n); err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("keep bytes sent with the handshake: %w", err)
