@@ -155,9 +155,10 @@ type Store struct {
 
 	cache *recordCache // decoded conversations and visitors; see cache.go
 
-	// The message log (wal.go, checkpoint.go). wal and ckptBusy belong to
-	// the writer goroutine.
+	// The message log (wal.go, checkpoint.go). wal, ckptBusy and clients
+	// belong to the writer goroutine.
 	wal       *wal
+	clients   clientIDs // see clientids.go
 	pend      *pendingLog
 	every     time.Duration // Options.CheckpointInterval
 	ckptBusy  bool          // a generation is with the checkpointer
@@ -271,6 +272,7 @@ func Open(path string, opts Options) (*Store, error) {
 		cache:     newRecordCache(),
 		wal:       w,
 		pend:      newPendingLog(),
+		clients:   newClientIDs(),
 		every:     opts.CheckpointInterval,
 		ckptPiece: defaultCkptPiece,
 		ckptReq:   make(chan ckptJob),

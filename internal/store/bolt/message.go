@@ -337,7 +337,12 @@ func (s *Store) commitMessages(g *group, batch []*appendReq) {
 			break
 		}
 		err = s.prepare(g, batch)
-		if err != nil || s.released.Load() == n {
+		if err == nil && s.released.Load() == n {
+			s.clients.keep()
+			break
+		}
+		s.clients.forget()
+		if err != nil {
 			break
 		}
 	}
@@ -449,6 +454,18 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
+		h := clientHash(m.ClientID)
+		set, ok := s.clients.known(id)
+		if !ok {
+			if err := read(); err != nil {
+				return err
+			}
+			set, g.key = s.clients.read(id, cur, gc.pending, g.key)
+		}
+		if _, maybe := set[h]; set != nil && !maybe {
+			s.fresh(g, gc, i, m, h)
+			continue
+		}
 		if err := read(); err != nil {
 			return err
 		}
@@ -465,13 +482,20 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		m.Seq = gc.lastSeq + 1
-		gc.added = append(gc.added, len(g.fresh))
-		g.fresh = append(g.fresh, newPending(m, encodeMessage(m), s.wal.gen))
-		gc.lastSeq = m.Seq
-		g.res[i] = appendRes{m: m, created: true}
+		s.fresh(g, gc, i, m, h)
 	}
 	return nil
+}
+
+// fresh gives batch[i], m, the conversation's next sequence number and a
+// place among the messages the group stores; h is its client ID's hash.
+func (s *Store) fresh(g *group, gc *groupConv, i int, m chat.Message, h uint64) {
+	m.Seq = gc.lastSeq + 1
+	gc.added = append(gc.added, len(g.fresh))
+	g.fresh = append(g.fresh, newPending(m, encodeMessage(m), s.wal.gen))
+	gc.lastSeq = m.Seq
+	g.res[i] = appendRes{m: m, created: true}
+	s.clients.add(m.ConversationID, h)
 }
 
 // load sets whether the conversation id exists and its last sequence
