@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,6 +92,53 @@ func BenchmarkAppendParallel(b *testing.B) {
 	if c := after.Commits - before.Commits; c > 0 {
 		b.ReportMetric(float64(after.Appends-before.Appends)/float64(c), "msgs/commit")
 	}
+}
+
+// BenchmarkAppendBusyStore is BenchmarkAppendParallel's callers on a
+// store whose B+tree already holds 500 conversations of 40 messages, with
+// fsync off so that what shows is the CPU of an append: its sequence
+// number, the check that its client ID is new, logging and fan-in.
+func BenchmarkAppendBusyStore(b *testing.B) {
+	const convs, held = 500, 40
+	path := filepath.Join(b.TempDir(), "bench.db")
+	s := open(b, path, bolt.Options{NoSync: true})
+	ctx := context.Background()
+	for i := range convs {
+		benchConv(b, s, fmt.Sprint("c", i))
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for c := next.Add(1) - 1; c < convs; c = next.Add(1) - 1 {
+				for i := range held {
+					if _, _, err := s.AppendMessage(ctx, benchMessage(fmt.Sprint("c", c), -1-i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil { // checkpoints every message into the B+tree
+		b.Fatal(err)
+	}
+	s = open(b, path, bolt.Options{NoSync: true})
+	defer s.Close()
+	next.Store(0)
+	elapsed := parallel64(b, func(pb *testing.PB) {
+		conv := fmt.Sprint("c", next.Add(1)%convs)
+		i := 0
+		for pb.Next() {
+			if _, _, err := s.AppendMessage(ctx, benchMessage(conv, i)); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
 
 // BenchmarkMessages reads 50 messages after a sequence number, as a
