@@ -31,20 +31,25 @@ type clientIDs struct {
 	made  []string                       // sets made since the last keep or forget
 
 	perConv int // most hashes kept for a conversation (maxConvClientIDs; smaller in tests)
-	total   int // most hashes and conversations kept in all (maxClientIDs; smaller in tests)
+	total   int // bound on the sets' size (maxClientIDs; smaller in tests): see size
 }
 
-// Bounds on clientIDs' memory: about 20 bytes a hash or a conversation,
-// so a few MiB. A conversation over perConv messages is looked up message
-// by message, as is one whose set would take the sets past total; once
-// they hold total between them, they are dropped after the group, and
-// made again as conversations append, each by one scan of its client IDs.
-// Sets are only dropped between groups: one made in the middle of a group
-// would miss the messages the group has given sequence numbers so far.
+// Bounds on clientIDs' memory. A hash takes about 20 bytes in its set and
+// a conversation's entry about 160 (convWeight hashes), so the sets stay
+// under about 5 MiB. A conversation over perConv messages is looked up
+// message by message, as is one whose set would take the sets past total;
+// once they reach total, they are dropped after the group, and made again
+// as conversations append, each by one scan of its client IDs. Sets are
+// only dropped between groups: one made in the middle of a group would
+// miss the messages the group has given sequence numbers so far.
 const (
 	maxConvClientIDs = 4096
 	maxClientIDs     = 1 << 18
+	convWeight       = 8
 )
+
+// size is the sets' size in hashes, a conversation counting convWeight.
+func (c *clientIDs) size() int { return c.n + convWeight*len(c.convs) }
 
 func newClientIDs() clientIDs {
 	return clientIDs{convs: make(map[string]map[uint64]struct{}), perConv: maxConvClientIDs, total: maxClientIDs}
@@ -76,7 +81,7 @@ func (c *clientIDs) read(id string, cur *bbolt.Cursor, pending []pendingMsg, key
 			set = nil
 		}
 	}
-	if c.n+len(c.convs)+len(set) > c.total {
+	if c.size()+len(set) > c.total {
 		set = nil
 	}
 	c.convs[id] = set
@@ -107,7 +112,7 @@ func (c *clientIDs) add(id string, h uint64) {
 // The writer calls it between groups.
 func (c *clientIDs) keep() {
 	c.made = c.made[:0]
-	if c.n+len(c.convs) >= c.total {
+	if c.size() >= c.total {
 		clear(c.convs)
 		c.n = 0
 	}

@@ -75,7 +75,7 @@ func TestRetryFoundThroughClientIDs(t *testing.T) {
 // holding more than it keeps in all, still find every retry.
 func TestClientIDsBounds(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "db"), Options{CheckpointInterval: never})
-	s.clients.perConv, s.clients.total = 3, 6
+	s.clients.perConv, s.clients.total = 3, 20
 	createConv(t, s, "long")
 	appendN(t, s, "long", 1, 4)
 	if set, ok := s.clients.known("long"); !ok || set != nil {
@@ -88,11 +88,11 @@ func TestClientIDsBounds(t *testing.T) {
 
 	createConv(t, s, "a")
 	createConv(t, s, "b")
-	appendN(t, s, "a", 1, 3) // two entries (long's, a's) and 3 IDs: 5 of 6
+	appendN(t, s, "a", 1, 3) // two entries (long's, a's: 8 each) and 3 IDs: 19 of 20
 	if set, ok := s.clients.known("a"); !ok || len(set) != 3 {
 		t.Fatalf("conversation a's set holds %d IDs (known %v), want 3", len(set), ok)
 	}
-	appendN(t, s, "b", 1, 1) // b's entry and ID take them to 7: dropped after the group
+	appendN(t, s, "b", 1, 1) // b's entry and ID take them to 28: dropped after the group
 	if _, ok := s.clients.known("a"); ok || s.clients.n != 0 {
 		t.Fatalf("sets outlived their bound: a known %v, %d IDs in all", ok, s.clients.n)
 	}
