@@ -213,12 +213,14 @@ func sortQueue(q []Conversation) {
 }
 
 // pushQueuePositions sends each local waiting visitor its place and an
-// estimated wait, only when either changed.
+// estimated wait, only when either changed. It visits the sockets of the
+// queued conversations' visitors only: a node holding thousands of
+// visitors runs this every RouteInterval and at every change to the
+// queue, and visiting every socket (taking each one's lock) cost 5.7 ms
+// and 760 KB a pass with 19,000 of them whenever anyone waited
+// (BenchmarkQueuePositions; 1.7 µs now).
 func (h *Hub) pushQueuePositions(queue []Conversation, online []*onlineAgent) {
 	if len(queue) == 0 {
-		// Nobody waits, so nobody has a position: no need to visit every
-		// visitor's socket (an idle node holding thousands of them runs
-		// this every RouteInterval).
 		return
 	}
 	pos := make(map[string]int, len(queue))
@@ -232,9 +234,11 @@ func (h *Hub) pushQueuePositions(queue []Conversation, online []*onlineAgent) {
 	avg := h.handle.average()
 	h.mu.Lock()
 	var targets []*client
-	for _, g := range h.visitors {
-		for c := range g.clients {
-			targets = append(targets, c)
+	for _, conv := range queue {
+		if g := h.visitors[conv.VisitorID]; g != nil {
+			for c := range g.clients {
+				targets = append(targets, c)
+			}
 		}
 	}
 	h.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,5 +91,91 @@ func TestAssignAll(t *testing.T) {
 	}
 	if a, b := agents[0], agents[1]; a.load != 4 || b.load != b.capacity {
 		t.Errorf("loads after the round: a %d, b %d; want 4 and 2", a.load, b.load)
+	}
+}
+
+// discardTransport takes every frame at once and keeps none.
+type discardTransport struct{}
+
+func (discardTransport) tryWrite([][]byte) (ok, owed bool)   { return true, false }
+func (discardTransport) write([][]byte, time.Duration) error { return nil }
+func (discardTransport) close(StatusCode, string)            {}
+
+// addVisitorSocket puts a socket of visitor v, waiting in conversation
+// conv, on h as a hello would.
+func addVisitorSocket(h *Hub, t transport, v, conv string) *client {
+	c := newClient(h, t, kindVisitor, "127.0.0.1")
+	c.visitor, c.conv = v, conv
+	h.mu.Lock()
+	g := h.visitors[v]
+	if g == nil {
+		g = &visitorGroup{clients: make(map[*client]struct{})}
+		h.visitors[v] = g
+	}
+	g.clients[c] = struct{}{}
+	h.mu.Unlock()
+	return c
+}
+
+// Each queued conversation's visitor, on every tab, hears its place and
+// wait; other visitors hear nothing; an unchanged place is not sent again.
+func TestQueuePositionsReachQueuedVisitors(t *testing.T) {
+	h, err := NewHub(Config{Store: fanoutStore{}, Secret: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	socks := map[string]*recordingTransport{}
+	for _, s := range []string{"v0", "v1", "v2", "v3", "v4", "v4-tab"} {
+		tr := &recordingTransport{wrote: make(chan struct{}, 10)}
+		socks[s] = tr
+		v := strings.TrimSuffix(s, "-tab")
+		addVisitorSocket(h, tr, v, "c"+strings.TrimPrefix(v, "v"))
+	}
+	queue := []Conversation{{ID: "c3", VisitorID: "v3"}, {ID: "c1", VisitorID: "v1"}, {ID: "c4", VisitorID: "v4"}}
+	h.pushQueuePositions(queue, []*onlineAgent{{id: "a", capacity: 2}})
+	h.pushQueuePositions(queue, []*onlineAgent{{id: "a", capacity: 2}})
+
+	want := map[string]int{"v3": 1, "v1": 2, "v4": 3, "v4-tab": 3}
+	for s, tr := range socks {
+		tr.mu.Lock()
+		got := tr.tried
+		tr.mu.Unlock()
+		p, queued := want[s]
+		if !queued {
+			if len(got) != 0 {
+				t.Errorf("%s, not queued, was sent %q", s, got)
+			}
+			continue
+		}
+		if len(got) != 1 || !strings.Contains(got[0], `"type":"queue"`) || !strings.Contains(got[0], fmt.Sprintf(`"position":%d,`, p)) {
+			t.Errorf("%s was sent %q, want one queue frame at position %d", s, got, p)
+		}
+	}
+}
+
+// BenchmarkQueuePositions is one pass of queue positions on a node
+// holding 19,000 visitors, 10 of them waiting, none of whose places
+// changed: the pass the router makes every RouteInterval while anyone
+// waits.
+func BenchmarkQueuePositions(b *testing.B) {
+	h, err := NewHub(Config{Store: fanoutStore{}, Secret: []byte("0123456789abcdef")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Shutdown(context.Background())
+	var queue []Conversation
+	for i := range 19000 {
+		v, conv := fmt.Sprint("v", i), fmt.Sprint("c", i)
+		addVisitorSocket(h, discardTransport{}, v, conv)
+		if i%1900 == 0 {
+			queue = append(queue, Conversation{ID: conv, VisitorID: v})
+		}
+	}
+	online := []*onlineAgent{{id: "a", capacity: 2}}
+	h.pushQueuePositions(queue, online)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.pushQueuePositions(queue, online)
 	}
 }
