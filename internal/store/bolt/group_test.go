@@ -433,7 +433,7 @@ func BenchmarkLoggedMiss(b *testing.B) {
 	missing := fmt.Sprintf("visitor-0042-msg-%06d", 999999)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := gc.logged(missing); ok {
+		if _, ok := gc.logged(missing, clientHash(missing)); ok {
 			b.Fatal("found a message that is not there")
 		}
 	}

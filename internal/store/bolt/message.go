@@ -450,11 +450,11 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		if old, ok := gc.logged(m.ClientID); ok {
+		h := clientHash(m.ClientID)
+		if old, ok := gc.logged(m.ClientID, h); ok {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		h := clientHash(m.ClientID)
 		set, ok := s.clients.known(id)
 		if !ok {
 			if err := read(); err != nil {
@@ -463,7 +463,7 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			set, g.key = s.clients.read(id, cur, gc.pending, g.key)
 		}
 		if _, maybe := set[h]; set != nil && !maybe {
-			s.fresh(g, gc, i, m, h)
+			s.fresh(g, gc, i, m)
 			continue
 		}
 		if err := read(); err != nil {
@@ -482,20 +482,21 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		s.fresh(g, gc, i, m, h)
+		s.fresh(g, gc, i, m)
 	}
 	return nil
 }
 
 // fresh gives batch[i], m, the conversation's next sequence number and a
-// place among the messages the group stores; h is its client ID's hash.
-func (s *Store) fresh(g *group, gc *groupConv, i int, m chat.Message, h uint64) {
+// place among the messages the group stores.
+func (s *Store) fresh(g *group, gc *groupConv, i int, m chat.Message) {
 	m.Seq = gc.lastSeq + 1
 	gc.added = append(gc.added, len(g.fresh))
-	g.fresh = append(g.fresh, newPending(m, encodeMessage(m), s.wal.gen))
+	p := newPending(m, encodeMessage(m), s.wal.gen)
+	g.fresh = append(g.fresh, p)
 	gc.lastSeq = m.Seq
 	g.res[i] = appendRes{m: m, created: true}
-	s.clients.add(m.ConversationID, h)
+	s.clients.add(m.ConversationID, p.cid)
 }
 
 // load sets whether the conversation id exists and its last sequence
@@ -523,11 +524,10 @@ func (gc *groupConv) load(tx *bbolt.Tx, id string, cache *recordCache) error {
 	return nil
 }
 
-// logged returns the pending message with the client ID, if any. A
-// conversation holds few pending messages (those of the last checkpoint
-// interval), so a scan beats a map.
-func (gc *groupConv) logged(clientID string) (chat.Message, bool) {
-	h := clientHash(clientID)
+// logged returns the pending message with the client ID, whose
+// clientHash is h, if any. A conversation holds few pending messages
+// (those of the last checkpoint interval), so a scan beats a map.
+func (gc *groupConv) logged(clientID string, h uint64) (chat.Message, bool) {
 	for i := len(gc.pending) - 1; i >= 0; i-- {
 		if p := &gc.pending[i]; p.cid == h && p.m.ClientID == clientID {
 			return p.m, true
