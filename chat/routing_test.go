@@ -103,18 +103,13 @@ func (discardTransport) close(StatusCode, string)            {}
 
 // addVisitorSocket puts a socket of visitor v, waiting in conversation
 // conv, on h as a hello would.
-func addVisitorSocket(h *Hub, t transport, v, conv string) *client {
+func addVisitorSocket(tb testing.TB, h *Hub, t transport, v, conv string) {
+	tb.Helper()
 	c := newClient(h, t, kindVisitor, "127.0.0.1")
 	c.visitor, c.conv = v, conv
-	h.mu.Lock()
-	g := h.visitors[v]
-	if g == nil {
-		g = &visitorGroup{clients: make(map[*client]struct{})}
-		h.visitors[v] = g
+	if err := h.joinVisitorGroup(context.Background(), c); err != nil {
+		tb.Fatal(err)
 	}
-	g.clients[c] = struct{}{}
-	h.mu.Unlock()
-	return c
 }
 
 // Each queued conversation's visitor, on every tab, hears its place and
@@ -130,7 +125,7 @@ func TestQueuePositionsReachQueuedVisitors(t *testing.T) {
 		tr := &recordingTransport{wrote: make(chan struct{}, 10)}
 		socks[s] = tr
 		v := strings.TrimSuffix(s, "-tab")
-		addVisitorSocket(h, tr, v, "c"+strings.TrimPrefix(v, "v"))
+		addVisitorSocket(t, h, tr, v, "c"+strings.TrimPrefix(v, "v"))
 	}
 	queue := []Conversation{{ID: "c3", VisitorID: "v3"}, {ID: "c1", VisitorID: "v1"}, {ID: "c4", VisitorID: "v4"}}
 	h.pushQueuePositions(queue, []*onlineAgent{{id: "a", capacity: 2}})
@@ -167,7 +162,7 @@ func BenchmarkQueuePositions(b *testing.B) {
 	var queue []Conversation
 	for i := range 19000 {
 		v, conv := fmt.Sprint("v", i), fmt.Sprint("c", i)
-		addVisitorSocket(h, discardTransport{}, v, conv)
+		addVisitorSocket(b, h, discardTransport{}, v, conv)
 		if i%1900 == 0 {
 			queue = append(queue, Conversation{ID: conv, VisitorID: v})
 		}
