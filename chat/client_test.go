@@ -164,6 +164,22 @@ func (t *recordingTransport) write(frames [][]byte, _ time.Duration) error {
 
 func (*recordingTransport) close(StatusCode, string) {}
 
+// waitWriterDone waits, a bounded while, for c's writer to find its queue
+// empty and end.
+func waitWriterDone(t *testing.T, c *client) {
+	t.Helper()
+	for range 10000 {
+		c.mu.Lock()
+		writing := c.writing
+		c.mu.Unlock()
+		if !writing {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the writer did not end")
+}
+
 // A visitor's frame goes out on the sender's goroutine when the socket
 // takes it; an owed tail gets a writer that flushes it; corked frames leave
 // together at uncork; an agent's frames always go to the writer, to be
@@ -191,6 +207,7 @@ func TestVisitorFramesWrittenAtOnceAgentFramesBatched(t *testing.T) {
 		t.Fatalf("after an owed tail the writer wrote %q, want one empty flush", vt.writes)
 	}
 	vt.mu.Unlock()
+	waitWriterDone(t, v) // else the corked frames below would queue behind it
 
 	// Corked, frames wait and then leave in one write.
 	vt.mu.Lock()
