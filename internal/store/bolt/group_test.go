@@ -428,7 +428,7 @@ func BenchmarkLoggedMiss(b *testing.B) {
 	var gc groupConv
 	for i := range 50 {
 		m := chat.Message{ConversationID: "c", Seq: int64(i + 1), ClientID: fmt.Sprintf("visitor-0042-msg-%06d", i)}
-		gc.pending = append(gc.pending, newPending(m, nil, 1))
+		gc.pending = append(gc.pending, newPending(m, nil, 1, clientHash(m.ClientID)))
 	}
 	missing := fmt.Sprintf("visitor-0042-msg-%06d", 999999)
 	b.ReportAllocs()

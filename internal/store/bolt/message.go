@@ -463,7 +463,7 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			set, g.key = s.clients.read(id, cur, gc.pending, g.key)
 		}
 		if _, maybe := set[h]; set != nil && !maybe {
-			s.fresh(g, gc, i, m)
+			s.fresh(g, gc, i, m, h)
 			continue
 		}
 		if err := read(); err != nil {
@@ -482,21 +482,20 @@ func (s *Store) prepare(g *group, batch []*appendReq) error {
 			g.res[i] = appendRes{m: old}
 			continue
 		}
-		s.fresh(g, gc, i, m)
+		s.fresh(g, gc, i, m, h)
 	}
 	return nil
 }
 
 // fresh gives batch[i], m, the conversation's next sequence number and a
-// place among the messages the group stores.
-func (s *Store) fresh(g *group, gc *groupConv, i int, m chat.Message) {
+// place among the messages the group stores; h is its client ID's hash.
+func (s *Store) fresh(g *group, gc *groupConv, i int, m chat.Message, h uint64) {
 	m.Seq = gc.lastSeq + 1
 	gc.added = append(gc.added, len(g.fresh))
-	p := newPending(m, encodeMessage(m), s.wal.gen)
-	g.fresh = append(g.fresh, p)
+	g.fresh = append(g.fresh, newPending(m, encodeMessage(m), s.wal.gen, h))
 	gc.lastSeq = m.Seq
 	g.res[i] = appendRes{m: m, created: true}
-	s.clients.add(m.ConversationID, p.cid)
+	s.clients.add(m.ConversationID, h)
 }
 
 // load sets whether the conversation id exists and its last sequence

@@ -23,9 +23,10 @@ var clientSeed = maphash.MakeSeed()
 // one word each, not the IDs, which are of one length and live elsewhere.
 func clientHash(id string) uint64 { return maphash.String(clientSeed, id) }
 
-// newPending makes the pending entry of m, logged as enc in generation gen.
-func newPending(m chat.Message, enc []byte, gen uint64) pendingMsg {
-	return pendingMsg{m: m, enc: enc, gen: gen, cid: clientHash(m.ClientID)}
+// newPending makes the pending entry of m, logged as enc in generation gen;
+// cid is clientHash(m.ClientID).
+func newPending(m chat.Message, enc []byte, gen, cid uint64) pendingMsg {
+	return pendingMsg{m: m, enc: enc, gen: gen, cid: cid}
 }
 
 // pendingLog serves the logged messages that are not in the B+tree yet.

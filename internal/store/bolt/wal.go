@@ -232,7 +232,7 @@ func decodeGroup(body []byte, gen uint64) ([]pendingMsg, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, newPending(m, enc, gen))
+		out = append(out, newPending(m, enc, gen, clientHash(m.ClientID)))
 	}
 	return out, nil
 }

@@ -44,7 +44,7 @@ func TestDirectLog(t *testing.T) {
 			seq++
 			m := chat.Message{ConversationID: "c", Seq: seq, ClientID: fmt.Sprint("k", seq), Author: chat.Author{Kind: chat.AuthorVisitor, ID: "v"},
 				Text: strings.Repeat(string(rune('a'+j)), size), At: time.Unix(seq, 0).UTC()}
-			msgs = append(msgs, newPending(m, encodeMessage(m), 0))
+			msgs = append(msgs, newPending(m, encodeMessage(m), 0, clientHash(m.ClientID)))
 			want[w.active] = append(want[w.active], m)
 		}
 		if err := w.write(msgs); err != nil {
@@ -102,7 +102,7 @@ func TestLogWithoutDirect(t *testing.T) {
 		}
 	}
 	m := chat.Message{ConversationID: "c", Seq: 1, ClientID: "k1", Author: chat.Author{Kind: chat.AuthorVisitor, ID: "v"}, Text: "hello", At: time.Unix(1, 0).UTC()}
-	if err := w.write([]pendingMsg{newPending(m, encodeMessage(m), 0)}); err != nil {
+	if err := w.write([]pendingMsg{newPending(m, encodeMessage(m), 0, clientHash(m.ClientID))}); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(WALFiles(path)[0])

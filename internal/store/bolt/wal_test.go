@@ -561,7 +561,7 @@ func FuzzReadWAL(f *testing.F) {
 					ConversationID: fmt.Sprintf("c%d", j%3), Seq: int64(i*1000 + j + 1), ClientID: fmt.Sprintf("k%d.%d", i, j),
 					Author: chat.Author{Kind: chat.AuthorVisitor, ID: "v"}, Text: text, At: time.Unix(int64(i), int64(j)).UTC(),
 				}
-				msgs = append(msgs, newPending(m, encodeMessage(m), 0))
+				msgs = append(msgs, newPending(m, encodeMessage(m), 0, clientHash(m.ClientID)))
 				want = append(want, m)
 			}
 			log = append(log, w.record(msgs)...)
